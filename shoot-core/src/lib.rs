@@ -8,6 +8,7 @@
 //! the bus: [`events`]. Business limits: [`limits`].
 
 pub mod bookmarks;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod identity;
@@ -27,3 +28,4 @@ pub use ids::{
 };
 pub use limits::Limits;
 pub use time::Timestamp;
+pub use engine::{ChatEngine, EngineConfig, Ports};
