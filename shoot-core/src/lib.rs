@@ -14,12 +14,15 @@ pub mod events;
 pub mod identity;
 pub mod ids;
 pub mod limits;
+pub mod memory;
 pub mod messages;
 pub mod notifications;
 pub mod ports;
 pub mod rooms;
 pub mod schedule;
 pub mod social;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 
 pub use error::{Error, ErrorCode, ErrorKind, PortError, PortResult, Result};

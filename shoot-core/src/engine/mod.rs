@@ -23,6 +23,40 @@ use crate::schedule::ScheduleStore;
 use crate::social::SocialStore;
 use crate::time::Timestamp;
 
+// ENG-A
+mod bookmarks;
+mod identity;
+mod notify;
+mod recommend;
+mod social;
+pub use bookmarks::{BOOKMARK_NOTE_MAX, BookmarkEntry};
+pub use identity::{NewUser, ProfilePatch};
+pub use recommend::Recommendation;
+pub use social::FriendRequests;
+// end ENG-A
+
+// ENG-B
+mod lock;
+mod messages;
+mod pipeline;
+mod presence;
+mod read;
+mod rooms;
+mod schedule;
+mod sync;
+mod workers;
+
+pub use lock::{backoff, with_lock};
+pub use messages::{MessageRecord, ThreadDetail, ThreadSummary, thread_summary};
+pub use pipeline::{SendMessage, SendReceipt};
+pub use read::ReadTarget;
+pub use rooms::{RoomDetails, RoomSummary, sort_room_list};
+pub use schedule::{NewSchedule, SchedulePatch, next_occurrence};
+pub use sync::{SyncDirection, SyncPage, SyncRequest};
+pub use workers::PERSISTENCE_GROUP;
+// end ENG-B
+
+
 /// Every port the engine needs.
 #[derive(Clone)]
 pub struct Ports {
@@ -65,11 +99,17 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// This instance's name (consumer groups, lock and claim owners).
     pub instance_id: String,
+    /// Argon2id cost parameters for password hashing.
+    pub password: crate::identity::password::PasswordHasherConfig,
 }
 
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
-        EngineConfig { limits: Limits::default(), instance_id: "local".to_owned() }
+        EngineConfig {
+            limits: Limits::default(),
+            instance_id: "local".to_owned(),
+            password: crate::identity::password::PasswordHasherConfig::default(),
+        }
     }
 }
 
@@ -82,12 +122,14 @@ pub struct ChatEngine {
 pub(crate) struct Inner {
     pub(crate) ports: Ports,
     pub(crate) config: EngineConfig,
+    /// ENG-B: lanes, in-flight sends, typing timers, workers.
+    pub(crate) runtime: pipeline::Runtime,
 }
 
 impl ChatEngine {
     /// An engine over `ports` with `config`.
     pub fn new(ports: Ports, config: EngineConfig) -> ChatEngine {
-        ChatEngine { inner: Arc::new(Inner { ports, config }) }
+        ChatEngine { inner: Arc::new(Inner { ports, config, runtime: pipeline::Runtime::new() }) }
     }
 
     /// The business limits in force.

@@ -1,5 +1,8 @@
 //! Identity: user accounts, profiles, status, user codes and refresh-token sessions.
 
+pub mod password;
+pub mod rules;
+
 use async_trait::async_trait;
 
 use crate::error::PortResult;

@@ -1,6 +1,11 @@
 //! Messages: content, status lifecycle, edits, tombstones, reactions, pins, threads,
 //! forwarding, mentions, link previews and search.
 
+pub mod links;
+pub mod mentions;
+pub mod rules;
+pub mod status;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;

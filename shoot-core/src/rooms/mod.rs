@@ -1,6 +1,8 @@
 //! Rooms: direct and group rooms, participants and roles, favourites, announcements and the
 //! per-participant read cursor.
 
+pub mod rules;
+
 use async_trait::async_trait;
 
 use crate::error::PortResult;

@@ -1,5 +1,8 @@
 //! Social graph: friend requests, friendships, friend groups and blocking.
 
+pub mod bfs;
+pub mod rules;
+
 use async_trait::async_trait;
 
 use crate::error::PortResult;

@@ -1,1 +1,3 @@
 //! STOMP 1.2 over WebSocket at `/ws/chat`.
+
+pub mod frame;

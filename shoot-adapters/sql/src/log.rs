@@ -1,0 +1,521 @@
+//! The embedded durable message log on SQLite: [`SqliteMessageLog`].
+//!
+//! Records live in their own database file with `synchronous=FULL`: an append returns only
+//! once its transaction is on disk, which is what `SENT_TO_KAFKA` promises. A single writer
+//! task owns the write connection and commits everything pending in one transaction (group
+//! commit), so concurrent senders share one fsync. Consumers read through a separate pool
+//! (WAL lets readers run beside the writer) and are woken by the writer after each commit.
+//!
+//! All records are in partition 0 (one file, one offset sequence), so log order is global
+//! and per-room order follows.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use shoot_core::messages::Message;
+use shoot_core::ports::{LogConsumer, LogEntry, LogPosition, MessageLog};
+use shoot_core::{PortError, PortResult, Seq};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::sqlite::BUSY_TIMEOUT;
+
+const BACKEND: &str = "sqlite";
+
+/// The only partition of the embedded log.
+const PARTITION: i32 = 0;
+
+/// Most requests folded into one transaction.
+const MAX_REQUESTS_PER_COMMIT: usize = 4096;
+
+/// Rows per multi-row INSERT (4 variables each).
+const INSERT_CHUNK: usize = 2000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS log_records (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    partition INTEGER NOT NULL,
+    room_id   INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    payload   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_room_seqs (
+    room_id  INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_groups (
+    name      TEXT PRIMARY KEY,
+    committed INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_dead_letters (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id  INTEGER NOT NULL,
+    partition  INTEGER NOT NULL,
+    room_id    INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    payload    TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+fn err(e: sqlx::Error) -> PortError {
+    PortError::backend(BACKEND, e)
+}
+
+enum Request {
+    Append {
+        batch: Vec<Message>,
+        reply: oneshot::Sender<PortResult<Vec<Message>>>,
+    },
+    Commit {
+        group: String,
+        offset: i64,
+        reply: oneshot::Sender<PortResult<()>>,
+    },
+    DeadLetter {
+        entry: Box<LogEntry>,
+        reason: String,
+        reply: oneshot::Sender<PortResult<()>>,
+    },
+}
+
+/// Where a consumer group is, shared by the group's consumers in this process.
+#[derive(Debug)]
+struct GroupCursor {
+    /// Highest offset handed to a consumer of the group.
+    handed_out: i64,
+    /// Highest committed offset.
+    committed: i64,
+}
+
+struct Inner {
+    requests: mpsc::Sender<Request>,
+    readers: SqlitePool,
+    appended: Arc<Notify>,
+    groups: Mutex<HashMap<String, Arc<tokio::sync::Mutex<GroupCursor>>>>,
+}
+
+/// The embedded durable message log: records, per-room sequence counters, consumer-group
+/// offsets and dead letters in one SQLite file.
+///
+/// Sequence numbers continue across restarts and are never reused: the counter of a room
+/// is stored in the same transaction as the records it numbered. Committed records below
+/// every group's offset are deleted, so the file does not grow without bound.
+#[derive(Clone)]
+pub struct SqliteMessageLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteMessageLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteMessageLog").finish_non_exhaustive()
+    }
+}
+
+impl SqliteMessageLog {
+    /// Opens (creating if missing) the log database at `path` (for example
+    /// `data/log.sqlite`) and starts its writer task on the current tokio runtime.
+    pub async fn open(path: &str) -> PortResult<SqliteMessageLog> {
+        let options = if path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(path).map_err(err)?
+        } else {
+            SqliteConnectOptions::new().filename(path)
+        }
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT);
+        let mut writer = options.connect().await.map_err(err)?;
+        sqlx::raw_sql(SCHEMA).execute(&mut writer).await.map_err(err)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        let (requests, rx) = mpsc::channel(MAX_REQUESTS_PER_COMMIT);
+        let appended = Arc::new(Notify::new());
+        tokio::spawn(run_writer(writer, rx, appended.clone()));
+        tracing::info!(log = %path, "sqlite message log open");
+        Ok(SqliteMessageLog {
+            inner: Arc::new(Inner {
+                requests,
+                readers,
+                appended,
+                groups: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Dead-lettered records with their reasons, oldest first (for operators and tests).
+    pub async fn dead_letters(&self) -> PortResult<Vec<(LogEntry, String)>> {
+        let rows = sqlx::query(
+            "SELECT record_id, partition, payload, reason FROM log_dead_letters ORDER BY id",
+        )
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let payload: String = r.try_get("payload").map_err(err)?;
+                Ok((
+                    LogEntry {
+                        position: LogPosition {
+                            partition: r.try_get::<i64, _>("partition").map_err(err)? as i32,
+                            offset: r.try_get("record_id").map_err(err)?,
+                        },
+                        message: decode(&payload)?,
+                    },
+                    r.try_get("reason").map_err(err)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Number of records still stored (not yet removed by retention).
+    pub async fn retained_records(&self) -> PortResult<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM log_records")
+            .fetch_one(&self.inner.readers)
+            .await
+            .map_err(err)?;
+        Ok(row.try_get::<i64, _>("n").map_err(err)?.max(0) as u64)
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<PortResult<T>>) -> Request,
+    ) -> PortResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .requests
+            .send(make(reply))
+            .await
+            .map_err(|_| PortError::backend(BACKEND, "message log writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| PortError::backend(BACKEND, "message log writer stopped"))?
+    }
+}
+
+fn decode(payload: &str) -> PortResult<Message> {
+    serde_json::from_str(payload).map_err(|e| PortError::backend(BACKEND, e))
+}
+
+#[async_trait]
+impl MessageLog for SqliteMessageLog {
+    async fn append(&self, batch: Vec<Message>) -> PortResult<Vec<Message>> {
+        if batch.is_empty() {
+            return Ok(batch);
+        }
+        self.request(|reply| Request::Append { batch, reply }).await
+    }
+
+    async fn consumer(&self, group: &str) -> PortResult<Box<dyn LogConsumer>> {
+        let existing = self
+            .inner
+            .groups
+            .lock()
+            .map_err(|_| PortError::backend(BACKEND, "group table poisoned"))?
+            .get(group)
+            .cloned();
+        let cursor = match existing {
+            Some(cursor) => {
+                // A new consumer takes over what was handed out but never committed
+                // (at-least-once: those records are delivered again).
+                let mut c = cursor.lock().await;
+                c.handed_out = c.committed;
+                drop(c);
+                cursor
+            }
+            None => {
+                let row = sqlx::query("SELECT committed FROM log_groups WHERE name = $1")
+                    .bind(group)
+                    .fetch_optional(&self.inner.readers)
+                    .await
+                    .map_err(err)?;
+                let committed = match row {
+                    Some(r) => r.try_get::<i64, _>("committed").map_err(err)?,
+                    None => 0,
+                };
+                let fresh = Arc::new(tokio::sync::Mutex::new(GroupCursor {
+                    handed_out: committed,
+                    committed,
+                }));
+                self.inner
+                    .groups
+                    .lock()
+                    .map_err(|_| PortError::backend(BACKEND, "group table poisoned"))?
+                    .entry(group.to_owned())
+                    .or_insert(fresh)
+                    .clone()
+            }
+        };
+        Ok(Box::new(SqliteLogConsumer {
+            log: self.clone(),
+            group: group.to_owned(),
+            cursor,
+        }))
+    }
+
+    async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
+        let entry = Box::new(entry.clone());
+        let reason = reason.to_owned();
+        self.request(|reply| Request::DeadLetter { entry, reason, reply }).await
+    }
+}
+
+/// A consumer of [`SqliteMessageLog`] in one consumer group.
+pub struct SqliteLogConsumer {
+    log: SqliteMessageLog,
+    group: String,
+    cursor: Arc<tokio::sync::Mutex<GroupCursor>>,
+}
+
+impl std::fmt::Debug for SqliteLogConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLogConsumer").field("group", &self.group).finish()
+    }
+}
+
+impl SqliteLogConsumer {
+    async fn take(&self, max: usize) -> PortResult<Vec<LogEntry>> {
+        let mut cursor = self.cursor.lock().await;
+        let rows = sqlx::query(
+            "SELECT id, partition, payload FROM log_records WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(cursor.handed_out)
+        .bind(max as i64)
+        .fetch_all(&self.log.inner.readers)
+        .await
+        .map_err(err)?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let offset: i64 = r.try_get("id").map_err(err)?;
+            let payload: String = r.try_get("payload").map_err(err)?;
+            cursor.handed_out = cursor.handed_out.max(offset);
+            entries.push(LogEntry {
+                position: LogPosition {
+                    partition: r.try_get::<i64, _>("partition").map_err(err)? as i32,
+                    offset,
+                },
+                message: decode(&payload)?,
+            });
+        }
+        Ok(entries)
+    }
+}
+
+#[async_trait]
+impl LogConsumer for SqliteLogConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogEntry>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let appended = self.log.inner.appended.clone();
+        loop {
+            // Register for the wake-up before looking, so an append that commits between the
+            // read and the wait is not missed.
+            let notified = appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let entries = self.take(max).await?;
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn commit(&mut self, positions: &[LogPosition]) -> PortResult<()> {
+        let Some(offset) = positions.iter().map(|p| p.offset).max() else {
+            return Ok(());
+        };
+        let group = self.group.clone();
+        self.log.request(|reply| Request::Commit { group, offset, reply }).await?;
+        let mut cursor = self.cursor.lock().await;
+        cursor.committed = cursor.committed.max(offset);
+        cursor.handed_out = cursor.handed_out.max(offset);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer task.
+
+async fn run_writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Request>,
+    appended: Arc<Notify>,
+) {
+    // Last assigned seq per room, as committed. Cleared after a failed transaction, so the
+    // counters are reloaded from what is really on disk.
+    let mut seqs: HashMap<i64, i64> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        let mut requests = vec![first];
+        while requests.len() < MAX_REQUESTS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(r) => requests.push(r),
+                Err(_) => break,
+            }
+        }
+        match write(&mut conn, &seqs, &mut requests).await {
+            Ok((numbered, assigned)) => {
+                seqs.extend(assigned);
+                let mut any_append = false;
+                let mut numbered = numbered.into_iter();
+                for r in requests {
+                    match r {
+                        Request::Append { reply, .. } => {
+                            any_append = true;
+                            let _ = reply.send(Ok(numbered.next().unwrap_or_default()));
+                        }
+                        Request::Commit { reply, .. } | Request::DeadLetter { reply, .. } => {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                }
+                if any_append {
+                    appended.notify_waiters();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = requests.len(), "message log write failed");
+                seqs.clear();
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                let reason = e.to_string();
+                for r in requests {
+                    let failure = || PortError::backend(BACKEND, reason.clone());
+                    match r {
+                        Request::Append { reply, .. } => {
+                            let _ = reply.send(Err(failure()));
+                        }
+                        Request::Commit { reply, .. } | Request::DeadLetter { reply, .. } => {
+                            let _ = reply.send(Err(failure()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = conn.close().await;
+    tracing::debug!("message log writer stopped");
+}
+
+type Written = (Vec<Vec<Message>>, HashMap<i64, i64>);
+
+/// Writes every request in one transaction. Returns the numbered batches (one per append,
+/// in order) and the new last seq of every room touched.
+async fn write(
+    conn: &mut SqliteConnection,
+    seqs: &HashMap<i64, i64>,
+    requests: &mut [Request],
+) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut assigned: HashMap<i64, i64> = HashMap::new();
+    let mut numbered = Vec::new();
+    let mut records: Vec<(i64, i64, String)> = Vec::new();
+    let mut commits: HashMap<&str, i64> = HashMap::new();
+    for r in requests.iter_mut() {
+        match r {
+            Request::Append { batch, .. } => {
+                let mut out = std::mem::take(batch);
+                for m in &mut out {
+                    let room = m.room_id.0;
+                    let last = match assigned.get(&room).or_else(|| seqs.get(&room)) {
+                        Some(&last) => last,
+                        None => {
+                            sqlx::query("SELECT last_seq FROM log_room_seqs WHERE room_id = $1")
+                                .bind(room)
+                                .fetch_optional(&mut *conn)
+                                .await?
+                                .map(|row| row.try_get::<i64, _>("last_seq"))
+                                .transpose()?
+                                .unwrap_or(0)
+                        }
+                    };
+                    m.seq = Seq(last + 1);
+                    assigned.insert(room, last + 1);
+                    records.push((room, last + 1, serde_json::to_string(&*m)?));
+                }
+                numbered.push(out);
+            }
+            Request::Commit { group, offset, .. } => {
+                let e = commits.entry(group.as_str()).or_insert(*offset);
+                *e = (*e).max(*offset);
+            }
+            Request::DeadLetter { entry, reason, .. } => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                sqlx::query(
+                    "INSERT INTO log_dead_letters (record_id, partition, room_id, seq, payload, \
+                     reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(entry.position.offset)
+                .bind(i64::from(entry.position.partition))
+                .bind(entry.message.room_id.0)
+                .bind(entry.message.seq.0)
+                .bind(serde_json::to_string(&entry.message)?)
+                .bind(reason.as_str())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    for chunk in records.chunks(INSERT_CHUNK) {
+        let mut sql =
+            String::from("INSERT INTO log_records (partition, room_id, seq, payload) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("({PARTITION}, ${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+        }
+        let mut q = sqlx::query(&sql);
+        for (room, seq, payload) in chunk {
+            q = q.bind(*room).bind(*seq).bind(payload.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for (room, last) in &assigned {
+        sqlx::query(
+            "INSERT INTO log_room_seqs (room_id, last_seq) VALUES ($1, $2) \
+             ON CONFLICT (room_id) DO UPDATE SET last_seq = excluded.last_seq",
+        )
+        .bind(*room)
+        .bind(*last)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !commits.is_empty() {
+        for (group, offset) in &commits {
+            sqlx::query(
+                "INSERT INTO log_groups (name, committed) VALUES ($1, $2) ON CONFLICT (name) \
+                 DO UPDATE SET committed = max(committed, excluded.committed)",
+            )
+            .bind(*group)
+            .bind(*offset)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Retention: records every known group has committed are no longer needed.
+        sqlx::query(
+            "DELETE FROM log_records WHERE id <= (SELECT MIN(committed) FROM log_groups)",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok((numbered, assigned))
+}

@@ -1,0 +1,89 @@
+//! The stores on SQLite: [`SqliteStore`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::migrate::{Embedded, migrator};
+
+type Db = sqlx::Sqlite;
+type Store = SqliteStore;
+
+const BACKEND: &str = "sqlite";
+
+/// SQLite serialises writers; a waiting writer retries for this long before failing.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+const MIGRATIONS: Embedded =
+    Embedded(&[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))]);
+
+/// One UPDATE … RETURNING inside an IMMEDIATE transaction: the write lock is taken before
+/// the due rows are read, so two claimers never see the same rows.
+const CLAIM_DUE_SQL: &str = "UPDATE scheduled_messages SET claimed_by = $1, claim_expires_at = $2 \
+     WHERE id IN (SELECT id FROM scheduled_messages WHERE status = 'PENDING' \
+     AND scheduled_at <= $3 AND (claimed_by IS NULL OR claim_expires_at IS NULL \
+     OR claim_expires_at <= $3) ORDER BY scheduled_at, id LIMIT $4) RETURNING *";
+
+/// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front (waiting up to the
+/// busy timeout), so a transaction that reads before it writes never fails with
+/// `SQLITE_BUSY` on lock upgrade.
+async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// Every store port on one SQLite database file.
+///
+/// The database runs in WAL mode with `synchronous=NORMAL` (a committed transaction survives
+/// a process crash; a power loss may lose the last ones — the message log, not this store, is
+/// the durability point of messages), foreign keys on and a busy timeout, so concurrent
+/// writers wait for each other instead of failing.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path_or_url` — a file path or a
+    /// `sqlite:` URL — and applies the embedded migrations.
+    pub async fn open(path_or_url: &str) -> shoot_core::PortResult<SqliteStore> {
+        let options = if path_or_url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(path_or_url).map_err(err)?
+        } else {
+            SqliteConnectOptions::new().filename(path_or_url)
+        }
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        migrator(MIGRATIONS)
+            .await
+            .map_err(|e| shoot_core::PortError::backend(BACKEND, e))?
+            .run(&pool)
+            .await
+            .map_err(|e| shoot_core::PortError::backend(BACKEND, e))?;
+        tracing::info!(database = %path_or_url, "sqlite store open");
+        Ok(SqliteStore { pool })
+    }
+
+    /// The connection pool (for tools and tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+include!("common.rs");

@@ -1,0 +1,676 @@
+//! The send pipeline: validation, rate limiting, idempotency and per-room ordered appends to
+//! the durable log.
+//!
+//! # Ordering
+//!
+//! Every room has at most one *lane* at a time: a queue of accepted messages and one drain task
+//! (spawned through the [`Spawner`](crate::ports::Spawner) port, so a caller that goes away
+//! never stalls the lane). The drain repeatedly takes **all** queued messages of the room,
+//! appends them with one `log.append` call (the log assigns the seqs), then publishes, in seq
+//! order, `SENT_TO_KAFKA` and [`Event::MessageCreated`] and wakes the waiting senders. Per-room
+//! publish order therefore equals seq order, and appends batch up under load. An idle lane is
+//! removed from the map.
+//!
+//! # Idempotency
+//!
+//! `(sender, tempId)` is claimed with `EphemeralStore::set_if_absent("idem:{sender}:{tempId}")`
+//! (value `p:{id}:{claimed_ms}` while in flight, `d:{id}:{seq}` once durable) and checked
+//! against `MessageStore::find_by_temp_id` for claims that have expired. A duplicate returns
+//! the first message's receipt with `duplicate = true` and re-emits its latest known status.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::{Notify, oneshot, watch};
+use tracing::{debug, warn};
+
+use crate::engine::ChatEngine;
+use crate::engine::workers::WorkerState;
+use crate::error::{Error, ErrorCode, Result, fail};
+use crate::events::{Event, StatusUpdate, Topic};
+use crate::ids::{MessageId, RoomId, Seq, UserId};
+use crate::messages::mentions::parse_mentions;
+use crate::messages::status::{self, StatusEvent};
+use crate::messages::{ForwardedFrom, Message, MessageStatus, MessageType, UrlPreview, rules};
+use crate::rooms::{Participant, RoomType};
+use crate::time::Timestamp;
+
+/// A claim left `p:` (in flight) for this long is considered abandoned (its instance died
+/// before the append) and may be taken over by a retry.
+const STALE_CLAIM: Duration = Duration::from_secs(30);
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendMessage {
+    /// Target room.
+    pub room_id: RoomId,
+    /// Content (trimmed by the engine).
+    pub text: String,
+    /// Content type (not SYSTEM).
+    pub message_type: MessageType,
+    /// The client's idempotency key, 1–64 printable characters.
+    pub temp_id: String,
+    /// Thread parent (a reply to a reply attaches to the root).
+    pub thread_id: Option<MessageId>,
+    /// Explicitly mentioned participants (`@username` in the text are added).
+    pub mentions: Vec<UserId>,
+}
+
+/// What a successful send returns: the message is durable (`SENT_TO_KAFKA`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The message id (the `persistedId` once saved).
+    pub message_id: MessageId,
+    /// Its per-room sequence number.
+    pub seq: Seq,
+    /// Room.
+    pub room_id: RoomId,
+    /// The client's key.
+    pub temp_id: String,
+    /// Whether this `(sender, tempId)` had been sent before (nothing new was created).
+    pub duplicate: bool,
+}
+
+type Outcome = std::result::Result<(MessageId, Seq), (ErrorCode, String)>;
+
+/// One accepted message waiting in a lane.
+struct Pending {
+    message: Message,
+    reply: oneshot::Sender<Result<Message>>,
+}
+
+/// Runtime state of one engine instance: lanes, in-flight sends, typing timers, link
+/// previews waiting for their message to be saved, and the background workers.
+pub(crate) struct Runtime {
+    lanes: Mutex<HashMap<RoomId, Vec<Pending>>>,
+    lanes_idle: Notify,
+    shutting_down: AtomicBool,
+    inflight: Mutex<HashMap<(UserId, String), watch::Sender<Option<Outcome>>>>,
+    /// Ids appended but whose SENT_TO_KAFKA is not yet published by this instance.
+    unpublished: Mutex<HashSet<MessageId>>,
+    published: Notify,
+    /// Typing generation per (user, room): a newer `typing` call cancels older auto-stops.
+    pub(crate) typing: Mutex<HashMap<(UserId, RoomId), u64>>,
+    /// Fetched previews of messages not yet saved.
+    pub(crate) previews: Mutex<HashMap<MessageId, UrlPreview>>,
+    pub(crate) workers: WorkerState,
+}
+
+impl Runtime {
+    pub(crate) fn new() -> Runtime {
+        Runtime {
+            lanes: Mutex::new(HashMap::new()),
+            lanes_idle: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            inflight: Mutex::new(HashMap::new()),
+            unpublished: Mutex::new(HashSet::new()),
+            published: Notify::new(),
+            typing: Mutex::new(HashMap::new()),
+            previews: Mutex::new(HashMap::new()),
+            workers: WorkerState::new(),
+        }
+    }
+
+    /// Whether `shutdown` has begun.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting sends and waits until every lane has drained.
+    pub(crate) async fn close_lanes(&self) {
+        {
+            let _lanes = lock(&self.lanes);
+            self.shutting_down.store(true, Ordering::SeqCst);
+        }
+        loop {
+            let idle = self.lanes_idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if lock(&self.lanes).is_empty() {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Waits until this instance has published `SENT_TO_KAFKA` for each of `ids` it appended
+    /// (ids appended elsewhere are never in the set), so that a client never sees PROCESSING
+    /// before SENT_TO_KAFKA from one instance.
+    pub(crate) async fn wait_published(&self, ids: &[MessageId]) {
+        loop {
+            let published = self.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            {
+                let set = lock(&self.unpublished);
+                if !ids.iter().any(|id| set.contains(id)) {
+                    return;
+                }
+            }
+            published.await;
+        }
+    }
+}
+
+/// Locks a std mutex, recovering from poisoning (the protected maps stay consistent because
+/// no critical section can panic half-way).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn idem_key(sender: UserId, temp_id: &str) -> String {
+    format!("idem:{sender}:{temp_id}")
+}
+
+enum Claim {
+    /// Nobody sent this key yet: ours now.
+    Fresh,
+    /// Durable already.
+    Done(MessageId, Seq),
+    /// In flight.
+    Pending(MessageId, Timestamp),
+}
+
+fn parse_claim(value: &str) -> Option<Claim> {
+    let mut parts = value.splitn(3, ':');
+    let kind = parts.next()?;
+    let id = MessageId(parts.next()?.parse().ok()?);
+    let n: i64 = parts.next()?.parse().ok()?;
+    match kind {
+        "d" => Some(Claim::Done(id, Seq(n))),
+        "p" => Some(Claim::Pending(id, Timestamp(n))),
+        _ => None,
+    }
+}
+
+/// Everything a validated send needs.
+pub(crate) struct Validated {
+    pub(crate) text: String,
+    pub(crate) thread_root: Option<MessageId>,
+    pub(crate) mentions: Vec<UserId>,
+}
+
+impl ChatEngine {
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Sends a message and returns once it is durable (`SENT_TO_KAFKA`).
+    ///
+    /// Emits every status on [`Topic::Room`] and [`Topic::User`] of the sender; a rejected
+    /// send emits `FAILED` with the error code to the sender's user topic and returns the
+    /// error. Re-sending the same `(sender, tempId)` returns the first message's receipt with
+    /// `duplicate = true`.
+    pub async fn send_message(&self, actor: UserId, cmd: SendMessage) -> Result<SendReceipt> {
+        self.send_with_origin(actor, cmd, None).await
+    }
+
+    pub(crate) async fn send_with_origin(
+        &self,
+        actor: UserId,
+        cmd: SendMessage,
+        forwarded_from: Option<ForwardedFrom>,
+    ) -> Result<SendReceipt> {
+        match self.try_send(actor, &cmd, forwarded_from).await {
+            Ok(receipt) => Ok(receipt),
+            Err(Rejection { error, reported }) => {
+                if !reported {
+                    let update = StatusUpdate {
+                        room_id: cmd.room_id,
+                        sender_id: actor,
+                        temp_id: Some(cmd.temp_id.clone()),
+                        message_id: None,
+                        seq: None,
+                        status: MessageStatus::Failed,
+                        error_code: Some(error.code().as_str().to_owned()),
+                        error_message: Some(error.message().to_owned()),
+                        at: self.now(),
+                    };
+                    self.publish(Topic::User(actor), Event::Status(update)).await;
+                }
+                debug!(user_id = %actor, room_id = %cmd.room_id, code = %error.code(), "send rejected");
+                Err(error)
+            }
+        }
+    }
+
+    async fn try_send(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        forwarded_from: Option<ForwardedFrom>,
+    ) -> std::result::Result<SendReceipt, Rejection> {
+        if self.runtime().is_shutting_down() {
+            return Err(Error::new(ErrorCode::BackendUnavailable, "shutting down").into());
+        }
+        rules::validate_temp_id(&cmd.temp_id)?;
+        rules::validate_client_type(cmd.message_type)?;
+        let limits = self.limits();
+        let text = rules::validate_content(&cmd.text, limits)?;
+        let participants = self.room_participants_for_send(actor, cmd.room_id).await?;
+        let validated = self.validate_send(actor, cmd, text, &participants).await?;
+
+        // Duplicates are answered before rate limiting: a retry must be cheap and safe.
+        let key = idem_key(actor, &cmd.temp_id);
+        let id = MessageId(self.next_id());
+        let now = self.now();
+        let claim_value = format!("p:{id}:{}", now.as_millis());
+        let eph = &self.p().ephemeral;
+        let claim = match eph.set_if_absent(&key, &claim_value, Some(limits.idempotency_ttl)).await {
+            Ok(None) => Claim::Fresh,
+            Ok(Some(v)) => parse_claim(&v).unwrap_or(Claim::Fresh),
+            Err(e) => return Err(Error::from(e).into()),
+        };
+        match claim {
+            Claim::Fresh => {}
+            Claim::Done(existing, seq) => {
+                return self.answer_duplicate(actor, cmd, existing, Some(seq)).await.map_err(Into::into);
+            }
+            Claim::Pending(existing, since) => {
+                if let Some(rx) = self.inflight_watch(actor, &cmd.temp_id) {
+                    return self.await_inflight(actor, cmd, rx).await;
+                }
+                if now.since(since) < STALE_CLAIM {
+                    return Err(Error::new(
+                        ErrorCode::Conflict,
+                        "a message with this tempId is still being sent; retry shortly",
+                    )
+                    .into());
+                }
+                // Abandoned claim (its instance died before the append): take it over,
+                // unless the message did reach the store after all.
+                if let Some(found) = self.find_sent(actor, &cmd.temp_id).await? {
+                    return self.answer_duplicate(actor, cmd, found.id, Some(found.seq)).await.map_err(Into::into);
+                }
+                warn!(user_id = %actor, message_id = %existing, "taking over an abandoned send claim");
+                eph.set(&key, &claim_value, Some(limits.idempotency_ttl)).await.map_err(Error::from)?;
+            }
+        }
+        // The claim may have expired while the message is stored: the store is the truth.
+        if let Some(found) = self.find_sent(actor, &cmd.temp_id).await? {
+            let done = format!("d:{}:{}", found.id, found.seq);
+            let _ = eph.set(&key, &done, Some(limits.idempotency_ttl)).await;
+            return self.answer_duplicate(actor, cmd, found.id, Some(found.seq)).await.map_err(Into::into);
+        }
+
+        if limits.messages_per_second > 0.0 {
+            let allowed = eph
+                .take_token(
+                    &format!("rl:msg:{actor}"),
+                    limits.message_burst,
+                    limits.messages_per_second,
+                    now,
+                )
+                .await;
+            match allowed {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = eph.delete(&key).await;
+                    return Err(Error::new(ErrorCode::RateLimited, "too many messages").into());
+                }
+                Err(e) => {
+                    let _ = eph.delete(&key).await;
+                    return Err(Error::from(e).into());
+                }
+            }
+        }
+
+        let message = Message {
+            id,
+            room_id: cmd.room_id,
+            seq: Seq::ZERO,
+            sender_id: actor,
+            temp_id: Some(cmd.temp_id.clone()),
+            message_type: cmd.message_type,
+            text: validated.text,
+            is_edited: false,
+            is_deleted: false,
+            url_preview: None,
+            thread_id: validated.thread_root,
+            reply_count: 0,
+            last_reply_at: None,
+            forwarded_from,
+            mentions: validated.mentions,
+            reactions: Default::default(),
+            pin: None,
+            created_at: now,
+            updated_at: None,
+            // What the durable log records: once the append returns, it is SENT_TO_KAFKA.
+            status: MessageStatus::SentToKafka,
+        };
+        self.emit_status(&message, status::INITIAL, None, true).await;
+        let rx = match self.enqueue(message.clone()) {
+            Ok(rx) => rx,
+            Err(e) => {
+                let _ = eph.delete(&key).await;
+                self.emit_status(&message, MessageStatus::Failed, Some(&e), true).await;
+                return Err(Rejection { error: e, reported: true });
+            }
+        };
+        match rx.await {
+            Ok(Ok(m)) => Ok(SendReceipt {
+                message_id: m.id,
+                seq: m.seq,
+                room_id: m.room_id,
+                temp_id: cmd.temp_id.clone(),
+                duplicate: false,
+            }),
+            // The drain task reported FAILED already.
+            Ok(Err(e)) => Err(Rejection { error: e, reported: true }),
+            Err(_) => Err(Rejection {
+                error: Error::new(ErrorCode::InternalError, "send pipeline stopped"),
+                reported: false,
+            }),
+        }
+    }
+
+    /// The room's participants, after checking the room exists and `actor` is one of them.
+    async fn room_participants_for_send(&self, actor: UserId, room: RoomId) -> Result<Vec<Participant>> {
+        let participants = self.p().rooms.participants(room).await?;
+        if participants.iter().any(|p| p.user_id == actor) {
+            return Ok(participants);
+        }
+        self.require_participant(actor, room).await?;
+        fail(ErrorCode::NotRoomParticipant, "not a participant of this room")
+    }
+
+    /// Blocking (direct rooms), thread parent and mentions.
+    pub(crate) async fn validate_send(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        text: String,
+        participants: &[Participant],
+    ) -> Result<Validated> {
+        let room = self
+            .p()
+            .rooms
+            .get_room(cmd.room_id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::RoomNotFound, "room not found"))?;
+        if room.room_type == RoomType::Direct {
+            if let Some(other) = participants.iter().find(|p| p.user_id != actor) {
+                if self.p().social.is_blocked_either(actor, other.user_id).await? {
+                    return fail(ErrorCode::UserBlocked, "you cannot write to this user");
+                }
+            }
+        }
+        let thread_root = match cmd.thread_id {
+            None => None,
+            Some(parent_id) => {
+                let parent = self
+                    .p()
+                    .messages
+                    .get_message(parent_id)
+                    .await?
+                    .filter(|m| m.room_id == cmd.room_id)
+                    .ok_or_else(|| Error::new(ErrorCode::MessageNotFound, "thread parent not found"))?;
+                Some(parent.thread_id.unwrap_or(parent.id))
+            }
+        };
+        let mentions = self.resolve_mentions(&text, &cmd.mentions, participants).await?;
+        Ok(Validated { text, thread_root, mentions })
+    }
+
+    /// Explicit mentions (must be participants) plus `@username`s of participants in `text`.
+    async fn resolve_mentions(
+        &self,
+        text: &str,
+        explicit: &[UserId],
+        participants: &[Participant],
+    ) -> Result<Vec<UserId>> {
+        let mut out: Vec<UserId> = Vec::new();
+        for m in explicit {
+            if !participants.iter().any(|p| p.user_id == *m) {
+                return fail(ErrorCode::InvalidMention, format!("user {m} is not in this room"));
+            }
+            if !out.contains(m) {
+                out.push(*m);
+            }
+        }
+        let names = parse_mentions(text);
+        if !names.is_empty() {
+            let ids: Vec<UserId> = participants.iter().map(|p| p.user_id).collect();
+            let users = self.p().users.get_users(&ids).await?;
+            for name in &names {
+                if let Some(u) = users.iter().find(|u| u.username.eq_ignore_ascii_case(name)) {
+                    if !out.contains(&u.id) {
+                        out.push(u.id);
+                    }
+                }
+            }
+        }
+        if out.len() > self.limits().mentions_max {
+            return fail(
+                ErrorCode::InvalidMention,
+                format!("at most {} mentions per message", self.limits().mentions_max),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn find_sent(&self, actor: UserId, temp_id: &str) -> Result<Option<Message>> {
+        Ok(self.p().messages.find_by_temp_id(actor, temp_id).await?)
+    }
+
+    fn inflight_watch(&self, actor: UserId, temp_id: &str) -> Option<watch::Receiver<Option<Outcome>>> {
+        lock(&self.runtime().inflight).get(&(actor, temp_id.to_owned())).map(|tx| tx.subscribe())
+    }
+
+    async fn await_inflight(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        mut rx: watch::Receiver<Option<Outcome>>,
+    ) -> std::result::Result<SendReceipt, Rejection> {
+        let outcome = loop {
+            if let Some(o) = rx.borrow_and_update().clone() {
+                break Some(o);
+            }
+            if rx.changed().await.is_err() {
+                break rx.borrow().clone();
+            }
+        };
+        match outcome {
+            Some(Ok((id, seq))) => {
+                self.answer_duplicate(actor, cmd, id, Some(seq)).await.map_err(Into::into)
+            }
+            Some(Err((code, message))) => Err(Error::new(code, message).into()),
+            None => Err(Error::new(ErrorCode::InternalError, "send pipeline stopped").into()),
+        }
+    }
+
+    /// The receipt of an already-sent message, re-emitting its latest known status.
+    async fn answer_duplicate(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        id: MessageId,
+        seq: Option<Seq>,
+    ) -> Result<SendReceipt> {
+        let stored = self.p().messages.get_message(id).await?;
+        let (status, seq) = match &stored {
+            Some(m) => (m.status, m.seq),
+            None => (MessageStatus::SentToKafka, seq.unwrap_or(Seq::ZERO)),
+        };
+        let update = StatusUpdate {
+            room_id: cmd.room_id,
+            sender_id: actor,
+            temp_id: Some(cmd.temp_id.clone()),
+            message_id: Some(id),
+            seq: Some(seq),
+            status,
+            error_code: None,
+            error_message: None,
+            at: self.now(),
+        };
+        self.publish(Topic::Room(cmd.room_id), Event::Status(update.clone())).await;
+        self.publish(Topic::User(actor), Event::Status(update)).await;
+        Ok(SendReceipt { message_id: id, seq, room_id: cmd.room_id, temp_id: cmd.temp_id.clone(), duplicate: true })
+    }
+
+    /// Publishes a status of `message` to the sender's user topic and (if `to_room`) the room.
+    pub(crate) async fn emit_status(
+        &self,
+        message: &Message,
+        status: MessageStatus,
+        error: Option<&Error>,
+        to_room: bool,
+    ) {
+        let update = StatusUpdate {
+            room_id: message.room_id,
+            sender_id: message.sender_id,
+            temp_id: message.temp_id.clone(),
+            message_id: Some(message.id),
+            seq: (message.seq > Seq::ZERO).then_some(message.seq),
+            status,
+            error_code: error.map(|e| e.code().as_str().to_owned()),
+            error_message: error.map(|e| e.message().to_owned()),
+            at: self.now(),
+        };
+        if to_room {
+            self.publish(Topic::Room(message.room_id), Event::Status(update.clone())).await;
+        }
+        self.publish(Topic::User(message.sender_id), Event::Status(update)).await;
+    }
+
+    /// Queues `message` on its room's lane, spawning the drain task if the lane was idle.
+    fn enqueue(&self, message: Message) -> Result<oneshot::Receiver<Result<Message>>> {
+        let rt = self.runtime();
+        let (tx, rx) = oneshot::channel();
+        let room = message.room_id;
+        let key = (message.sender_id, message.temp_id.clone().unwrap_or_default());
+        let spawn = {
+            let mut lanes = lock(&rt.lanes);
+            if rt.is_shutting_down() {
+                return fail(ErrorCode::BackendUnavailable, "shutting down");
+            }
+            lock(&rt.inflight).insert(key, watch::channel(None).0);
+            match lanes.get_mut(&room) {
+                Some(queue) => {
+                    queue.push(Pending { message, reply: tx });
+                    false
+                }
+                None => {
+                    lanes.insert(room, vec![Pending { message, reply: tx }]);
+                    true
+                }
+            }
+        };
+        if spawn {
+            let engine = self.clone();
+            self.p().spawner.spawn(Box::pin(async move { engine.drain_lane(room).await }));
+        }
+        Ok(rx)
+    }
+
+    /// The lane's drain task: append everything queued, publish in order, repeat until empty.
+    async fn drain_lane(self, room: RoomId) {
+        let rt = self.runtime();
+        loop {
+            let batch = {
+                let mut lanes = lock(&rt.lanes);
+                match lanes.get_mut(&room) {
+                    Some(queue) if !queue.is_empty() => std::mem::take(queue),
+                    _ => {
+                        lanes.remove(&room);
+                        drop(lanes);
+                        rt.lanes_idle.notify_waiters();
+                        return;
+                    }
+                }
+            };
+            self.append_batch(batch).await;
+        }
+    }
+
+    async fn append_batch(&self, batch: Vec<Pending>) {
+        let rt = self.runtime();
+        let messages: Vec<Message> = batch.iter().map(|p| p.message.clone()).collect();
+        let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+        lock(&rt.unpublished).extend(ids.iter().copied());
+        let result = self.p().log.append(messages).await;
+        let appended = match result {
+            Ok(appended) if appended.len() == batch.len() => appended,
+            Ok(appended) => {
+                warn!(expected = batch.len(), got = appended.len(), "log returned a short batch");
+                self.fail_batch(batch, Error::new(ErrorCode::BackendUnavailable, "message log failed"))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, count = batch.len(), "log append failed");
+                self.fail_batch(batch, Error::from(e)).await;
+                return;
+            }
+        };
+        let limits = self.limits();
+        let eph = &self.p().ephemeral;
+        join_all(appended.iter().map(|m| {
+            let key = idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default());
+            let value = format!("d:{}:{}", m.id, m.seq);
+            async move {
+                if let Err(e) = eph.set(&key, &value, Some(limits.idempotency_ttl)).await {
+                    warn!(error = %e, "recording a send claim failed");
+                }
+            }
+        }))
+        .await;
+        for (pending, message) in batch.into_iter().zip(appended) {
+            let status = status::next(status::INITIAL, StatusEvent::Appended).unwrap_or(MessageStatus::SentToKafka);
+            self.emit_status(&message, status, None, true).await;
+            self.publish(Topic::Room(message.room_id), Event::MessageCreated(message.clone())).await;
+            lock(&rt.unpublished).remove(&message.id);
+            rt.published.notify_waiters();
+            self.complete_inflight(&message, Ok((message.id, message.seq)));
+            self.start_link_preview(&message);
+            let _ = pending.reply.send(Ok(message));
+        }
+    }
+
+    async fn fail_batch(&self, batch: Vec<Pending>, error: Error) {
+        let rt = self.runtime();
+        {
+            let mut set = lock(&rt.unpublished);
+            for p in &batch {
+                set.remove(&p.message.id);
+            }
+        }
+        rt.published.notify_waiters();
+        for pending in batch {
+            let m = &pending.message;
+            // Let the client retry with the same tempId.
+            let _ = self
+                .p()
+                .ephemeral
+                .delete(&idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default()))
+                .await;
+            let e = Error::new(error.code(), error.message().to_owned());
+            self.emit_status(m, MessageStatus::Failed, Some(&e), true).await;
+            self.complete_inflight(m, Err((e.code(), e.message().to_owned())));
+            let _ = pending.reply.send(Err(e));
+        }
+    }
+
+    fn complete_inflight(&self, message: &Message, outcome: Outcome) {
+        let key = (message.sender_id, message.temp_id.clone().unwrap_or_default());
+        if let Some(tx) = lock(&self.runtime().inflight).remove(&key) {
+            tx.send_replace(Some(outcome));
+        }
+    }
+}
+
+/// A rejected send: the error, and whether FAILED was already published.
+struct Rejection {
+    error: Error,
+    reported: bool,
+}
+
+impl From<Error> for Rejection {
+    fn from(error: Error) -> Rejection {
+        Rejection { error, reported: false }
+    }
+}

@@ -1,0 +1,105 @@
+//! [`MemoryBus`]: an [`EventBus`] within one process over `tokio::sync::broadcast`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use tracing::debug;
+
+use super::lock;
+use crate::error::PortResult;
+use crate::events::{Event, Topic};
+use crate::ports::{EventBus, EventStream};
+
+/// Default per-topic buffer: a subscriber this many events behind starts missing events.
+pub const DEFAULT_BUS_CAPACITY: usize = 4096;
+
+/// In-process [`EventBus`]: one broadcast channel per topic with subscribers.
+///
+/// Topics without subscribers hold no channel: publishing to them is free, and channels
+/// whose last subscriber went away are dropped lazily (on publish to them, and by a sweep
+/// when the topic map has doubled since the last sweep).
+pub struct MemoryBus {
+    capacity: usize,
+    state: Mutex<BusState>,
+}
+
+struct BusState {
+    topics: HashMap<Topic, broadcast::Sender<Arc<Event>>>,
+    sweep_at: usize,
+}
+
+const MIN_SWEEP: usize = 64;
+
+impl MemoryBus {
+    /// A bus with [`DEFAULT_BUS_CAPACITY`] per topic.
+    pub fn new() -> MemoryBus {
+        MemoryBus::with_capacity(DEFAULT_BUS_CAPACITY)
+    }
+
+    /// A bus buffering up to `capacity` events per topic (at least 1).
+    pub fn with_capacity(capacity: usize) -> MemoryBus {
+        MemoryBus {
+            capacity: capacity.max(1),
+            state: Mutex::new(BusState { topics: HashMap::new(), sweep_at: MIN_SWEEP }),
+        }
+    }
+
+    /// Number of live subscriptions to `topic`.
+    pub fn subscriber_count(&self, topic: Topic) -> usize {
+        lock(&self.state).topics.get(&topic).map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    /// Number of topics currently holding a channel (for leak tests).
+    pub fn topic_count(&self) -> usize {
+        lock(&self.state).topics.len()
+    }
+}
+
+impl Default for MemoryBus {
+    fn default() -> MemoryBus {
+        MemoryBus::new()
+    }
+}
+
+#[async_trait]
+impl EventBus for MemoryBus {
+    async fn publish(&self, topic: Topic, event: Event) -> PortResult<()> {
+        let mut st = lock(&self.state);
+        if let Some(tx) = st.topics.get(&topic) {
+            if tx.send(Arc::new(event)).is_err() {
+                // Every subscriber is gone.
+                st.topics.remove(&topic);
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: Topic) -> PortResult<EventStream> {
+        let mut st = lock(&self.state);
+        if st.topics.len() >= st.sweep_at {
+            st.topics.retain(|_, tx| tx.receiver_count() > 0);
+            st.sweep_at = (st.topics.len() * 2).max(MIN_SWEEP);
+        }
+        let rx = st
+            .topics
+            .entry(topic)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe();
+        drop(st);
+        let stream = futures::stream::unfold(rx, move |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        debug!(?topic, missed, "bus subscriber lagged; events dropped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}

@@ -1,0 +1,250 @@
+//! [`MemoryLocks`] and [`MemoryEphemeral`]: leases and expiring keys on a [`Clock`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::lock;
+use crate::error::{PortError, PortResult};
+use crate::ports::{Clock, EphemeralStore, LockManager, LockToken};
+use crate::time::Timestamp;
+
+/// In-memory [`LockManager`]: leases expire on the given clock.
+pub struct MemoryLocks {
+    clock: Arc<dyn Clock>,
+    next_token: AtomicU64,
+    held: Mutex<HashMap<String, (LockToken, Timestamp)>>,
+}
+
+impl MemoryLocks {
+    /// Locks whose leases run on `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> MemoryLocks {
+        MemoryLocks { clock, next_token: AtomicU64::new(1), held: Mutex::new(HashMap::new()) }
+    }
+}
+
+#[async_trait]
+impl LockManager for MemoryLocks {
+    async fn try_acquire(&self, key: &str, ttl: Duration) -> PortResult<Option<LockToken>> {
+        let now = self.clock.now();
+        let mut held = lock(&self.held);
+        if held.get(key).is_some_and(|(_, until)| *until > now) {
+            return Ok(None);
+        }
+        let n = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let token = LockToken(format!("mem-{n}"));
+        held.insert(key.to_owned(), (token.clone(), now.plus(ttl)));
+        Ok(Some(token))
+    }
+
+    async fn extend(&self, key: &str, token: &LockToken, ttl: Duration) -> PortResult<bool> {
+        let now = self.clock.now();
+        let mut held = lock(&self.held);
+        match held.get_mut(key) {
+            Some((t, until)) if t == token && *until > now => {
+                *until = now.plus(ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, key: &str, token: &LockToken) -> PortResult<bool> {
+        let now = self.clock.now();
+        let mut held = lock(&self.held);
+        match held.get(key) {
+            Some((t, until)) if t == token && *until > now => {
+                held.remove(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// In-memory [`EphemeralStore`]: keys expire on the given clock; expired keys are dropped
+/// when touched and by a periodic sweep.
+pub struct MemoryEphemeral {
+    clock: Arc<dyn Clock>,
+    state: Mutex<EphState>,
+}
+
+#[derive(Default)]
+struct EphState {
+    values: BTreeMap<String, (String, Option<Timestamp>)>,
+    buckets: BTreeMap<String, Bucket>,
+    writes: u64,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Timestamp,
+    capacity: u32,
+    refill_per_sec: f64,
+}
+
+impl Bucket {
+    /// When the bucket is full again (so it can be forgotten).
+    fn full_at(&self) -> Timestamp {
+        if self.refill_per_sec <= 0.0 {
+            return Timestamp(i64::MAX);
+        }
+        let missing = (f64::from(self.capacity) - self.tokens).max(0.0);
+        self.last.plus(Duration::from_secs_f64(missing / self.refill_per_sec))
+    }
+}
+
+const SWEEP_EVERY: u64 = 1024;
+
+impl EphState {
+    fn live(&mut self, key: &str, now: Timestamp) -> Option<&mut (String, Option<Timestamp>)> {
+        if self.values.get(key).is_some_and(|(_, exp)| exp.is_some_and(|e| e <= now)) {
+            self.values.remove(key);
+        }
+        self.values.get_mut(key)
+    }
+
+    fn wrote(&mut self, now: Timestamp) {
+        self.writes += 1;
+        if self.writes % SWEEP_EVERY == 0 {
+            self.values.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+            self.buckets.retain(|_, b| b.full_at() > now);
+        }
+    }
+}
+
+fn expiry(now: Timestamp, ttl: Option<Duration>) -> Option<Timestamp> {
+    ttl.map(|d| now.plus(d))
+}
+
+impl MemoryEphemeral {
+    /// A store whose expiries run on `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> MemoryEphemeral {
+        MemoryEphemeral { clock, state: Mutex::new(EphState::default()) }
+    }
+
+    /// Number of live keys (token buckets not included).
+    pub fn len(&self) -> usize {
+        let now = self.clock.now();
+        lock(&self.state).values.values().filter(|(_, exp)| exp.is_none_or(|e| e > now)).count()
+    }
+
+    /// Whether no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for MemoryEphemeral {
+    async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> PortResult<()> {
+        let now = self.clock.now();
+        let mut st = lock(&self.state);
+        st.values.insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
+        st.wrote(now);
+        Ok(())
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> PortResult<Option<String>> {
+        let now = self.clock.now();
+        let mut st = lock(&self.state);
+        if let Some((existing, _)) = st.live(key, now) {
+            return Ok(Some(existing.clone()));
+        }
+        st.values.insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
+        st.wrote(now);
+        Ok(None)
+    }
+
+    async fn get(&self, key: &str) -> PortResult<Option<String>> {
+        let now = self.clock.now();
+        Ok(lock(&self.state).live(key, now).map(|(v, _)| v.clone()))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> PortResult<Vec<Option<String>>> {
+        let now = self.clock.now();
+        let mut st = lock(&self.state);
+        Ok(keys.iter().map(|k| st.live(k, now).map(|(v, _)| v.clone())).collect())
+    }
+
+    async fn delete(&self, key: &str) -> PortResult<bool> {
+        let now = self.clock.now();
+        let mut st = lock(&self.state);
+        let present = st.live(key, now).is_some();
+        st.values.remove(key);
+        st.buckets.remove(key);
+        Ok(present)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> PortResult<()> {
+        let mut st = lock(&self.state);
+        let doomed: Vec<String> =
+            st.values.range(prefix.to_owned()..).map(|(k, _)| k).take_while(|k| k.starts_with(prefix)).cloned().collect();
+        for k in doomed {
+            st.values.remove(&k);
+        }
+        let doomed: Vec<String> =
+            st.buckets.range(prefix.to_owned()..).map(|(k, _)| k).take_while(|k| k.starts_with(prefix)).cloned().collect();
+        for k in doomed {
+            st.buckets.remove(&k);
+        }
+        Ok(())
+    }
+
+    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> PortResult<i64> {
+        let now = self.clock.now();
+        let mut st = lock(&self.state);
+        let value = match st.live(key, now) {
+            Some((v, _)) => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| PortError::Conflict(format!("value at {key} is not an integer")))?;
+                let n = n.saturating_add(delta);
+                *v = n.to_string();
+                n
+            }
+            None => {
+                st.values.insert(key.to_owned(), (delta.to_string(), expiry(now, ttl)));
+                delta
+            }
+        };
+        st.wrote(now);
+        Ok(value)
+    }
+
+    async fn take_token(
+        &self,
+        key: &str,
+        capacity: u32,
+        refill_per_sec: f64,
+        now: Timestamp,
+    ) -> PortResult<bool> {
+        let mut st = lock(&self.state);
+        let cap = f64::from(capacity);
+        let bucket = st.buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: cap,
+            last: now,
+            capacity,
+            refill_per_sec,
+        });
+        let elapsed = now.since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * refill_per_sec.max(0.0)).min(cap);
+        bucket.last = bucket.last.max(now);
+        bucket.capacity = capacity;
+        bucket.refill_per_sec = refill_per_sec;
+        let took = bucket.tokens >= 1.0;
+        if took {
+            bucket.tokens -= 1.0;
+        }
+        st.wrote(now);
+        Ok(took)
+    }
+}
