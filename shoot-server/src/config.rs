@@ -40,6 +40,8 @@ pub enum StorageKind {
     Sqlite,
     /// PostgreSQL at `postgres_url`.
     Postgres,
+    /// In memory, lost on exit (tests and demos).
+    Memory,
 }
 
 /// Log line format.
@@ -300,17 +302,19 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "SHOOT_STORAGE",
         key: "storage",
-        help: "sqlite | postgres",
+        help: "sqlite | postgres | memory (memory: nothing survives a restart)",
         default: |c| match c.storage {
             StorageKind::Sqlite => "sqlite".to_owned(),
             StorageKind::Postgres => "postgres".to_owned(),
+            StorageKind::Memory => "memory".to_owned(),
         },
         apply: |c, v| {
             c.storage = match v.trim().to_ascii_lowercase().as_str() {
                 "sqlite" => StorageKind::Sqlite,
                 "postgres" | "postgresql" => StorageKind::Postgres,
+                "memory" => StorageKind::Memory,
                 "mongodb" => return Err("mongodb is not available in this build".to_owned()),
-                _ => return Err(format!("expected sqlite or postgres, got {v:?}")),
+                _ => return Err(format!("expected sqlite, postgres or memory, got {v:?}")),
             };
             Ok(())
         },
@@ -642,6 +646,8 @@ impl Config {
     /// A configuration for tests: dev mode, ephemeral instance id, cheap password hashing.
     pub fn for_tests() -> Config {
         Config {
+            storage: StorageKind::Memory,
+            link_preview_enabled: false,
             instance_id: "test".to_owned(),
             jwt_secret: Some("test-secret-test-secret-test-secret!".to_owned()),
             password_memory_kib: 8,

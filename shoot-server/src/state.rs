@@ -30,6 +30,11 @@ pub struct AppState {
 impl AppState {
     /// State over `engine` with `config`; the JWT service uses the engine's clock.
     pub fn new(engine: ChatEngine, config: Config) -> AppState {
+        AppState::with_metrics(engine, config, Arc::new(Metrics::default()))
+    }
+
+    /// Like [`new`](Self::new) with existing metrics (shared with the link fetcher).
+    pub fn with_metrics(engine: ChatEngine, config: Config, metrics: Arc<Metrics>) -> AppState {
         let (secret, _) = config.jwt_key();
         let auth = JwtAuth::new(
             secret.as_bytes(),
@@ -41,7 +46,7 @@ impl AppState {
             engine,
             auth: Arc::new(auth),
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             shutdown: CancellationToken::new(),
             sse: Arc::new(sse),
         }

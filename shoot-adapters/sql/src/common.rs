@@ -100,6 +100,25 @@ fn token_from_row(r: &DbRow) -> PortResult<RefreshToken> {
 }
 
 impl Store {
+    /// After a unique violation on `users`, names the clashing key in a fixed order
+    /// (username, e-mail, user code) whichever index the database happened to check first.
+    async fn user_clash(&self, user: &User, fallback: PortError) -> PortError {
+        let checks = [
+            ("username", "username_lower", user.username.to_lowercase()),
+            ("email", "email_lower", user.email.to_lowercase()),
+            ("user_code", "user_code", user.user_code.clone()),
+        ];
+        for (what, column, value) in checks {
+            let sql = format!("SELECT 1 AS one FROM users WHERE {column} = $1 AND id <> $2");
+            match sqlx::query(&sql).bind(value).bind(user.id.0).fetch_optional(&self.pool).await {
+                Ok(Some(_)) => return PortError::AlreadyExists { what },
+                Ok(None) => {}
+                Err(e) => return err(e),
+            }
+        }
+        fallback
+    }
+
     async fn user_where(&self, clause: &str, value: &str) -> PortResult<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE {clause} = $1");
         let row = sqlx::query(&sql)
@@ -114,7 +133,7 @@ impl Store {
 #[async_trait]
 impl UserStore for Store {
     async fn create_user(&self, user: &User) -> PortResult<()> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO users (id, username, username_lower, nickname, email, email_lower, \
              password_hash, status, bio, profile_image_url, user_code, last_seen_at, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -134,9 +153,14 @@ impl UserStore for Store {
         .bind(user.created_at.0)
         .bind(user.updated_at.0)
         .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        Ok(())
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) => match err(e) {
+                clash @ PortError::AlreadyExists { .. } => Err(self.user_clash(user, clash).await),
+                other => Err(other),
+            },
+        }
     }
 
     async fn get_user(&self, id: UserId) -> PortResult<Option<User>> {
@@ -200,12 +224,15 @@ impl UserStore for Store {
         .bind(user.created_at.0)
         .bind(user.updated_at.0)
         .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(PortError::NotFound);
+        .await;
+        match done {
+            Ok(done) if done.rows_affected() == 0 => Err(PortError::NotFound),
+            Ok(_) => Ok(()),
+            Err(e) => match err(e) {
+                clash @ PortError::AlreadyExists { .. } => Err(self.user_clash(user, clash).await),
+                other => Err(other),
+            },
         }
-        Ok(())
     }
 
     async fn search_users(&self, query: &str, limit: usize) -> PortResult<Vec<User>> {
@@ -1119,15 +1146,6 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await.map_err(err)?;
         self.messages_from_rows(rows).await
-    }
-
-    async fn message_exists(&self, id: MessageId) -> PortResult<bool> {
-        let row = sqlx::query("SELECT 1 AS one FROM messages WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(row.is_some())
     }
 }
 

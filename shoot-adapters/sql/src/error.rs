@@ -10,7 +10,9 @@ pub(crate) fn classify(backend: &'static str, e: sqlx::Error) -> PortError {
             // PostgreSQL reports the index name; SQLite only a message such as
             // "UNIQUE constraint failed: users.username_lower".
             let name = db.constraint().unwrap_or_else(|| db.message());
-            return PortError::AlreadyExists { what: unique_key_name(name) };
+            return PortError::AlreadyExists {
+                what: unique_key_name(name),
+            };
         }
     }
     PortError::backend(backend, e)
@@ -62,11 +64,20 @@ mod tests {
             ("ux_users_user_code", "user_code"),
             ("UNIQUE constraint failed: users.id", "user"),
             ("users_pkey", "user"),
-            ("UNIQUE constraint failed: friend_requests.from_id, friend_requests.to_id", "friend_request"),
+            (
+                "UNIQUE constraint failed: friend_requests.from_id, friend_requests.to_id",
+                "friend_request",
+            ),
             ("ux_friend_requests_pending", "friend_request"),
-            ("UNIQUE constraint failed: refresh_tokens.token_id", "refresh_token"),
+            (
+                "UNIQUE constraint failed: refresh_tokens.token_id",
+                "refresh_token",
+            ),
             ("refresh_tokens_pkey", "refresh_token"),
-            ("UNIQUE constraint failed: messages.sender_id, messages.temp_id", "temp_id"),
+            (
+                "UNIQUE constraint failed: messages.sender_id, messages.temp_id",
+                "temp_id",
+            ),
             ("ux_messages_room_seq", "seq"),
             ("something else", "record"),
         ];

@@ -37,7 +37,7 @@ mod postgres;
 mod sqlite;
 
 #[cfg(feature = "sqlite")]
-pub use log::{SqliteLogConsumer, SqliteMessageLog};
+pub use log::{DEFAULT_RETENTION, SqliteLogConsumer, SqliteMessageLog};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]

@@ -32,6 +32,10 @@ const BACKEND: &str = "sqlite";
 /// The only partition of the embedded log.
 const PARTITION: i32 = 0;
 
+/// How long committed records are kept by default (a consumer group created later can still
+/// read them, like Kafka's time-based retention).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
+
 /// Most requests folded into one transaction.
 const MAX_REQUESTS_PER_COMMIT: usize = 4096;
 
@@ -44,7 +48,8 @@ CREATE TABLE IF NOT EXISTS log_records (
     partition INTEGER NOT NULL,
     room_id   INTEGER NOT NULL,
     seq       INTEGER NOT NULL,
-    payload   TEXT NOT NULL
+    payload   TEXT NOT NULL,
+    appended_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS log_room_seqs (
     room_id  INTEGER PRIMARY KEY,
@@ -123,7 +128,17 @@ impl std::fmt::Debug for SqliteMessageLog {
 impl SqliteMessageLog {
     /// Opens (creating if missing) the log database at `path` (for example
     /// `data/log.sqlite`) and starts its writer task on the current tokio runtime.
+    /// Records are kept for [`DEFAULT_RETENTION`] after every consumer group committed them.
     pub async fn open(path: &str) -> PortResult<SqliteMessageLog> {
+        SqliteMessageLog::open_with_retention(path, DEFAULT_RETENTION).await
+    }
+
+    /// Like [`open`](Self::open): a record is deleted once every known consumer group has
+    /// committed it and it is older than `retention`.
+    pub async fn open_with_retention(
+        path: &str,
+        retention: Duration,
+    ) -> PortResult<SqliteMessageLog> {
         let options = if path.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(path).map_err(err)?
         } else {
@@ -134,7 +149,10 @@ impl SqliteMessageLog {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT);
         let mut writer = options.connect().await.map_err(err)?;
-        sqlx::raw_sql(SCHEMA).execute(&mut writer).await.map_err(err)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&mut writer)
+            .await
+            .map_err(err)?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -142,7 +160,7 @@ impl SqliteMessageLog {
             .map_err(err)?;
         let (requests, rx) = mpsc::channel(MAX_REQUESTS_PER_COMMIT);
         let appended = Arc::new(Notify::new());
-        tokio::spawn(run_writer(writer, rx, appended.clone()));
+        tokio::spawn(run_writer(writer, rx, appended.clone(), retention));
         tracing::info!(log = %path, "sqlite message log open");
         Ok(SqliteMessageLog {
             inner: Arc::new(Inner {
@@ -235,6 +253,14 @@ impl MessageLog for SqliteMessageLog {
                 cursor
             }
             None => {
+                // Register the group, so retention keeps what it has not committed yet.
+                let name = group.to_owned();
+                self.request(|reply| Request::Commit {
+                    group: name,
+                    offset: 0,
+                    reply,
+                })
+                .await?;
                 let row = sqlx::query("SELECT committed FROM log_groups WHERE name = $1")
                     .bind(group)
                     .fetch_optional(&self.inner.readers)
@@ -267,7 +293,12 @@ impl MessageLog for SqliteMessageLog {
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
         let entry = Box::new(entry.clone());
         let reason = reason.to_owned();
-        self.request(|reply| Request::DeadLetter { entry, reason, reply }).await
+        self.request(|reply| Request::DeadLetter {
+            entry,
+            reason,
+            reply,
+        })
+        .await
     }
 }
 
@@ -280,7 +311,9 @@ pub struct SqliteLogConsumer {
 
 impl std::fmt::Debug for SqliteLogConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteLogConsumer").field("group", &self.group).finish()
+        f.debug_struct("SqliteLogConsumer")
+            .field("group", &self.group)
+            .finish()
     }
 }
 
@@ -341,7 +374,13 @@ impl LogConsumer for SqliteLogConsumer {
             return Ok(());
         };
         let group = self.group.clone();
-        self.log.request(|reply| Request::Commit { group, offset, reply }).await?;
+        self.log
+            .request(|reply| Request::Commit {
+                group,
+                offset,
+                reply,
+            })
+            .await?;
         let mut cursor = self.cursor.lock().await;
         cursor.committed = cursor.committed.max(offset);
         cursor.handed_out = cursor.handed_out.max(offset);
@@ -356,6 +395,7 @@ async fn run_writer(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Request>,
     appended: Arc<Notify>,
+    retention: Duration,
 ) {
     // Last assigned seq per room, as committed. Cleared after a failed transaction, so the
     // counters are reloaded from what is really on disk.
@@ -368,7 +408,7 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        match write(&mut conn, &seqs, &mut requests).await {
+        match write(&mut conn, &seqs, &mut requests, retention).await {
             Ok((numbered, assigned)) => {
                 seqs.extend(assigned);
                 let mut any_append = false;
@@ -419,7 +459,11 @@ async fn write(
     conn: &mut SqliteConnection,
     seqs: &HashMap<i64, i64>,
     requests: &mut [Request],
+    retention: Duration,
 ) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let mut assigned: HashMap<i64, i64> = HashMap::new();
     let mut numbered = Vec::new();
@@ -454,9 +498,6 @@ async fn write(
                 *e = (*e).max(*offset);
             }
             Request::DeadLetter { entry, reason, .. } => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
                 sqlx::query(
                     "INSERT INTO log_dead_letters (record_id, partition, room_id, seq, payload, \
                      reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -474,13 +515,19 @@ async fn write(
         }
     }
     for chunk in records.chunks(INSERT_CHUNK) {
-        let mut sql =
-            String::from("INSERT INTO log_records (partition, room_id, seq, payload) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO log_records (partition, room_id, seq, payload, appended_at) VALUES ",
+        );
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("({PARTITION}, ${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+            sql.push_str(&format!(
+                "({PARTITION}, ${}, ${}, ${}, {now})",
+                i * 3 + 1,
+                i * 3 + 2,
+                i * 3 + 3
+            ));
         }
         let mut q = sqlx::query(&sql);
         for (room, seq, payload) in chunk {
@@ -509,10 +556,13 @@ async fn write(
             .execute(&mut *conn)
             .await?;
         }
-        // Retention: records every known group has committed are no longer needed.
+        // Retention: records every known group has committed, once old enough.
+        let cutoff = now.saturating_sub(retention.as_millis() as i64);
         sqlx::query(
-            "DELETE FROM log_records WHERE id <= (SELECT MIN(committed) FROM log_groups)",
+            "DELETE FROM log_records WHERE id <= (SELECT MIN(committed) FROM log_groups) \
+             AND appended_at <= $1",
         )
+        .bind(cutoff)
         .execute(&mut *conn)
         .await?;
     }

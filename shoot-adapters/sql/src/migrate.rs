@@ -32,6 +32,8 @@ impl<'s> MigrationSource<'s> for Embedded {
 }
 
 /// The migrator of `migrations`.
-pub(crate) async fn migrator(migrations: Embedded) -> Result<Migrator, sqlx::migrate::MigrateError> {
+pub(crate) async fn migrator(
+    migrations: Embedded,
+) -> Result<Migrator, sqlx::migrate::MigrateError> {
     Migrator::new(migrations).await
 }

@@ -12,8 +12,11 @@ type Store = PostgresStore;
 
 const BACKEND: &str = "postgres";
 
-const MIGRATIONS: Embedded =
-    Embedded(&[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))]);
+const MIGRATIONS: Embedded = Embedded(&[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)]);
 
 /// Claims with `FOR UPDATE SKIP LOCKED`: concurrent claimers on any instance lock disjoint
 /// rows, and a row claimed by a transaction that committed meanwhile is re-checked and
@@ -44,8 +47,15 @@ impl PostgresStore {
 
     /// Like [`connect`](Self::connect), with every table in `schema` (created if missing):
     /// lets several deployments or test runs share one database.
-    pub async fn connect_in_schema(url: &str, schema: &str) -> shoot_core::PortResult<PostgresStore> {
-        if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    pub async fn connect_in_schema(
+        url: &str,
+        schema: &str,
+    ) -> shoot_core::PortResult<PostgresStore> {
+        if schema.is_empty()
+            || !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             return Err(shoot_core::PortError::Conflict(format!(
                 "invalid schema name {schema:?} (use [A-Za-z0-9_])"
             )));

@@ -17,8 +17,11 @@ const BACKEND: &str = "sqlite";
 /// SQLite serialises writers; a waiting writer retries for this long before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-const MIGRATIONS: Embedded =
-    Embedded(&[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))]);
+const MIGRATIONS: Embedded = Embedded(&[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)]);
 
 /// One UPDATE … RETURNING inside an IMMEDIATE transaction: the write lock is taken before
 /// the due rows are read, so two claimers never see the same rows.

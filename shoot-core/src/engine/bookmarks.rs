@@ -31,7 +31,10 @@ impl ChatEngine {
         note: Option<String>,
     ) -> Result<Bookmark> {
         let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-        if note.as_ref().is_some_and(|n| n.chars().count() > BOOKMARK_NOTE_MAX) {
+        if note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > BOOKMARK_NOTE_MAX)
+        {
             return fail(
                 ErrorCode::ValidationFailed,
                 format!("note must be at most {BOOKMARK_NOTE_MAX} characters"),
@@ -51,7 +54,12 @@ impl ChatEngine {
 
     /// Removes the caller's bookmark on the message (`BOOKMARK_NOT_FOUND` if none).
     pub async fn remove_bookmark(&self, actor: UserId, message_id: MessageId) -> Result<()> {
-        if !self.p().bookmarks.delete_bookmark(actor, message_id).await? {
+        if !self
+            .p()
+            .bookmarks
+            .delete_bookmark(actor, message_id)
+            .await?
+        {
             return fail(ErrorCode::BookmarkNotFound, "bookmark not found");
         }
         Ok(())
@@ -72,14 +80,22 @@ impl ChatEngine {
             return Ok(Vec::new());
         }
         let ids: Vec<MessageId> = bookmarks.iter().map(|b| b.message_id).collect();
-        let mut messages: HashMap<MessageId, Message> =
-            self.p().messages.get_messages(&ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        let mut messages: HashMap<MessageId, Message> = self
+            .p()
+            .messages
+            .get_messages(&ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
         let needle = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
         let matches = |b: &Bookmark, m: &Message| match &needle {
             None => true,
             Some(n) => {
                 m.text.to_lowercase().contains(n)
-                    || b.note.as_ref().is_some_and(|note| note.to_lowercase().contains(n))
+                    || b.note
+                        .as_ref()
+                        .is_some_and(|note| note.to_lowercase().contains(n))
             }
         };
         Ok(bookmarks
@@ -97,7 +113,13 @@ impl ChatEngine {
         let Some(message) = self.p().messages.get_message(id).await? else {
             return fail(ErrorCode::MessageNotFound, "message not found");
         };
-        if self.p().rooms.participant(message.room_id, actor).await?.is_none() {
+        if self
+            .p()
+            .rooms
+            .participant(message.room_id, actor)
+            .await?
+            .is_none()
+        {
             return fail(ErrorCode::MessageNotFound, "message not found");
         }
         if message.is_deleted {

@@ -65,7 +65,10 @@ fn user_not_found() -> Error {
 }
 
 fn invalid_credentials() -> Error {
-    Error::new(ErrorCode::InvalidCredentials, "invalid username/e-mail or password")
+    Error::new(
+        ErrorCode::InvalidCredentials,
+        "invalid username/e-mail or password",
+    )
 }
 
 impl ChatEngine {
@@ -81,7 +84,13 @@ impl ChatEngine {
         let bio = rules::normalize_bio(new.bio.as_deref(), limits)?;
         rules::validate_password(&new.password, limits)?;
         // Cheap checks before the expensive hash; the store's unique keys stay authoritative.
-        if self.p().users.find_by_username(&new.username).await?.is_some() {
+        if self
+            .p()
+            .users
+            .find_by_username(&new.username)
+            .await?
+            .is_some()
+        {
             return fail(ErrorCode::UsernameTaken, "username is already taken");
         }
         if self.p().users.find_by_email(&email).await?.is_some() {
@@ -115,7 +124,10 @@ impl ChatEngine {
                 Err(e) => return Err(map_unique(e)),
             }
         }
-        fail(ErrorCode::InternalError, "could not allocate a unique user code")
+        fail(
+            ErrorCode::InternalError,
+            "could not allocate a unique user code",
+        )
     }
 
     /// Checks a login (username, or e-mail when it contains `@`) and password.
@@ -149,11 +161,22 @@ impl ChatEngine {
         }
         let counts = self.p().ephemeral.get_many(&keys).await?;
         let max = i64::from(limits.login_max_failures);
-        if counts.iter().flatten().any(|c| c.parse::<i64>().is_ok_and(|c| c >= max)) {
-            return fail(ErrorCode::AccountLocked, "too many failed logins; try again later");
+        if counts
+            .iter()
+            .flatten()
+            .any(|c| c.parse::<i64>().is_ok_and(|c| c >= max))
+        {
+            return fail(
+                ErrorCode::AccountLocked,
+                "too many failed logins; try again later",
+            );
         }
         let verified = match &user {
-            Some(u) => self.inner.config.password.verify(password, &u.password_hash),
+            Some(u) => self
+                .inner
+                .config
+                .password
+                .verify(password, &u.password_hash),
             None => {
                 // Same work as a verification, so timing does not reveal unknown logins.
                 let _ = self.inner.config.password.hash(password);
@@ -167,11 +190,18 @@ impl ChatEngine {
             }
             _ => {
                 for key in &keys {
-                    let n = self.p().ephemeral.incr(key, 1, Some(limits.login_lockout)).await?;
+                    let n = self
+                        .p()
+                        .ephemeral
+                        .incr(key, 1, Some(limits.login_lockout))
+                        .await?;
                     if n == max {
                         // Restart the window so the lock-out lasts its full length from
                         // the locking failure.
-                        self.p().ephemeral.set(key, &n.to_string(), Some(limits.login_lockout)).await?;
+                        self.p()
+                            .ephemeral
+                            .set(key, &n.to_string(), Some(limits.login_lockout))
+                            .await?;
                         warn!(key = %key, "login locked out");
                     }
                 }
@@ -209,23 +239,29 @@ impl ChatEngine {
 
     /// Exchanges a refresh token for a new one of the same family (rotation). A token that
     /// was already exchanged revokes its whole family (`TOKEN_REUSED`: it was stolen, or the
-    /// legitimate client is replaying); a token of a logged-out family is `INVALID_TOKEN`, an
-    /// unknown one `INVALID_TOKEN`, an expired one `TOKEN_EXPIRED`.
+    /// legitimate client is replaying); any token of an already revoked family (logout or
+    /// earlier reuse) is `INVALID_TOKEN`, an unknown one `INVALID_TOKEN`, an expired one
+    /// `TOKEN_EXPIRED`.
     pub async fn rotate_refresh_token(&self, token_id: &str) -> Result<RefreshToken> {
         match self.p().users.use_refresh_token(token_id).await? {
             RefreshTokenUse::Unknown => fail(ErrorCode::InvalidToken, "unknown refresh token"),
-            RefreshTokenUse::Reused(t) if t.revoked && !t.used => {
+            RefreshTokenUse::Reused(t) if t.revoked => {
                 fail(ErrorCode::InvalidToken, "refresh token was revoked")
             }
             RefreshTokenUse::Reused(t) => {
                 self.p().users.revoke_refresh_family(&t.family_id).await?;
                 warn!(user_id = %t.user_id, family = %t.family_id, "refresh token reused; family revoked");
-                fail(ErrorCode::TokenReused, "refresh token was already used; please log in again")
+                fail(
+                    ErrorCode::TokenReused,
+                    "refresh token was already used; please log in again",
+                )
             }
             RefreshTokenUse::Fresh(t) if t.expires_at <= self.now() => {
                 fail(ErrorCode::TokenExpired, "refresh token expired")
             }
-            RefreshTokenUse::Fresh(t) => self.issue_refresh_token(t.user_id, Some(t.family_id)).await,
+            RefreshTokenUse::Fresh(t) => {
+                self.issue_refresh_token(t.user_id, Some(t.family_id)).await
+            }
         }
     }
 
@@ -236,15 +272,24 @@ impl ChatEngine {
         // used is harmless as the whole family is revoked next).
         let token = match self.p().users.use_refresh_token(token_id).await? {
             RefreshTokenUse::Fresh(t) | RefreshTokenUse::Reused(t) => t,
-            RefreshTokenUse::Unknown => return fail(ErrorCode::InvalidToken, "unknown refresh token"),
+            RefreshTokenUse::Unknown => {
+                return fail(ErrorCode::InvalidToken, "unknown refresh token");
+            }
         };
-        self.p().users.revoke_refresh_family(&token.family_id).await?;
+        self.p()
+            .users
+            .revoke_refresh_family(&token.family_id)
+            .await?;
         Ok(())
     }
 
     /// One user, or `USER_NOT_FOUND`.
     pub async fn user(&self, id: UserId) -> Result<User> {
-        self.p().users.get_user(id).await?.ok_or_else(user_not_found)
+        self.p()
+            .users
+            .get_user(id)
+            .await?
+            .ok_or_else(user_not_found)
     }
 
     /// The users with these ids that exist, in input order, without duplicates.
@@ -267,7 +312,11 @@ impl ChatEngine {
         if code.is_empty() {
             return Err(user_not_found());
         }
-        self.p().users.find_by_code(&code).await?.ok_or_else(user_not_found)
+        self.p()
+            .users
+            .find_by_code(&code)
+            .await?
+            .ok_or_else(user_not_found)
     }
 
     /// Users whose username or nickname contains `q` (case-insensitive), ordered by
@@ -279,12 +328,22 @@ impl ChatEngine {
         if q.is_empty() {
             return Ok(Vec::new());
         }
-        let mut hidden: HashSet<UserId> = self.p().social.blocked_by(actor).await?.into_iter().collect();
+        let mut hidden: HashSet<UserId> = self
+            .p()
+            .social
+            .blocked_by(actor)
+            .await?
+            .into_iter()
+            .collect();
         hidden.extend(self.p().social.blockers_of(actor).await?);
         hidden.insert(actor);
         // Ask for enough to fill the page after filtering.
         let found = self.p().users.search_users(q, limit + hidden.len()).await?;
-        Ok(found.into_iter().filter(|u| !hidden.contains(&u.id)).take(limit).collect())
+        Ok(found
+            .into_iter()
+            .filter(|u| !hidden.contains(&u.id))
+            .take(limit)
+            .collect())
     }
 
     /// Applies a profile patch (same validation as sign-up) and returns the updated user.
@@ -301,7 +360,11 @@ impl ChatEngine {
             user.profile_image_url = rules::normalize_image_url(url.as_deref())?;
         }
         user.updated_at = self.now();
-        self.p().users.update_user(&user).await.map_err(map_unique)?;
+        self.p()
+            .users
+            .update_user(&user)
+            .await
+            .map_err(map_unique)?;
         Ok(user)
     }
 
@@ -315,7 +378,11 @@ impl ChatEngine {
             user.last_seen_at = Some(now);
         }
         user.updated_at = now;
-        self.p().users.update_user(&user).await.map_err(map_unique)?;
+        self.p()
+            .users
+            .update_user(&user)
+            .await
+            .map_err(map_unique)?;
         let event = Event::UserStatusChanged {
             user_id: actor,
             status,

@@ -43,7 +43,12 @@ impl ChatEngine {
         if notifications.is_empty() {
             return;
         }
-        if let Err(e) = self.p().notifications.insert_notifications(&notifications).await {
+        if let Err(e) = self
+            .p()
+            .notifications
+            .insert_notifications(&notifications)
+            .await
+        {
             warn!(count = notifications.len(), error = %e, "storing notifications failed");
             return;
         }
@@ -60,17 +65,30 @@ impl ChatEngine {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<Notification>> {
-        Ok(self.p().notifications.notifications_of(actor, limit, offset).await?)
+        Ok(self
+            .p()
+            .notifications
+            .notifications_of(actor, limit, offset)
+            .await?)
     }
 
     /// How many of the caller's notifications are unread.
     pub async fn unread_notification_count(&self, actor: UserId) -> Result<u64> {
-        Ok(self.p().notifications.unread_notification_count(actor).await?)
+        Ok(self
+            .p()
+            .notifications
+            .unread_notification_count(actor)
+            .await?)
     }
 
     /// Marks one of the caller's notifications read (`NOTIFICATION_NOT_FOUND` if not theirs).
     pub async fn mark_notification_read(&self, actor: UserId, id: NotificationId) -> Result<()> {
-        if self.p().notifications.mark_notification_read(actor, id).await? {
+        if self
+            .p()
+            .notifications
+            .mark_notification_read(actor, id)
+            .await?
+        {
             Ok(())
         } else {
             fail(ErrorCode::NotificationNotFound, "notification not found")
@@ -79,12 +97,21 @@ impl ChatEngine {
 
     /// Marks every notification of the caller read; returns how many changed.
     pub async fn mark_all_notifications_read(&self, actor: UserId) -> Result<u64> {
-        Ok(self.p().notifications.mark_all_notifications_read(actor).await?)
+        Ok(self
+            .p()
+            .notifications
+            .mark_all_notifications_read(actor)
+            .await?)
     }
 
     /// Deletes one of the caller's notifications (`NOTIFICATION_NOT_FOUND` if not theirs).
     pub async fn delete_notification(&self, actor: UserId, id: NotificationId) -> Result<()> {
-        if self.p().notifications.delete_notification(actor, id).await? {
+        if self
+            .p()
+            .notifications
+            .delete_notification(actor, id)
+            .await?
+        {
             Ok(())
         } else {
             fail(ErrorCode::NotificationNotFound, "notification not found")

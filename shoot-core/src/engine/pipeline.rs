@@ -76,6 +76,9 @@ pub struct SendReceipt {
 
 type Outcome = std::result::Result<(MessageId, Seq), (ErrorCode, String)>;
 
+/// Waiters for in-flight sends, by `(sender, tempId)`.
+type InflightMap = HashMap<(UserId, String), watch::Sender<Option<Outcome>>>;
+
 /// One accepted message waiting in a lane.
 struct Pending {
     message: Message,
@@ -88,7 +91,7 @@ pub(crate) struct Runtime {
     lanes: Mutex<HashMap<RoomId, Vec<Pending>>>,
     lanes_idle: Notify,
     shutting_down: AtomicBool,
-    inflight: Mutex<HashMap<(UserId, String), watch::Sender<Option<Outcome>>>>,
+    inflight: Mutex<InflightMap>,
     /// Ids appended but whose SENT_TO_KAFKA is not yet published by this instance.
     unpublished: Mutex<HashSet<MessageId>>,
     published: Notify,

@@ -63,9 +63,10 @@ impl ChatEngine {
         }
         if is_typing {
             let engine = self.clone();
-            let timeout = limits.typing_timeout;
+            // The timer starts now, not when the spawned task first runs.
+            let timer = self.p().clock.sleep(limits.typing_timeout);
             self.p().spawner.spawn(Box::pin(async move {
-                engine.p().clock.sleep(timeout).await;
+                timer.await;
                 engine.typing_expired(actor, room, generation).await;
             }));
         }

@@ -50,11 +50,18 @@ impl ChatEngine {
     ) -> Result<Vec<Recommendation>> {
         let depth = rules::recommendation_depth(max_depth, self.limits())?;
         let ranked = self.ranked_recommendations(actor, depth).await?;
-        let page: Vec<Candidate> =
-            ranked.into_iter().skip(skip).take(limit.clamp(1, PAGE_MAX)).collect();
+        let page: Vec<Candidate> = ranked
+            .into_iter()
+            .skip(skip)
+            .take(limit.clamp(1, PAGE_MAX))
+            .collect();
         let ids: Vec<UserId> = page.iter().map(|c| c.user).collect();
-        let mut users: HashMap<UserId, User> =
-            self.users(&ids).await?.into_iter().map(|u| (u.id, u)).collect();
+        let mut users: HashMap<UserId, User> = self
+            .users(&ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
         Ok(page
             .into_iter()
             .filter_map(|c| {
@@ -94,7 +101,12 @@ impl ChatEngine {
         let ranked = search.candidates(&excluded);
         debug!(user_id = %actor, depth, round_trips, found = ranked.len(), "recommendations computed");
         let ttl = self.limits().recommendation_cache_ttl;
-        if let Err(e) = self.p().ephemeral.set(&key, &bfs::encode_candidates(&ranked), Some(ttl)).await {
+        if let Err(e) = self
+            .p()
+            .ephemeral
+            .set(&key, &bfs::encode_candidates(&ranked), Some(ttl))
+            .await
+        {
             warn!(key = %key, error = %e, "recommendation cache write failed");
         }
         Ok(ranked)

@@ -11,12 +11,12 @@ use tracing::{info, warn};
 use crate::engine::ChatEngine;
 use crate::error::{Error, ErrorCode, PortError, Result, fail};
 use crate::events::{Event, RoomChange, Topic};
+use crate::identity::User;
 use crate::ids::{FriendGroupId, FriendRequestId, RoomId, Seq, UserId};
 use crate::notifications::NotificationType;
 use crate::rooms::{Participant, Role, Room, RoomType};
 use crate::social::rules::{self, Answer, RequestFacts, RequestOutcome};
 use crate::social::{FriendGroup, FriendRequest, FriendRequestStatus};
-use crate::identity::User;
 
 /// The caller's pending friend requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,7 +40,11 @@ impl ChatEngine {
     /// When `target` already asked the caller, their request is accepted instead and returned
     /// ACCEPTED (the direct room is opened as by [`accept_friend_request`](Self::accept_friend_request)).
     /// The target is notified (FRIEND_REQUEST).
-    pub async fn send_friend_request(&self, actor: UserId, target: UserId) -> Result<FriendRequest> {
+    pub async fn send_friend_request(
+        &self,
+        actor: UserId,
+        target: UserId,
+    ) -> Result<FriendRequest> {
         let social = &self.p().social;
         let target_user = self.p().users.get_user(target).await?;
         let reverse = social.pending_request(target, actor).await?;
@@ -54,7 +58,10 @@ impl ChatEngine {
             actor_friends: counts.first().map_or(0, Vec::len),
             target_friends: counts.get(1).map_or(0, Vec::len),
         };
-        match (rules::decide_request(actor, target, &facts, self.limits())?, reverse) {
+        match (
+            rules::decide_request(actor, target, &facts, self.limits())?,
+            reverse,
+        ) {
             (RequestOutcome::AcceptReverse, Some(reverse)) => {
                 let (request, _room) = self.accept_pending_friend_request(actor, reverse).await?;
                 Ok(request)
@@ -72,11 +79,15 @@ impl ChatEngine {
                 match social.insert_friend_request(&request).await {
                     Ok(()) => {}
                     Err(PortError::AlreadyExists { .. }) => {
-                        return fail(ErrorCode::FriendRequestDuplicate, "a friend request is already pending");
+                        return fail(
+                            ErrorCode::FriendRequestDuplicate,
+                            "a friend request is already pending",
+                        );
                     }
                     Err(e) => return Err(e.into()),
                 }
-                self.invalidate_recommendations(&[actor, target], false).await;
+                self.invalidate_recommendations(&[actor, target], false)
+                    .await;
                 let name = self.notification_name(actor).await;
                 let n = self.new_notification(
                     target,
@@ -109,13 +120,23 @@ impl ChatEngine {
     }
 
     /// Rejects a request addressed to the caller.
-    pub async fn reject_friend_request(&self, actor: UserId, id: FriendRequestId) -> Result<FriendRequest> {
-        self.answer_friend_request_as(actor, id, Answer::Reject).await
+    pub async fn reject_friend_request(
+        &self,
+        actor: UserId,
+        id: FriendRequestId,
+    ) -> Result<FriendRequest> {
+        self.answer_friend_request_as(actor, id, Answer::Reject)
+            .await
     }
 
     /// Withdraws a request the caller sent.
-    pub async fn cancel_friend_request(&self, actor: UserId, id: FriendRequestId) -> Result<FriendRequest> {
-        self.answer_friend_request_as(actor, id, Answer::Cancel).await
+    pub async fn cancel_friend_request(
+        &self,
+        actor: UserId,
+        id: FriendRequestId,
+    ) -> Result<FriendRequest> {
+        self.answer_friend_request_as(actor, id, Answer::Cancel)
+            .await
     }
 
     /// The caller's pending requests, incoming and outgoing.
@@ -135,7 +156,8 @@ impl ChatEngine {
         if !self.p().social.remove_friendship(actor, friend).await? {
             return Err(not_friends());
         }
-        self.invalidate_recommendations(&[actor, friend], true).await;
+        self.invalidate_recommendations(&[actor, friend], true)
+            .await;
         info!(user = %actor, friend = %friend, "friendship removed");
         Ok(())
     }
@@ -152,14 +174,18 @@ impl ChatEngine {
         social.block(actor, target, now).await?;
         for (from, to) in [(actor, target), (target, actor)] {
             if let Some(r) = social.pending_request(from, to).await? {
-                match social.resolve_friend_request(r.id, FriendRequestStatus::Canceled, now).await {
+                match social
+                    .resolve_friend_request(r.id, FriendRequestStatus::Canceled, now)
+                    .await
+                {
                     Ok(_) | Err(PortError::Conflict(_) | PortError::NotFound) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
         }
         social.remove_friendship(actor, target).await?;
-        self.invalidate_recommendations(&[actor, target], true).await;
+        self.invalidate_recommendations(&[actor, target], true)
+            .await;
         info!(blocker = %actor, blocked = %target, "user blocked");
         Ok(())
     }
@@ -169,7 +195,8 @@ impl ChatEngine {
         if !self.p().social.unblock(actor, target).await? {
             return fail(ErrorCode::NotBlocked, "user is not blocked");
         }
-        self.invalidate_recommendations(&[actor, target], false).await;
+        self.invalidate_recommendations(&[actor, target], false)
+            .await;
         Ok(())
     }
 
@@ -198,8 +225,13 @@ impl ChatEngine {
         let mut seen = HashSet::new();
         let members: Vec<UserId> = members.into_iter().filter(|m| seen.insert(*m)).collect();
         if !members.is_empty() {
-            let friends: HashSet<UserId> =
-                self.p().social.friends_of(actor).await?.into_iter().collect();
+            let friends: HashSet<UserId> = self
+                .p()
+                .social
+                .friends_of(actor)
+                .await?
+                .into_iter()
+                .collect();
             if members.iter().any(|m| !friends.contains(m)) {
                 return Err(not_friends());
             }
@@ -309,23 +341,40 @@ impl ChatEngine {
         let request = self.p().social.get_friend_request(id).await?;
         rules::check_answer(request.as_ref(), actor, answer)?;
         let resolved = self.resolve_friend_request_as(id, answer).await?;
-        self.invalidate_recommendations(&[resolved.from, resolved.to], false).await;
+        self.invalidate_recommendations(&[resolved.from, resolved.to], false)
+            .await;
         Ok(resolved)
     }
 
-    async fn resolve_friend_request_as(&self, id: FriendRequestId, answer: Answer) -> Result<FriendRequest> {
-        match self.p().social.resolve_friend_request(id, answer.status(), self.now()).await {
+    async fn resolve_friend_request_as(
+        &self,
+        id: FriendRequestId,
+        answer: Answer,
+    ) -> Result<FriendRequest> {
+        match self
+            .p()
+            .social
+            .resolve_friend_request(id, answer.status(), self.now())
+            .await
+        {
             Ok(r) => Ok(r),
-            Err(PortError::Conflict(_)) => {
-                fail(ErrorCode::FriendRequestNotPending, "friend request is no longer pending")
+            Err(PortError::Conflict(_)) => fail(
+                ErrorCode::FriendRequestNotPending,
+                "friend request is no longer pending",
+            ),
+            Err(PortError::NotFound) => {
+                fail(ErrorCode::FriendRequestNotFound, "friend request not found")
             }
-            Err(PortError::NotFound) => fail(ErrorCode::FriendRequestNotFound, "friend request not found"),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Accepts `request` (already checked to be addressed to `actor`).
-    async fn accept_pending_friend_request(&self, actor: UserId, request: FriendRequest) -> Result<(FriendRequest, Room)> {
+    async fn accept_pending_friend_request(
+        &self,
+        actor: UserId,
+        request: FriendRequest,
+    ) -> Result<(FriendRequest, Room)> {
         let social = &self.p().social;
         let requester = request.from;
         if social.is_blocked_either(actor, requester).await? {
@@ -337,9 +386,12 @@ impl ChatEngine {
             counts.get(1).map_or(0, Vec::len),
             self.limits(),
         )?;
-        let accepted = self.resolve_friend_request_as(request.id, Answer::Accept).await?;
+        let accepted = self
+            .resolve_friend_request_as(request.id, Answer::Accept)
+            .await?;
         social.add_friendship(actor, requester, self.now()).await?;
-        self.invalidate_recommendations(&[actor, requester], true).await;
+        self.invalidate_recommendations(&[actor, requester], true)
+            .await;
         let room = self.open_friend_direct_room(actor, requester).await?;
         let name = self.notification_name(actor).await;
         let n = self.new_notification(
@@ -383,17 +435,30 @@ impl ChatEngine {
         let (room, created) = self.p().rooms.create_direct_room(&room, [&a, &b]).await?;
         if created {
             for user in [actor, other] {
-                let event = Event::RoomChanged { room: room.clone(), change: RoomChange::Created, by: Some(actor) };
+                let event = Event::RoomChanged {
+                    room: room.clone(),
+                    change: RoomChange::Created,
+                    by: Some(actor),
+                };
                 self.publish(Topic::User(user), event).await;
             }
             return Ok(room);
         }
-        let present: HashSet<UserId> =
-            self.p().rooms.participants(room.id).await?.into_iter().map(|p| p.user_id).collect();
+        let present: HashSet<UserId> = self
+            .p()
+            .rooms
+            .participants(room.id)
+            .await?
+            .into_iter()
+            .map(|p| p.user_id)
+            .collect();
         let missing: Vec<Participant> = [actor, other]
             .into_iter()
             .filter(|u| !present.contains(u))
-            .map(|u| Participant { room_id: room.id, ..participant(u) })
+            .map(|u| Participant {
+                room_id: room.id,
+                ..participant(u)
+            })
             .collect();
         if !missing.is_empty() {
             let added = self.p().rooms.add_participants(room.id, &missing).await?;
@@ -434,7 +499,12 @@ impl ChatEngine {
         }
         let mut seen = HashSet::new();
         for user in all.into_iter().filter(|u| seen.insert(*u)) {
-            if let Err(e) = self.p().ephemeral.delete_prefix(&super::recommend::cache_prefix(user)).await {
+            if let Err(e) = self
+                .p()
+                .ephemeral
+                .delete_prefix(&super::recommend::cache_prefix(user))
+                .await
+            {
                 warn!(user_id = %user, error = %e, "recommendation cache invalidation failed");
             }
         }

@@ -25,13 +25,20 @@ pub struct PasswordHasherConfig {
 
 impl PasswordHasherConfig {
     /// The OWASP-recommended production parameters: 19 MiB, 2 passes, 1 lane.
-    pub const PRODUCTION: PasswordHasherConfig =
-        PasswordHasherConfig { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
+    pub const PRODUCTION: PasswordHasherConfig = PasswordHasherConfig {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
 
     /// Minimal parameters for tests: the hash is still a valid Argon2id PHC string but takes
     /// microseconds. Never use in production.
     pub fn fast() -> PasswordHasherConfig {
-        PasswordHasherConfig { memory_kib: 8, iterations: 1, parallelism: 1 }
+        PasswordHasherConfig {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        }
     }
 
     fn argon2(&self) -> Result<Argon2<'static>> {
@@ -59,7 +66,9 @@ impl PasswordHasherConfig {
         let Ok(parsed) = PasswordHash::new(phc) else {
             return false;
         };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     }
 }
 
@@ -93,7 +102,11 @@ mod tests {
         let a = fast.hash("Secret#123").unwrap();
         let b = fast.hash("Secret#123").unwrap();
         assert_ne!(a, b);
-        let other = PasswordHasherConfig { memory_kib: 16, iterations: 2, parallelism: 1 };
+        let other = PasswordHasherConfig {
+            memory_kib: 16,
+            iterations: 2,
+            parallelism: 1,
+        };
         let c = other.hash("Secret#123").unwrap();
         assert!(fast.verify("Secret#123", &c));
         assert!(other.verify("Secret#123", &a));
@@ -102,12 +115,19 @@ mod tests {
     #[test]
     fn production_defaults() {
         let d = PasswordHasherConfig::default();
-        assert_eq!((d.memory_kib, d.iterations, d.parallelism), (19 * 1024, 2, 1));
+        assert_eq!(
+            (d.memory_kib, d.iterations, d.parallelism),
+            (19 * 1024, 2, 1)
+        );
     }
 
     #[test]
     fn invalid_parameters_are_an_internal_error() {
-        let bad = PasswordHasherConfig { memory_kib: 1, iterations: 0, parallelism: 1 };
+        let bad = PasswordHasherConfig {
+            memory_kib: 1,
+            iterations: 0,
+            parallelism: 1,
+        };
         assert_eq!(bad.hash("x").unwrap_err().code(), ErrorCode::InternalError);
     }
 }

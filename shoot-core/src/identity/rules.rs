@@ -17,7 +17,10 @@ pub fn validate_username(username: &str, limits: &Limits) -> Result<()> {
             ),
         );
     }
-    if !username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+    if !username
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
         return fail(
             ErrorCode::InvalidUsername,
             "username may only contain letters, digits, '_' and '.'",
@@ -41,7 +44,10 @@ pub fn normalize_nickname(nickname: &str, limits: &Limits) -> Result<String> {
         );
     }
     if trimmed.chars().any(char::is_control) {
-        return fail(ErrorCode::InvalidNickname, "nickname contains control characters");
+        return fail(
+            ErrorCode::InvalidNickname,
+            "nickname contains control characters",
+        );
     }
     Ok(trimmed.to_owned())
 }
@@ -113,7 +119,10 @@ pub fn validate_password(password: &str, limits: &Limits) -> Result<()> {
     if len < limits.password_min {
         return fail(
             ErrorCode::WeakPassword,
-            format!("password must be at least {} characters", limits.password_min),
+            format!(
+                "password must be at least {} characters",
+                limits.password_min
+            ),
         );
     }
     if len > PASSWORD_MAX {
@@ -127,10 +136,16 @@ pub fn validate_password(password: &str, limits: &Limits) -> Result<()> {
         (has(|c| c.is_uppercase()), "an upper-case letter"),
         (has(|c| c.is_lowercase()), "a lower-case letter"),
         (has(|c| c.is_ascii_digit()), "a digit"),
-        (has(|c| !c.is_alphanumeric() && !c.is_whitespace()), "a symbol"),
+        (
+            has(|c| !c.is_alphanumeric() && !c.is_whitespace()),
+            "a symbol",
+        ),
     ];
     if let Some((_, what)) = missing.iter().find(|(ok, _)| !ok) {
-        return fail(ErrorCode::WeakPassword, format!("password must contain {what}"));
+        return fail(
+            ErrorCode::WeakPassword,
+            format!("password must contain {what}"),
+        );
     }
     Ok(())
 }
@@ -183,7 +198,11 @@ mod tests {
     fn usernames() {
         let limits = Limits::default();
         let check = |input: &str, expect: Option<ErrorCode>| {
-            assert_eq!(code(validate_username(input, &limits)).err(), expect, "{input:?}");
+            assert_eq!(
+                code(validate_username(input, &limits)).err(),
+                expect,
+                "{input:?}"
+            );
         };
         check("bob", None);
         check("Alice_01.x", None);
@@ -224,7 +243,10 @@ mod tests {
             assert_eq!(got.as_deref().map_err(|e| *e), expect, "{input:?}");
         };
         check("bob@example.com", Ok("bob@example.com"));
-        check("  Bob.Smith+tag@mail.example.co.kr ", Ok("Bob.Smith+tag@mail.example.co.kr"));
+        check(
+            "  Bob.Smith+tag@mail.example.co.kr ",
+            Ok("Bob.Smith+tag@mail.example.co.kr"),
+        );
         check("a@b-c.io", Ok("a@b-c.io"));
         check("", Err(ErrorCode::InvalidEmail));
         check("bob", Err(ErrorCode::InvalidEmail));
@@ -239,8 +261,14 @@ mod tests {
         check("bob@example.com.", Err(ErrorCode::InvalidEmail));
         check(".bob@example.com", Err(ErrorCode::InvalidEmail));
         check("bo..b@example.com", Err(ErrorCode::InvalidEmail));
-        check(&format!("{}@example.com", "a".repeat(65)), Err(ErrorCode::InvalidEmail));
-        check(&format!("a@{}.com", "b".repeat(250)), Err(ErrorCode::InvalidEmail));
+        check(
+            &format!("{}@example.com", "a".repeat(65)),
+            Err(ErrorCode::InvalidEmail),
+        );
+        check(
+            &format!("a@{}.com", "b".repeat(250)),
+            Err(ErrorCode::InvalidEmail),
+        );
     }
 
     #[test]
@@ -248,7 +276,11 @@ mod tests {
         let limits = Limits::default();
         let check = |input: Option<&str>, expect: std::result::Result<Option<&str>, ErrorCode>| {
             let got = code(normalize_bio(input, &limits));
-            assert_eq!(got.as_ref().map(|b| b.as_deref()).map_err(|e| *e), expect, "{input:?}");
+            assert_eq!(
+                got.as_ref().map(|b| b.as_deref()).map_err(|e| *e),
+                expect,
+                "{input:?}"
+            );
         };
         check(None, Ok(None));
         check(Some(""), Ok(None));
@@ -262,7 +294,11 @@ mod tests {
     fn passwords() {
         let limits = Limits::default();
         let check = |input: &str, expect: Option<ErrorCode>| {
-            assert_eq!(code(validate_password(input, &limits)).err(), expect, "{input:?}");
+            assert_eq!(
+                code(validate_password(input, &limits)).err(),
+                expect,
+                "{input:?}"
+            );
         };
         check("Secret#1", None);
         check("Very$ecure2024", None);
@@ -273,14 +309,23 @@ mod tests {
         check("SECRET#123", Some(ErrorCode::WeakPassword));
         check("Secret1234", Some(ErrorCode::WeakPassword));
         check("Secret 1234", Some(ErrorCode::WeakPassword));
-        check(&format!("Aa1#{}", "x".repeat(125)), Some(ErrorCode::WeakPassword));
+        check(
+            &format!("Aa1#{}", "x".repeat(125)),
+            Some(ErrorCode::WeakPassword),
+        );
         check(&format!("Aa1#{}", "x".repeat(124)), None);
     }
 
     #[test]
     fn password_minimum_follows_limits() {
-        let limits = Limits { password_min: 12, ..Limits::default() };
-        assert_eq!(code(validate_password("Secret#1", &limits)).err(), Some(ErrorCode::WeakPassword));
+        let limits = Limits {
+            password_min: 12,
+            ..Limits::default()
+        };
+        assert_eq!(
+            code(validate_password("Secret#1", &limits)).err(),
+            Some(ErrorCode::WeakPassword)
+        );
         assert!(validate_password("Secret#12345", &limits).is_ok());
     }
 
@@ -289,7 +334,9 @@ mod tests {
         assert_eq!(normalize_image_url(None).unwrap(), None);
         assert_eq!(normalize_image_url(Some("  ")).unwrap(), None);
         assert_eq!(
-            normalize_image_url(Some(" https://x.io/a.png ")).unwrap().as_deref(),
+            normalize_image_url(Some(" https://x.io/a.png "))
+                .unwrap()
+                .as_deref(),
             Some("https://x.io/a.png")
         );
         assert_eq!(
@@ -302,7 +349,11 @@ mod tests {
     fn user_codes() {
         let c = user_code(42, 8);
         assert_eq!(c.len(), 8);
-        assert!(c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{c}");
+        assert!(
+            c.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+            "{c}"
+        );
         assert_eq!(user_code(42, 8), c, "deterministic");
         assert_eq!(user_code(1, 2).len(), 4);
         assert_eq!(user_code(1, 40).len(), 12);

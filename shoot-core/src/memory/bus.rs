@@ -43,13 +43,19 @@ impl MemoryBus {
     pub fn with_capacity(capacity: usize) -> MemoryBus {
         MemoryBus {
             capacity: capacity.max(1),
-            state: Mutex::new(BusState { topics: HashMap::new(), sweep_at: MIN_SWEEP }),
+            state: Mutex::new(BusState {
+                topics: HashMap::new(),
+                sweep_at: MIN_SWEEP,
+            }),
         }
     }
 
     /// Number of live subscriptions to `topic`.
     pub fn subscriber_count(&self, topic: Topic) -> usize {
-        lock(&self.state).topics.get(&topic).map_or(0, broadcast::Sender::receiver_count)
+        lock(&self.state)
+            .topics
+            .get(&topic)
+            .map_or(0, broadcast::Sender::receiver_count)
     }
 
     /// Number of topics currently holding a channel (for leak tests).

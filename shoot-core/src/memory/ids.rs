@@ -19,7 +19,9 @@ impl SequentialIds {
 
     /// The first id returned will be `first` (must be positive).
     pub fn starting_at(first: i64) -> SequentialIds {
-        SequentialIds { last: AtomicI64::new(first.max(1) - 1) }
+        SequentialIds {
+            last: AtomicI64::new(first.max(1) - 1),
+        }
     }
 }
 
@@ -53,8 +55,15 @@ impl SnowflakeIds {
     /// # Panics
     /// If `node` is greater than [`SnowflakeIds::MAX_NODE`].
     pub fn new(clock: Arc<dyn Clock>, node: u16) -> SnowflakeIds {
-        assert!(node <= Self::MAX_NODE, "snowflake node {node} out of range 0..=1023");
-        SnowflakeIds { clock, node: i64::from(node), last: Mutex::new(None) }
+        assert!(
+            node <= Self::MAX_NODE,
+            "snowflake node {node} out of range 0..=1023"
+        );
+        SnowflakeIds {
+            clock,
+            node: i64::from(node),
+            last: Mutex::new(None),
+        }
     }
 
     /// Splits an id into (milliseconds since the Unix epoch, node, sequence).
@@ -92,7 +101,9 @@ impl IdGenerator for SnowflakeIds {
 
 impl std::fmt::Debug for SnowflakeIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnowflakeIds").field("node", &self.node).finish()
+        f.debug_struct("SnowflakeIds")
+            .field("node", &self.node)
+            .finish()
     }
 }
 
@@ -173,8 +184,9 @@ mod tests {
         let t = SnowflakeIds::EPOCH + 99;
         let (_, a) = gen_at(t, 1);
         let (_, b) = gen_at(t, 2);
-        let xs: std::collections::HashSet<i64> =
-            (0..1_000).flat_map(|_| [a.next_id(), b.next_id()]).collect();
+        let xs: std::collections::HashSet<i64> = (0..1_000)
+            .flat_map(|_| [a.next_id(), b.next_id()])
+            .collect();
         assert_eq!(xs.len(), 2_000);
     }
 

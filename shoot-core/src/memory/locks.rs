@@ -22,7 +22,11 @@ pub struct MemoryLocks {
 impl MemoryLocks {
     /// Locks whose leases run on `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> MemoryLocks {
-        MemoryLocks { clock, next_token: AtomicU64::new(1), held: Mutex::new(HashMap::new()) }
+        MemoryLocks {
+            clock,
+            next_token: AtomicU64::new(1),
+            held: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -93,7 +97,8 @@ impl Bucket {
             return Timestamp(i64::MAX);
         }
         let missing = (f64::from(self.capacity) - self.tokens).max(0.0);
-        self.last.plus(Duration::from_secs_f64(missing / self.refill_per_sec))
+        self.last
+            .plus(Duration::from_secs_f64(missing / self.refill_per_sec))
     }
 }
 
@@ -101,7 +106,11 @@ const SWEEP_EVERY: u64 = 1024;
 
 impl EphState {
     fn live(&mut self, key: &str, now: Timestamp) -> Option<&mut (String, Option<Timestamp>)> {
-        if self.values.get(key).is_some_and(|(_, exp)| exp.is_some_and(|e| e <= now)) {
+        if self
+            .values
+            .get(key)
+            .is_some_and(|(_, exp)| exp.is_some_and(|e| e <= now))
+        {
             self.values.remove(key);
         }
         self.values.get_mut(key)
@@ -110,7 +119,8 @@ impl EphState {
     fn wrote(&mut self, now: Timestamp) {
         self.writes += 1;
         if self.writes % SWEEP_EVERY == 0 {
-            self.values.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+            self.values
+                .retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
             self.buckets.retain(|_, b| b.full_at() > now);
         }
     }
@@ -123,13 +133,20 @@ fn expiry(now: Timestamp, ttl: Option<Duration>) -> Option<Timestamp> {
 impl MemoryEphemeral {
     /// A store whose expiries run on `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> MemoryEphemeral {
-        MemoryEphemeral { clock, state: Mutex::new(EphState::default()) }
+        MemoryEphemeral {
+            clock,
+            state: Mutex::new(EphState::default()),
+        }
     }
 
     /// Number of live keys (token buckets not included).
     pub fn len(&self) -> usize {
         let now = self.clock.now();
-        lock(&self.state).values.values().filter(|(_, exp)| exp.is_none_or(|e| e > now)).count()
+        lock(&self.state)
+            .values
+            .values()
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .count()
     }
 
     /// Whether no key is live.
@@ -143,7 +160,8 @@ impl EphemeralStore for MemoryEphemeral {
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> PortResult<()> {
         let now = self.clock.now();
         let mut st = lock(&self.state);
-        st.values.insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
+        st.values
+            .insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
         st.wrote(now);
         Ok(())
     }
@@ -159,7 +177,8 @@ impl EphemeralStore for MemoryEphemeral {
         if let Some((existing, _)) = st.live(key, now) {
             return Ok(Some(existing.clone()));
         }
-        st.values.insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
+        st.values
+            .insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
         st.wrote(now);
         Ok(None)
     }
@@ -172,7 +191,10 @@ impl EphemeralStore for MemoryEphemeral {
     async fn get_many(&self, keys: &[String]) -> PortResult<Vec<Option<String>>> {
         let now = self.clock.now();
         let mut st = lock(&self.state);
-        Ok(keys.iter().map(|k| st.live(k, now).map(|(v, _)| v.clone())).collect())
+        Ok(keys
+            .iter()
+            .map(|k| st.live(k, now).map(|(v, _)| v.clone()))
+            .collect())
     }
 
     async fn delete(&self, key: &str) -> PortResult<bool> {
@@ -186,13 +208,23 @@ impl EphemeralStore for MemoryEphemeral {
 
     async fn delete_prefix(&self, prefix: &str) -> PortResult<()> {
         let mut st = lock(&self.state);
-        let doomed: Vec<String> =
-            st.values.range(prefix.to_owned()..).map(|(k, _)| k).take_while(|k| k.starts_with(prefix)).cloned().collect();
+        let doomed: Vec<String> = st
+            .values
+            .range(prefix.to_owned()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
         for k in doomed {
             st.values.remove(&k);
         }
-        let doomed: Vec<String> =
-            st.buckets.range(prefix.to_owned()..).map(|(k, _)| k).take_while(|k| k.starts_with(prefix)).cloned().collect();
+        let doomed: Vec<String> = st
+            .buckets
+            .range(prefix.to_owned()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
         for k in doomed {
             st.buckets.remove(&k);
         }
@@ -204,15 +236,16 @@ impl EphemeralStore for MemoryEphemeral {
         let mut st = lock(&self.state);
         let value = match st.live(key, now) {
             Some((v, _)) => {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| PortError::Conflict(format!("value at {key} is not an integer")))?;
+                let n: i64 = v.parse().map_err(|_| {
+                    PortError::Conflict(format!("value at {key} is not an integer"))
+                })?;
                 let n = n.saturating_add(delta);
                 *v = n.to_string();
                 n
             }
             None => {
-                st.values.insert(key.to_owned(), (delta.to_string(), expiry(now, ttl)));
+                st.values
+                    .insert(key.to_owned(), (delta.to_string(), expiry(now, ttl)));
                 delta
             }
         };

@@ -156,8 +156,14 @@ impl MessageLog for MemoryLog {
                 m.seq = crate::ids::Seq(*seq);
                 let p = partition_of(m.room_id, self.shared.partitions) as usize;
                 let offset = st.records[p].len() as i64;
-                let position = LogPosition { partition: p as i32, offset };
-                st.records[p].push(LogEntry { position, message: m.clone() });
+                let position = LogPosition {
+                    partition: p as i32,
+                    offset,
+                };
+                st.records[p].push(LogEntry {
+                    position,
+                    message: m.clone(),
+                });
                 out.push(m);
             }
         }
@@ -170,7 +176,10 @@ impl MessageLog for MemoryLog {
         let id = st.next_consumer;
         st.next_consumer += 1;
         let partitions = self.shared.partitions as usize;
-        let g = st.groups.entry(group.to_owned()).or_insert_with(|| Group::new(partitions));
+        let g = st
+            .groups
+            .entry(group.to_owned())
+            .or_insert_with(|| Group::new(partitions));
         g.members.insert(id);
         g.rebalance();
         Ok(Box::new(MemoryConsumer {
@@ -182,7 +191,9 @@ impl MessageLog for MemoryLog {
     }
 
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
-        lock(&self.shared.state).dead.push((entry.clone(), reason.to_owned()));
+        lock(&self.shared.state)
+            .dead
+            .push((entry.clone(), reason.to_owned()));
         Ok(())
     }
 }
@@ -198,7 +209,9 @@ struct MemoryConsumer {
 impl MemoryConsumer {
     fn take(&mut self, max: usize) -> Vec<LogEntry> {
         let mut st = lock(&self.shared.state);
-        let LogState { records, groups, .. } = &mut *st;
+        let LogState {
+            records, groups, ..
+        } = &mut *st;
         let Some(g) = groups.get_mut(&self.group) else {
             return Vec::new();
         };

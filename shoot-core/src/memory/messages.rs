@@ -38,7 +38,10 @@ impl State {
 
     fn get_mut(&mut self, id: MessageId) -> PortResult<&mut Message> {
         let (room, i) = *self.index.get(&id).ok_or(PortError::NotFound)?;
-        self.rooms.get_mut(&room).and_then(|v| v.get_mut(i)).ok_or(PortError::NotFound)
+        self.rooms
+            .get_mut(&room)
+            .and_then(|v| v.get_mut(i))
+            .ok_or(PortError::NotFound)
     }
 
     fn is_duplicate(&self, m: &Message) -> bool {
@@ -105,7 +108,8 @@ impl MessageStore for MemoryMessageStore {
             if let Some(root) = thread {
                 if let Ok(root) = st.get_mut(root) {
                     root.reply_count += 1;
-                    root.last_reply_at = Some(root.last_reply_at.map_or(created_at, |t| t.max(created_at)));
+                    root.last_reply_at =
+                        Some(root.last_reply_at.map_or(created_at, |t| t.max(created_at)));
                 }
             }
         }
@@ -119,19 +123,32 @@ impl MessageStore for MemoryMessageStore {
     async fn get_messages(&self, ids: &[MessageId]) -> PortResult<Vec<Message>> {
         let st = read(&self.state);
         let mut seen = HashSet::new();
-        Ok(ids.iter().filter(|id| seen.insert(**id)).filter_map(|id| st.get(*id).cloned()).collect())
+        Ok(ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .filter_map(|id| st.get(*id).cloned())
+            .collect())
     }
 
     async fn find_by_temp_id(&self, sender: UserId, temp_id: &str) -> PortResult<Option<Message>> {
         let st = read(&self.state);
-        Ok(st.temp_ids.get(&(sender, temp_id.to_owned())).and_then(|id| st.get(*id)).cloned())
+        Ok(st
+            .temp_ids
+            .get(&(sender, temp_id.to_owned()))
+            .and_then(|id| st.get(*id))
+            .cloned())
     }
 
     async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
         let st = read(&self.state);
         let msgs = st.room(room);
-        let hi = query.before.map_or(msgs.len(), |b| msgs.partition_point(|m| m.seq < b));
-        let lo = query.after.map_or(0, |a| msgs.partition_point(|m| m.seq <= a)).min(hi);
+        let hi = query
+            .before
+            .map_or(msgs.len(), |b| msgs.partition_point(|m| m.seq < b));
+        let lo = query
+            .after
+            .map_or(0, |a| msgs.partition_point(|m| m.seq <= a))
+            .min(hi);
         let page = if query.after.is_some() {
             &msgs[lo..hi.min(lo.saturating_add(query.limit))]
         } else {
@@ -204,7 +221,12 @@ impl MessageStore for MemoryMessageStore {
 
     async fn pinned(&self, room: RoomId) -> PortResult<Vec<Message>> {
         let st = read(&self.state);
-        let mut out: Vec<Message> = st.room(room).iter().filter(|m| m.pin.is_some()).cloned().collect();
+        let mut out: Vec<Message> = st
+            .room(room)
+            .iter()
+            .filter(|m| m.pin.is_some())
+            .cloned()
+            .collect();
         out.sort_by_key(|m| std::cmp::Reverse((m.pin.map(|p| p.pinned_at), m.seq)));
         Ok(out)
     }
@@ -220,13 +242,21 @@ impl MessageStore for MemoryMessageStore {
             return Ok(Vec::new());
         };
         let from = after.map_or(0, |a| list.partition_point(|(s, _)| *s <= a));
-        Ok(list[from..].iter().take(limit).filter_map(|(_, id)| st.get(*id).cloned()).collect())
+        Ok(list[from..]
+            .iter()
+            .take(limit)
+            .filter_map(|(_, id)| st.get(*id).cloned())
+            .collect())
     }
 
     async fn threads(&self, room: RoomId, limit: usize) -> PortResult<Vec<Message>> {
         let st = read(&self.state);
-        let mut out: Vec<Message> =
-            st.room(room).iter().filter(|m| m.reply_count > 0).cloned().collect();
+        let mut out: Vec<Message> = st
+            .room(room)
+            .iter()
+            .filter(|m| m.reply_count > 0)
+            .cloned()
+            .collect();
         out.sort_by_key(|m| std::cmp::Reverse((m.last_reply_at, m.seq)));
         out.truncate(limit);
         Ok(out)
@@ -252,12 +282,18 @@ impl MessageStore for MemoryMessageStore {
             .map(|(room, cursor)| {
                 let msgs = st.room(*room);
                 let from = msgs.partition_point(|m| m.seq <= *cursor);
-                msgs[from..].iter().filter(|m| !m.is_deleted && m.sender_id != user).count() as u64
+                msgs[from..]
+                    .iter()
+                    .filter(|m| !m.is_deleted && m.sender_id != user)
+                    .count() as u64
             })
             .collect())
     }
 
     async fn max_seq(&self, room: RoomId) -> PortResult<Seq> {
-        Ok(read(&self.state).room(room).last().map_or(Seq::ZERO, |m| m.seq))
+        Ok(read(&self.state)
+            .room(room)
+            .last()
+            .map_or(Seq::ZERO, |m| m.seq))
     }
 }

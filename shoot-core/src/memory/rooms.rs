@@ -44,7 +44,10 @@ impl State {
             rows.insert(p.user_id, p);
         }
         for p in participants {
-            self.rooms_by_user.entry(p.user_id).or_default().insert(room.id);
+            self.rooms_by_user
+                .entry(p.user_id)
+                .or_default()
+                .insert(room.id);
         }
         Ok(())
     }
@@ -89,7 +92,11 @@ impl RoomStore for MemoryRoomStore {
 
     async fn find_direct_room(&self, a: UserId, b: UserId) -> PortResult<Option<Room>> {
         let st = lock(&self.state);
-        Ok(st.direct.get(&pair(a, b)).and_then(|id| st.rooms.get(id)).cloned())
+        Ok(st
+            .direct
+            .get(&pair(a, b))
+            .and_then(|id| st.rooms.get(id))
+            .cloned())
     }
 
     async fn get_room(&self, id: RoomId) -> PortResult<Option<Room>> {
@@ -142,15 +149,26 @@ impl RoomStore for MemoryRoomStore {
 
     async fn participants(&self, room: RoomId) -> PortResult<Vec<Participant>> {
         let st = lock(&self.state);
-        let mut out: Vec<Participant> =
-            st.participants.get(&room).map(|rows| rows.values().cloned().collect()).unwrap_or_default();
-        out.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then(a.user_id.cmp(&b.user_id)));
+        let mut out: Vec<Participant> = st
+            .participants
+            .get(&room)
+            .map(|rows| rows.values().cloned().collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| {
+            a.joined_at
+                .cmp(&b.joined_at)
+                .then(a.user_id.cmp(&b.user_id))
+        });
         Ok(out)
     }
 
     async fn participant(&self, room: RoomId, user: UserId) -> PortResult<Option<Participant>> {
         let st = lock(&self.state);
-        Ok(st.participants.get(&room).and_then(|rows| rows.get(&user)).cloned())
+        Ok(st
+            .participants
+            .get(&room)
+            .and_then(|rows| rows.get(&user))
+            .cloned())
     }
 
     async fn add_participants(
@@ -181,7 +199,10 @@ impl RoomStore for MemoryRoomStore {
 
     async fn remove_participant(&self, room: RoomId, user: UserId) -> PortResult<bool> {
         let mut st = lock(&self.state);
-        let removed = st.participants.get_mut(&room).is_some_and(|rows| rows.remove(&user).is_some());
+        let removed = st
+            .participants
+            .get_mut(&room)
+            .is_some_and(|rows| rows.remove(&user).is_some());
         if removed {
             if let Some(set) = st.rooms_by_user.get_mut(&user) {
                 set.remove(&room);

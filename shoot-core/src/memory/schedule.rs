@@ -45,8 +45,11 @@ impl ScheduleStore for MemoryScheduleStore {
 
     async fn schedules_of(&self, sender: UserId) -> PortResult<Vec<ScheduledMessage>> {
         let st = lock(&self.state);
-        let mut out: Vec<ScheduledMessage> =
-            st.values().filter(|s| s.sender_id == sender).cloned().collect();
+        let mut out: Vec<ScheduledMessage> = st
+            .values()
+            .filter(|s| s.sender_id == sender)
+            .cloned()
+            .collect();
         out.sort_by_key(|s| (s.scheduled_at, s.id));
         Ok(out)
     }
@@ -63,7 +66,10 @@ impl ScheduleStore for MemoryScheduleStore {
         }
         // The write time (`updated_at`) decides whether a claim is still live.
         if claim_live(stored, schedule.updated_at) {
-            return Err(PortError::Conflict(format!("schedule {} is being sent", schedule.id)));
+            return Err(PortError::Conflict(format!(
+                "schedule {} is being sent",
+                schedule.id
+            )));
         }
         stored.text = schedule.text.clone();
         stored.message_type = schedule.message_type;

@@ -42,7 +42,9 @@ fn newest_first(v: &mut [FriendRequest]) {
 }
 
 fn range_of(set: &BTreeSet<(UserId, UserId)>, user: UserId) -> Vec<UserId> {
-    set.range((user, UserId(i64::MIN))..=(user, UserId(i64::MAX))).map(|(_, b)| *b).collect()
+    set.range((user, UserId(i64::MIN))..=(user, UserId(i64::MAX)))
+        .map(|(_, b)| *b)
+        .collect()
 }
 
 #[async_trait]
@@ -50,12 +52,16 @@ impl SocialStore for MemorySocialStore {
     async fn insert_friend_request(&self, request: &FriendRequest) -> PortResult<()> {
         let mut st = lock(&self.state);
         if st.requests.contains_key(&request.id) {
-            return Err(PortError::AlreadyExists { what: "friend_request_id" });
+            return Err(PortError::AlreadyExists {
+                what: "friend_request_id",
+            });
         }
         let pair = (request.from, request.to);
         if request.status == FriendRequestStatus::Pending {
             if st.pending.contains_key(&pair) {
-                return Err(PortError::AlreadyExists { what: "friend_request" });
+                return Err(PortError::AlreadyExists {
+                    what: "friend_request",
+                });
             }
             st.pending.insert(pair, request.id);
         }
@@ -69,7 +75,11 @@ impl SocialStore for MemorySocialStore {
 
     async fn pending_request(&self, from: UserId, to: UserId) -> PortResult<Option<FriendRequest>> {
         let st = lock(&self.state);
-        Ok(st.pending.get(&(from, to)).and_then(|id| st.requests.get(id)).cloned())
+        Ok(st
+            .pending
+            .get(&(from, to))
+            .and_then(|id| st.requests.get(id))
+            .cloned())
     }
 
     async fn pending_requests_of(
@@ -141,24 +151,39 @@ impl SocialStore for MemorySocialStore {
     }
 
     async fn are_friends(&self, a: UserId, b: UserId) -> PortResult<bool> {
-        Ok(lock(&self.state).friends.get(&a).is_some_and(|s| s.contains(&b)))
+        Ok(lock(&self.state)
+            .friends
+            .get(&a)
+            .is_some_and(|s| s.contains(&b)))
     }
 
     async fn friends_of(&self, user: UserId) -> PortResult<Vec<UserId>> {
         let st = lock(&self.state);
-        Ok(st.friends.get(&user).map(|s| s.iter().copied().collect()).unwrap_or_default())
+        Ok(st
+            .friends
+            .get(&user)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default())
     }
 
     async fn friends_of_many(&self, users: &[UserId]) -> PortResult<Vec<Vec<UserId>>> {
         let st = lock(&self.state);
         Ok(users
             .iter()
-            .map(|u| st.friends.get(u).map(|s| s.iter().copied().collect()).unwrap_or_default())
+            .map(|u| {
+                st.friends
+                    .get(u)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default()
+            })
             .collect())
     }
 
     async fn friend_count(&self, user: UserId) -> PortResult<usize> {
-        Ok(lock(&self.state).friends.get(&user).map_or(0, BTreeSet::len))
+        Ok(lock(&self.state)
+            .friends
+            .get(&user)
+            .map_or(0, BTreeSet::len))
     }
 
     async fn block(&self, blocker: UserId, blocked: UserId, _at: Timestamp) -> PortResult<()> {
@@ -190,7 +215,9 @@ impl SocialStore for MemorySocialStore {
     async fn insert_friend_group(&self, group: &FriendGroup) -> PortResult<()> {
         let mut st = lock(&self.state);
         if st.groups.contains_key(&group.id) {
-            return Err(PortError::AlreadyExists { what: "friend_group_id" });
+            return Err(PortError::AlreadyExists {
+                what: "friend_group_id",
+            });
         }
         st.groups.insert(group.id, group.clone());
         Ok(())
@@ -202,8 +229,12 @@ impl SocialStore for MemorySocialStore {
 
     async fn friend_groups_of(&self, owner: UserId) -> PortResult<Vec<FriendGroup>> {
         let st = lock(&self.state);
-        let mut out: Vec<FriendGroup> =
-            st.groups.values().filter(|g| g.owner == owner).cloned().collect();
+        let mut out: Vec<FriendGroup> = st
+            .groups
+            .values()
+            .filter(|g| g.owner == owner)
+            .cloned()
+            .collect();
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }

@@ -86,7 +86,10 @@ impl UserStore for MemoryUserStore {
 
     async fn get_users(&self, ids: &[UserId]) -> PortResult<Vec<User>> {
         let st = lock(&self.state);
-        let mut out: Vec<User> = ids.iter().filter_map(|id| st.users.get(id).cloned()).collect();
+        let mut out: Vec<User> = ids
+            .iter()
+            .filter_map(|id| st.users.get(id).cloned())
+            .collect();
         out.sort_by_key(|u| u.id);
         out.dedup_by_key(|u| u.id);
         Ok(out)
@@ -94,17 +97,29 @@ impl UserStore for MemoryUserStore {
 
     async fn find_by_username(&self, username: &str) -> PortResult<Option<User>> {
         let st = lock(&self.state);
-        Ok(st.by_username.get(&fold(username)).and_then(|id| st.users.get(id)).cloned())
+        Ok(st
+            .by_username
+            .get(&fold(username))
+            .and_then(|id| st.users.get(id))
+            .cloned())
     }
 
     async fn find_by_email(&self, email: &str) -> PortResult<Option<User>> {
         let st = lock(&self.state);
-        Ok(st.by_email.get(&fold(email)).and_then(|id| st.users.get(id)).cloned())
+        Ok(st
+            .by_email
+            .get(&fold(email))
+            .and_then(|id| st.users.get(id))
+            .cloned())
     }
 
     async fn find_by_code(&self, code: &str) -> PortResult<Option<User>> {
         let st = lock(&self.state);
-        Ok(st.by_code.get(code).and_then(|id| st.users.get(id)).cloned())
+        Ok(st
+            .by_code
+            .get(code)
+            .and_then(|id| st.users.get(id))
+            .cloned())
     }
 
     async fn update_user(&self, user: &User) -> PortResult<()> {
@@ -136,7 +151,9 @@ impl UserStore for MemoryUserStore {
     async fn insert_refresh_token(&self, token: &RefreshToken) -> PortResult<()> {
         let mut st = lock(&self.state);
         if st.tokens.contains_key(&token.token_id) {
-            return Err(PortError::AlreadyExists { what: "refresh_token" });
+            return Err(PortError::AlreadyExists {
+                what: "refresh_token",
+            });
         }
         st.tokens.insert(token.token_id.clone(), token.clone());
         Ok(())

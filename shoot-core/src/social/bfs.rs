@@ -48,7 +48,11 @@ impl Bfs {
         Bfs {
             max_depth,
             level: 0,
-            frontier: if max_depth == 0 { Vec::new() } else { vec![start] },
+            frontier: if max_depth == 0 {
+                Vec::new()
+            } else {
+                vec![start]
+            },
             depth: HashMap::from([(start, 0)]),
             mutual: HashMap::new(),
         }
@@ -88,7 +92,11 @@ impl Bfs {
             }
         }
         self.level = next_level;
-        self.frontier = if next_level < self.max_depth { next } else { Vec::new() };
+        self.frontier = if next_level < self.max_depth {
+            next
+        } else {
+            Vec::new()
+        };
     }
 
     /// The ranked candidates found so far (all of them once [`is_done`](Self::is_done)),
@@ -159,7 +167,11 @@ pub fn decode_candidates(s: &str) -> Option<Vec<Candidate>> {
             if it.next().is_some() {
                 return None;
             }
-            Some(Candidate { user, mutual_friends, depth })
+            Some(Candidate {
+                user,
+                mutual_friends,
+                depth,
+            })
         })
         .collect()
 }
@@ -192,18 +204,43 @@ mod tests {
             calls += 1;
             users
                 .iter()
-                .map(|u| g.get(&u.0).into_iter().flatten().map(|&v| UserId(v)).collect())
+                .map(|u| {
+                    g.get(&u.0)
+                        .into_iter()
+                        .flatten()
+                        .map(|&v| UserId(v))
+                        .collect()
+                })
                 .collect()
         });
-        (got.into_iter().map(|c| (c.user.0, c.mutual_friends, c.depth)).collect(), calls)
+        (
+            got.into_iter()
+                .map(|c| (c.user.0, c.mutual_friends, c.depth))
+                .collect(),
+            calls,
+        )
     }
 
     #[test]
     fn ranks_by_mutual_then_depth_then_id() {
         // 1's friends: 2, 3, 4. 5 is a friend of 2 and 3; 6 of 4; 7 of 2; 8 behind 5; 9 behind 8.
-        let g = graph(&[(1, 2), (1, 3), (1, 4), (2, 5), (3, 5), (4, 6), (2, 7), (5, 8), (8, 9)]);
+        let g = graph(&[
+            (1, 2),
+            (1, 3),
+            (1, 4),
+            (2, 5),
+            (3, 5),
+            (4, 6),
+            (2, 7),
+            (5, 8),
+            (8, 9),
+        ]);
         let check = |depth: u8, excluded: &[i64], expect: &[(i64, u32, u8)]| {
-            assert_eq!(run(&g, 1, depth, excluded).0, expect, "depth {depth} excl {excluded:?}");
+            assert_eq!(
+                run(&g, 1, depth, excluded).0,
+                expect,
+                "depth {depth} excl {excluded:?}"
+            );
         };
         check(1, &[], &[]);
         check(2, &[], &[(5, 2, 2), (6, 1, 2), (7, 1, 2)]);
@@ -236,8 +273,16 @@ mod tests {
     #[test]
     fn cache_encoding_round_trips() {
         let c = vec![
-            Candidate { user: UserId(5), mutual_friends: 2, depth: 2 },
-            Candidate { user: UserId(123_456_789_012), mutual_friends: 0, depth: 3 },
+            Candidate {
+                user: UserId(5),
+                mutual_friends: 2,
+                depth: 2,
+            },
+            Candidate {
+                user: UserId(123_456_789_012),
+                mutual_friends: 0,
+                depth: 3,
+            },
         ];
         let s = encode_candidates(&c);
         assert_eq!(s, "5:2:2,123456789012:0:3");
@@ -250,14 +295,19 @@ mod tests {
 
     /// Brute force: distances by a plain queue BFS over the whole graph, mutual counts by
     /// intersecting friend sets.
-    fn brute_force(g: &Graph, start: i64, max_depth: u8, excluded: &BTreeSet<i64>) -> Vec<(i64, u32, u8)> {
+    fn brute_force(
+        g: &Graph,
+        start: i64,
+        max_depth: u8,
+        excluded: &BTreeSet<i64>,
+    ) -> Vec<(i64, u32, u8)> {
         let mut dist: BTreeMap<i64, u8> = BTreeMap::from([(start, 0)]);
         let mut queue = VecDeque::from([start]);
         while let Some(u) = queue.pop_front() {
             let d = dist[&u];
             for &v in g.get(&u).into_iter().flatten() {
-                if !dist.contains_key(&v) {
-                    dist.insert(v, d + 1);
+                if let std::collections::btree_map::Entry::Vacant(e) = dist.entry(v) {
+                    e.insert(d + 1);
                     queue.push_back(v);
                 }
             }
@@ -277,7 +327,9 @@ mod tests {
             })
             .collect();
         rank(&mut out);
-        out.into_iter().map(|c| (c.user.0, c.mutual_friends, c.depth)).collect()
+        out.into_iter()
+            .map(|c| (c.user.0, c.mutual_friends, c.depth))
+            .collect()
     }
 
     proptest! {

@@ -46,7 +46,10 @@ pub fn decide_request(
     limits: &Limits,
 ) -> Result<RequestOutcome> {
     if actor == target {
-        return fail(ErrorCode::FriendRequestToSelf, "cannot send a friend request to yourself");
+        return fail(
+            ErrorCode::FriendRequestToSelf,
+            "cannot send a friend request to yourself",
+        );
     }
     if !facts.target_exists {
         return fail(ErrorCode::UserNotFound, "user not found");
@@ -58,10 +61,17 @@ pub fn decide_request(
         return fail(ErrorCode::AlreadyFriends, "already friends");
     }
     if facts.pending_same_way {
-        return fail(ErrorCode::FriendRequestDuplicate, "a friend request is already pending");
+        return fail(
+            ErrorCode::FriendRequestDuplicate,
+            "a friend request is already pending",
+        );
     }
     check_friend_limit(facts.actor_friends, facts.target_friends, limits)?;
-    Ok(if facts.pending_reverse { RequestOutcome::AcceptReverse } else { RequestOutcome::Create })
+    Ok(if facts.pending_reverse {
+        RequestOutcome::AcceptReverse
+    } else {
+        RequestOutcome::Create
+    })
 }
 
 /// `FRIEND_LIMIT_EXCEEDED` when either side already has `limits.friends_max` friends.
@@ -150,7 +160,10 @@ pub fn normalize_group_name(name: &str, limits: &Limits) -> Result<String> {
     if len == 0 || len > limits.friend_group_name_max {
         return fail(
             ErrorCode::InvalidFriendGroup,
-            format!("group name must be 1-{} characters", limits.friend_group_name_max),
+            format!(
+                "group name must be 1-{} characters",
+                limits.friend_group_name_max
+            ),
         );
     }
     Ok(name.to_owned())
@@ -182,43 +195,112 @@ mod tests {
     const C: UserId = UserId(3);
 
     fn ok_facts() -> RequestFacts {
-        RequestFacts { target_exists: true, ..RequestFacts::default() }
+        RequestFacts {
+            target_exists: true,
+            ..RequestFacts::default()
+        }
     }
 
     #[test]
     fn friend_requests() {
         let limits = Limits::default();
-        let check = |target: UserId, facts: RequestFacts, expect: std::result::Result<RequestOutcome, ErrorCode>| {
+        let check = |target: UserId,
+                     facts: RequestFacts,
+                     expect: std::result::Result<RequestOutcome, ErrorCode>| {
             let got = decide_request(A, target, &facts, &limits).map_err(|e| e.code());
             assert_eq!(got, expect, "{facts:?}");
         };
         check(B, ok_facts(), Ok(RequestOutcome::Create));
-        check(B, RequestFacts { pending_reverse: true, ..ok_facts() }, Ok(RequestOutcome::AcceptReverse));
+        check(
+            B,
+            RequestFacts {
+                pending_reverse: true,
+                ..ok_facts()
+            },
+            Ok(RequestOutcome::AcceptReverse),
+        );
         check(A, ok_facts(), Err(ErrorCode::FriendRequestToSelf));
         check(B, RequestFacts::default(), Err(ErrorCode::UserNotFound));
-        check(B, RequestFacts { blocked_either: true, ..ok_facts() }, Err(ErrorCode::UserBlocked));
         check(
             B,
-            RequestFacts { blocked_either: true, pending_reverse: true, ..ok_facts() },
+            RequestFacts {
+                blocked_either: true,
+                ..ok_facts()
+            },
             Err(ErrorCode::UserBlocked),
         );
-        check(B, RequestFacts { already_friends: true, ..ok_facts() }, Err(ErrorCode::AlreadyFriends));
-        check(B, RequestFacts { pending_same_way: true, ..ok_facts() }, Err(ErrorCode::FriendRequestDuplicate));
-        check(B, RequestFacts { actor_friends: 999, target_friends: 999, ..ok_facts() }, Ok(RequestOutcome::Create));
-        check(B, RequestFacts { actor_friends: 1000, ..ok_facts() }, Err(ErrorCode::FriendLimitExceeded));
-        check(B, RequestFacts { target_friends: 1000, ..ok_facts() }, Err(ErrorCode::FriendLimitExceeded));
         check(
             B,
-            RequestFacts { target_friends: 1000, pending_reverse: true, ..ok_facts() },
+            RequestFacts {
+                blocked_either: true,
+                pending_reverse: true,
+                ..ok_facts()
+            },
+            Err(ErrorCode::UserBlocked),
+        );
+        check(
+            B,
+            RequestFacts {
+                already_friends: true,
+                ..ok_facts()
+            },
+            Err(ErrorCode::AlreadyFriends),
+        );
+        check(
+            B,
+            RequestFacts {
+                pending_same_way: true,
+                ..ok_facts()
+            },
+            Err(ErrorCode::FriendRequestDuplicate),
+        );
+        check(
+            B,
+            RequestFacts {
+                actor_friends: 999,
+                target_friends: 999,
+                ..ok_facts()
+            },
+            Ok(RequestOutcome::Create),
+        );
+        check(
+            B,
+            RequestFacts {
+                actor_friends: 1000,
+                ..ok_facts()
+            },
+            Err(ErrorCode::FriendLimitExceeded),
+        );
+        check(
+            B,
+            RequestFacts {
+                target_friends: 1000,
+                ..ok_facts()
+            },
+            Err(ErrorCode::FriendLimitExceeded),
+        );
+        check(
+            B,
+            RequestFacts {
+                target_friends: 1000,
+                pending_reverse: true,
+                ..ok_facts()
+            },
             Err(ErrorCode::FriendLimitExceeded),
         );
     }
 
     #[test]
     fn friend_limit_follows_limits() {
-        let limits = Limits { friends_max: 2, ..Limits::default() };
+        let limits = Limits {
+            friends_max: 2,
+            ..Limits::default()
+        };
         assert!(check_friend_limit(1, 1, &limits).is_ok());
-        assert_eq!(check_friend_limit(2, 0, &limits).unwrap_err().code(), ErrorCode::FriendLimitExceeded);
+        assert_eq!(
+            check_friend_limit(2, 0, &limits).unwrap_err().code(),
+            ErrorCode::FriendLimitExceeded
+        );
     }
 
     #[test]
@@ -232,23 +314,79 @@ mod tests {
             updated_at: Timestamp(0),
         };
         let pending = request(FriendRequestStatus::Pending);
-        let check = |r: Option<&FriendRequest>, actor: UserId, answer: Answer, expect: Option<ErrorCode>| {
-            assert_eq!(check_answer(r, actor, answer).err().map(|e| e.code()), expect, "{actor:?} {answer:?}");
+        let check = |r: Option<&FriendRequest>,
+                     actor: UserId,
+                     answer: Answer,
+                     expect: Option<ErrorCode>| {
+            assert_eq!(
+                check_answer(r, actor, answer).err().map(|e| e.code()),
+                expect,
+                "{actor:?} {answer:?}"
+            );
         };
         check(Some(&pending), B, Answer::Accept, None);
         check(Some(&pending), B, Answer::Reject, None);
         check(Some(&pending), A, Answer::Cancel, None);
-        check(Some(&pending), A, Answer::Accept, Some(ErrorCode::FriendRequestNotFound));
-        check(Some(&pending), A, Answer::Reject, Some(ErrorCode::FriendRequestNotFound));
-        check(Some(&pending), B, Answer::Cancel, Some(ErrorCode::FriendRequestNotFound));
-        check(Some(&pending), C, Answer::Accept, Some(ErrorCode::FriendRequestNotFound));
-        check(Some(&pending), C, Answer::Cancel, Some(ErrorCode::FriendRequestNotFound));
-        check(None, B, Answer::Accept, Some(ErrorCode::FriendRequestNotFound));
-        for status in [FriendRequestStatus::Accepted, FriendRequestStatus::Rejected, FriendRequestStatus::Canceled] {
+        check(
+            Some(&pending),
+            A,
+            Answer::Accept,
+            Some(ErrorCode::FriendRequestNotFound),
+        );
+        check(
+            Some(&pending),
+            A,
+            Answer::Reject,
+            Some(ErrorCode::FriendRequestNotFound),
+        );
+        check(
+            Some(&pending),
+            B,
+            Answer::Cancel,
+            Some(ErrorCode::FriendRequestNotFound),
+        );
+        check(
+            Some(&pending),
+            C,
+            Answer::Accept,
+            Some(ErrorCode::FriendRequestNotFound),
+        );
+        check(
+            Some(&pending),
+            C,
+            Answer::Cancel,
+            Some(ErrorCode::FriendRequestNotFound),
+        );
+        check(
+            None,
+            B,
+            Answer::Accept,
+            Some(ErrorCode::FriendRequestNotFound),
+        );
+        for status in [
+            FriendRequestStatus::Accepted,
+            FriendRequestStatus::Rejected,
+            FriendRequestStatus::Canceled,
+        ] {
             let r = request(status);
-            check(Some(&r), B, Answer::Accept, Some(ErrorCode::FriendRequestNotPending));
-            check(Some(&r), A, Answer::Cancel, Some(ErrorCode::FriendRequestNotPending));
-            check(Some(&r), C, Answer::Reject, Some(ErrorCode::FriendRequestNotFound));
+            check(
+                Some(&r),
+                B,
+                Answer::Accept,
+                Some(ErrorCode::FriendRequestNotPending),
+            );
+            check(
+                Some(&r),
+                A,
+                Answer::Cancel,
+                Some(ErrorCode::FriendRequestNotPending),
+            );
+            check(
+                Some(&r),
+                C,
+                Answer::Reject,
+                Some(ErrorCode::FriendRequestNotFound),
+            );
         }
         assert_eq!(Answer::Accept.status(), FriendRequestStatus::Accepted);
         assert_eq!(Answer::Reject.status(), FriendRequestStatus::Rejected);
@@ -265,7 +403,11 @@ mod tests {
     fn depths() {
         let limits = Limits::default();
         let check = |input: Option<u8>, expect: std::result::Result<u8, ErrorCode>| {
-            assert_eq!(recommendation_depth(input, &limits).map_err(|e| e.code()), expect, "{input:?}");
+            assert_eq!(
+                recommendation_depth(input, &limits).map_err(|e| e.code()),
+                expect,
+                "{input:?}"
+            );
         };
         check(None, Ok(2));
         check(Some(1), Ok(1));
@@ -292,9 +434,16 @@ mod tests {
         check(&"g".repeat(31), Err(ErrorCode::InvalidFriendGroup));
         assert_eq!(normalize_group_description(None).unwrap(), None);
         assert_eq!(normalize_group_description(Some("  ")).unwrap(), None);
-        assert_eq!(normalize_group_description(Some(" hi ")).unwrap().as_deref(), Some("hi"));
         assert_eq!(
-            normalize_group_description(Some(&"d".repeat(201))).unwrap_err().code(),
+            normalize_group_description(Some(" hi "))
+                .unwrap()
+                .as_deref(),
+            Some("hi")
+        );
+        assert_eq!(
+            normalize_group_description(Some(&"d".repeat(201)))
+                .unwrap_err()
+                .code(),
             ErrorCode::InvalidFriendGroup
         );
     }

@@ -33,7 +33,9 @@ use crate::error::{PortError, PortResult};
 use crate::ports::Clock;
 use crate::time::Timestamp;
 
-pub use infra::{ephemeral_store_contract, event_bus_contract, lock_manager_contract, message_log_contract};
+pub use infra::{
+    ephemeral_store_contract, event_bus_contract, lock_manager_contract, message_log_contract,
+};
 pub use messages::message_store_contract;
 pub use misc::{bookmark_store_contract, notification_store_contract, schedule_store_contract};
 pub use rooms::room_store_contract;
@@ -45,10 +47,14 @@ static LAST_ID: AtomicI64 = AtomicI64::new(0);
 /// A positive id unique in this process and, across processes, unique with overwhelming
 /// likelihood: at least microseconds since the Unix epoch × 1000, strictly increasing.
 pub fn fresh_id() -> i64 {
-    let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
     let candidate = micros.saturating_mul(1000);
     let prev = LAST_ID
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(candidate.max(last + 1)))
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(candidate.max(last + 1))
+        })
         .unwrap_or_else(|last| last);
     candidate.max(prev + 1)
 }
@@ -70,7 +76,11 @@ pub fn base36(mut n: i64) -> String {
 
 /// The wall-clock time now.
 pub fn wall_now() -> Timestamp {
-    Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    )
 }
 
 /// Unwraps a port result, panicking with `what` and the error.

@@ -139,6 +139,7 @@ impl Outbox {
     }
 
     /// Whether the outbox stopped accepting items.
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed.is_some()
     }

@@ -1,0 +1,116 @@
+//! Shared fixtures.
+
+use std::collections::BTreeMap;
+
+use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
+use shoot_core::messages::{Message, MessageStatus, MessageType};
+use shoot_core::testkit::{base36, fresh_id};
+use shoot_core::time::Timestamp;
+use shoot_sql::{PostgresStore, SqliteStore};
+use tempfile::TempDir;
+
+/// A fresh SQLite store in its own temporary directory (deleted on drop).
+pub(crate) struct SqliteFixture {
+    pub(crate) store: SqliteStore,
+    pub(crate) dir: TempDir,
+}
+
+pub(crate) async fn sqlite() -> SqliteFixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("shoot.sqlite");
+    let store = SqliteStore::open(path.to_str().expect("utf-8 path"))
+        .await
+        .expect("open sqlite");
+    SqliteFixture { store, dir }
+}
+
+/// A PostgreSQL store in a fresh schema, or `None` (after printing that the test skipped)
+/// when `SHOOT_TEST_POSTGRES_URL` is not set.
+/// The schema is dropped by [`finish`](PgFixture::finish), or on drop when a test panicked.
+pub(crate) struct PgFixture {
+    pub(crate) store: PostgresStore,
+    schema: String,
+    url: String,
+    finished: bool,
+}
+
+pub(crate) async fn postgres() -> Option<PgFixture> {
+    let Ok(url) = std::env::var("SHOOT_TEST_POSTGRES_URL") else {
+        println!("skipped: SHOOT_TEST_POSTGRES_URL not set");
+        return None;
+    };
+    let schema = format!("shoot_test_{}", base36(fresh_id()).to_lowercase());
+    let store = PostgresStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("connect postgres");
+    Some(PgFixture {
+        store,
+        schema,
+        url,
+        finished: false,
+    })
+}
+
+impl PgFixture {
+    /// Drops the schema and closes the pool.
+    pub(crate) async fn finish(mut self) {
+        sqlx::query(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema))
+            .execute(self.store.pool())
+            .await
+            .expect("drop test schema");
+        self.store.close().await;
+        self.finished = true;
+    }
+}
+
+impl Drop for PgFixture {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // A failed test: drop the schema from a separate thread with its own runtime.
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                        let _ = sqlx::query(&sql).execute(&mut conn).await;
+                    }
+                });
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A TEXT message with a fresh id and temp id, `seq` 0 (unassigned).
+pub(crate) fn message(room: RoomId, sender: UserId, text: &str) -> Message {
+    let id = fresh_id();
+    Message {
+        id: MessageId(id),
+        room_id: room,
+        seq: Seq::ZERO,
+        sender_id: sender,
+        temp_id: Some(format!("tmp-{id}")),
+        message_type: MessageType::Text,
+        text: text.to_owned(),
+        is_edited: false,
+        is_deleted: false,
+        url_preview: None,
+        thread_id: None,
+        reply_count: 0,
+        last_reply_at: None,
+        forwarded_from: None,
+        mentions: Vec::new(),
+        reactions: BTreeMap::new(),
+        pin: None,
+        created_at: Timestamp(1_700_000_000_000),
+        updated_at: None,
+        status: MessageStatus::SentToKafka,
+    }
+}

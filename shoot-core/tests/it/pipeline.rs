@@ -1,0 +1,644 @@
+//! The send pipeline and the persistence worker over the memory ports, plus the harness the
+//! other ENG-B test modules share (`Harness`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use shoot_core::engine::{SendMessage, SendReceipt};
+use shoot_core::error::{PortError, PortResult};
+use shoot_core::events::{Event, MessageChange, StatusUpdate, Topic};
+use shoot_core::identity::{User, UserStatus};
+use shoot_core::ids::{MessageId, RoomId, Seq};
+use shoot_core::memory::{ManualClock, MemoryMessageStore, MemoryStores};
+use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin, UrlPreview};
+use shoot_core::notifications::NotificationType;
+use shoot_core::ports::{Clock, EventStream, LinkFetcher, Spawner};
+use shoot_core::{ChatEngine, EngineConfig, ErrorCode, Limits, Ports, Timestamp, UserId};
+
+/// Runs engine tasks on the test's tokio runtime.
+pub(crate) struct TestSpawner;
+
+impl Spawner for TestSpawner {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        drop(tokio::spawn(task));
+    }
+}
+
+/// An engine over memory ports with a manual clock.
+pub(crate) struct Harness {
+    pub(crate) engine: ChatEngine,
+    pub(crate) stores: MemoryStores,
+    pub(crate) clock: ManualClock,
+    temp: AtomicUsize,
+}
+
+/// Real-time bound for anything a test waits for.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+impl Harness {
+    pub(crate) fn new() -> Harness {
+        Harness::custom(|_| {}, |_| {})
+    }
+
+    pub(crate) fn with_limits(edit: impl FnOnce(&mut Limits)) -> Harness {
+        Harness::custom(edit, |_| {})
+    }
+
+    pub(crate) fn custom(limits: impl FnOnce(&mut Limits), ports: impl FnOnce(&mut Ports)) -> Harness {
+        let clock = ManualClock::at_2024();
+        let dyn_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        let stores = MemoryStores::new(dyn_clock.clone());
+        let mut p = stores.ports(dyn_clock, Arc::new(TestSpawner));
+        ports(&mut p);
+        let mut l = Limits::default();
+        l.messages_per_second = 0.0;
+        limits(&mut l);
+        let config = EngineConfig { limits: l, instance_id: "test".to_owned(), ..EngineConfig::default() };
+        Harness { engine: ChatEngine::new(p, config), stores, clock, temp: AtomicUsize::new(0) }
+    }
+
+    /// Another engine instance over the same ports (a second server of the cluster).
+    pub(crate) fn sibling(&self, instance_id: &str) -> ChatEngine {
+        let config = EngineConfig {
+            limits: self.engine.limits().clone(),
+            instance_id: instance_id.to_owned(),
+            ..EngineConfig::default()
+        };
+        ChatEngine::new(self.engine.ports().clone(), config)
+    }
+
+    pub(crate) async fn started() -> Harness {
+        let h = Harness::new();
+        h.engine.start().await.expect("start");
+        h
+    }
+
+    pub(crate) async fn user(&self, name: &str) -> UserId {
+        let id = UserId(shoot_core::ports::IdGenerator::next_id(&*self.stores.ids));
+        let now = self.clock.now();
+        let user = User {
+            id,
+            username: name.to_owned(),
+            nickname: name.to_uppercase(),
+            email: format!("{name}@example.com"),
+            password_hash: "x".to_owned(),
+            status: UserStatus::Online,
+            bio: None,
+            profile_image_url: None,
+            user_code: format!("C{}", id.0 % 100_000_000),
+            last_seen_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        shoot_core::identity::UserStore::create_user(&*self.stores.users, &user).await.expect("create user");
+        id
+    }
+
+    pub(crate) async fn users<const N: usize>(&self, names: [&str; N]) -> [UserId; N] {
+        let mut out = [UserId(0); N];
+        for (i, n) in names.iter().enumerate() {
+            out[i] = self.user(n).await;
+        }
+        out
+    }
+
+    pub(crate) async fn group(&self, owner: UserId, members: &[UserId]) -> RoomId {
+        self.engine.create_group_room(owner, "team", members.to_vec()).await.expect("group").room.id
+    }
+
+    pub(crate) fn cmd(&self, room: RoomId, text: &str) -> SendMessage {
+        let n = self.temp.fetch_add(1, Ordering::SeqCst);
+        SendMessage {
+            room_id: room,
+            text: text.to_owned(),
+            message_type: MessageType::Text,
+            temp_id: format!("t-{n}"),
+            thread_id: None,
+            mentions: Vec::new(),
+        }
+    }
+
+    pub(crate) async fn send(&self, actor: UserId, room: RoomId, text: &str) -> SendReceipt {
+        self.engine.send_message(actor, self.cmd(room, text)).await.expect("send")
+    }
+
+    /// Sends and waits until the persistence worker stored it (the engine must be started).
+    pub(crate) async fn send_saved(&self, actor: UserId, room: RoomId, text: &str) -> Message {
+        let r = self.send(actor, room, text).await;
+        self.saved(r.message_id).await
+    }
+
+    /// Polls the store (with a deadline) until `id` is stored.
+    pub(crate) async fn saved(&self, id: MessageId) -> Message {
+        self.until(|| async move { self.stores.messages.get_message(id).await.expect("get") }).await
+    }
+
+    /// Polls `f` until it returns `Some`, yielding to background tasks; panics after the deadline.
+    pub(crate) async fn until<T, F, Fut>(&self, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "condition not reached in time");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    pub(crate) async fn subscribe(&self, topic: Topic) -> EventStream {
+        self.engine.subscribe_topic(topic).await.expect("subscribe")
+    }
+}
+
+/// The next event of `stream`, failing after the deadline.
+pub(crate) async fn next_event(stream: &mut EventStream) -> Arc<Event> {
+    tokio::time::timeout(DEADLINE, stream.next()).await.expect("no event in time").expect("stream ended")
+}
+
+/// Events until one matches `pick`, returning what it picked.
+pub(crate) async fn wait_for<T>(stream: &mut EventStream, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+    loop {
+        let e = next_event(stream).await;
+        if let Some(v) = pick(&e) {
+            return v;
+        }
+    }
+}
+
+/// Status updates of `stream` until one for `temp_id` is final, in order.
+pub(crate) async fn statuses_until_final(stream: &mut EventStream, temp_id: &str) -> Vec<StatusUpdate> {
+    let mut out = Vec::new();
+    loop {
+        if let Event::Status(s) = &*next_event(stream).await {
+            if s.temp_id.as_deref() == Some(temp_id) {
+                out.push(s.clone());
+                if s.status.is_final() {
+                    return out;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn code<T: std::fmt::Debug>(r: shoot_core::Result<T>) -> ErrorCode {
+    r.expect_err("expected an error").code()
+}
+
+fn kinds(updates: &[StatusUpdate]) -> Vec<MessageStatus> {
+    updates.iter().map(|s| s.status).collect()
+}
+
+#[tokio::test]
+async fn a_send_goes_through_every_status_in_order() {
+    let h = Harness::started().await;
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut mine = h.subscribe(Topic::User(alice)).await;
+    let mut in_room = h.subscribe(Topic::Room(room)).await;
+    let cmd = h.cmd(room, "  hello  ");
+    let temp = cmd.temp_id.clone();
+    let receipt = h.engine.send_message(alice, cmd).await.unwrap();
+    assert_eq!((receipt.seq, receipt.room_id, receipt.duplicate), (Seq(1), room, false));
+    let expect = vec![MessageStatus::Sending, MessageStatus::SentToKafka, MessageStatus::Processing, MessageStatus::Saved];
+    let user_updates = statuses_until_final(&mut mine, &temp).await;
+    assert_eq!(kinds(&user_updates), expect);
+    assert_eq!(user_updates.last().unwrap().message_id, Some(receipt.message_id));
+    let room_updates = statuses_until_final(&mut in_room, &temp).await;
+    assert_eq!(kinds(&room_updates), expect);
+    let stored = h.saved(receipt.message_id).await;
+    assert_eq!((stored.text.as_str(), stored.seq, stored.status), ("hello", Seq(1), MessageStatus::Saved));
+    let room_row = h.engine.room(alice, room).await.unwrap().room;
+    assert_eq!((room_row.last_seq, room_row.last_message_id), (Seq(1), Some(receipt.message_id)));
+}
+
+#[tokio::test]
+async fn rejected_sends_fail_with_the_precise_code_and_a_failed_status() {
+    let h = Harness::started().await;
+    let [alice, bob, carol, dave] = h.users(["alice", "bob", "carol", "dave"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let other_room = h.group(carol, &[dave]).await;
+    let foreign = h.send_saved(carol, other_room, "elsewhere").await;
+    let (direct, _) = h.engine.create_direct_room(alice, dave).await.unwrap();
+    shoot_core::social::SocialStore::block(&*h.stores.social, dave, alice, h.clock.now()).await.unwrap();
+    let mut mine = h.subscribe(Topic::User(alice)).await;
+
+    let cases: Vec<(Box<dyn FnOnce(&mut SendMessage)>, ErrorCode)> = vec![
+        (Box::new(|c| c.text = "   ".into()), ErrorCode::MessageEmpty),
+        (Box::new(|c| c.text = "x".repeat(4001)), ErrorCode::MessageTooLong),
+        (Box::new(|c| c.message_type = MessageType::System), ErrorCode::InvalidMessageType),
+        (Box::new(|c| c.temp_id = String::new()), ErrorCode::InvalidTempId),
+        (Box::new(|c| c.temp_id = "x".repeat(65)), ErrorCode::InvalidTempId),
+        (Box::new(|c| c.room_id = other_room), ErrorCode::NotRoomParticipant),
+        (Box::new(|c| c.room_id = RoomId(404)), ErrorCode::RoomNotFound),
+        (Box::new(move |c| c.room_id = direct.id), ErrorCode::UserBlocked),
+        (Box::new(move |c| c.mentions = vec![carol]), ErrorCode::InvalidMention),
+        (Box::new(move |c| c.thread_id = Some(foreign.id)), ErrorCode::MessageNotFound),
+        (Box::new(|c| c.thread_id = Some(MessageId(404))), ErrorCode::MessageNotFound),
+    ];
+    for (edit, expect) in cases {
+        let mut cmd = h.cmd(room, "hi");
+        edit(&mut cmd);
+        let temp = cmd.temp_id.clone();
+        assert_eq!(code(h.engine.send_message(alice, cmd).await), expect);
+        let failed = wait_for(&mut mine, |e| match e {
+            Event::Status(s) if s.temp_id.as_deref() == Some(temp.as_str()) => Some(s.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(failed.status, MessageStatus::Failed, "{expect}");
+        assert_eq!(failed.error_code.as_deref(), Some(expect.as_str()));
+    }
+    assert_eq!(h.stores.log.len(), 1, "only the foreign message reached the log");
+}
+
+#[tokio::test]
+async fn the_rate_limit_rejects_bursts_beyond_the_bucket() {
+    let h = Harness::with_limits(|l| {
+        l.messages_per_second = 1.0;
+        l.message_burst = 3;
+    });
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    for _ in 0..3 {
+        h.send(alice, room, "hi").await;
+    }
+    assert_eq!(code(h.engine.send_message(alice, h.cmd(room, "hi")).await), ErrorCode::RateLimited);
+    // Bob has his own bucket.
+    h.send(bob, room, "hi").await;
+    h.clock.advance(Duration::from_secs(1));
+    h.send(alice, room, "hi").await;
+}
+
+#[tokio::test]
+async fn a_retried_temp_id_returns_the_first_message() {
+    let h = Harness::started().await;
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let cmd = h.cmd(room, "once");
+    let first = h.engine.send_message(alice, cmd.clone()).await.unwrap();
+    let again = h.engine.send_message(alice, cmd.clone()).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!((again.message_id, again.seq), (first.message_id, first.seq));
+    h.saved(first.message_id).await;
+    let mut mine = h.subscribe(Topic::User(alice)).await;
+    let third = h.engine.send_message(alice, cmd.clone()).await.unwrap();
+    assert_eq!((third.message_id, third.duplicate), (first.message_id, true));
+    let re_emitted = wait_for(&mut mine, |e| match e {
+        Event::Status(s) => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((re_emitted.status, re_emitted.message_id), (MessageStatus::Saved, Some(first.message_id)));
+    // Same tempId from another sender is another message.
+    let bobs = h.engine.send_message(bob, cmd).await.unwrap();
+    assert!(!bobs.duplicate);
+    assert_eq!(h.stores.log.len(), 2);
+    // An expired claim still finds the stored message.
+    h.clock.advance(Duration::from_secs(25 * 3600));
+    let late = h.engine.send_message(alice, h.cmd(room, "x")).await.unwrap();
+    assert!(!late.duplicate);
+    let mut replay = h.cmd(room, "once");
+    replay.temp_id = h.stores.messages.get_message(first.message_id).await.unwrap().unwrap().temp_id.unwrap();
+    let replayed = h.engine.send_message(alice, replay).await.unwrap();
+    assert_eq!((replayed.message_id, replayed.duplicate), (first.message_id, true));
+}
+
+#[tokio::test]
+async fn concurrent_sends_to_one_room_publish_in_seq_order_without_gaps() {
+    let h = Arc::new(Harness::new());
+    let users = h.users(["a", "b", "c", "d"]).await;
+    let room = h.group(users[0], &users[1..]).await;
+    let mut in_room = h.subscribe(Topic::Room(room)).await;
+    let mut tasks = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        for n in 0..25 {
+            let h = h.clone();
+            let u = *u;
+            tasks.push(tokio::spawn(async move {
+                let mut cmd = h.cmd(room, &format!("{i}-{n}"));
+                cmd.temp_id = format!("{i}-{n}");
+                let r = h.engine.send_message(u, cmd.clone()).await.unwrap();
+                // Retrying the same tempId concurrently never creates a second message.
+                let again = h.engine.send_message(u, cmd).await.unwrap();
+                assert_eq!((again.message_id, again.duplicate), (r.message_id, true));
+                r
+            }));
+        }
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().seq.0);
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    let mut created = Vec::new();
+    while created.len() < 100 {
+        if let Event::MessageCreated(m) = &*next_event(&mut in_room).await {
+            created.push(m.seq.0);
+        }
+    }
+    assert_eq!(created, (1..=100).collect::<Vec<_>>());
+    assert_eq!(h.stores.log.len(), 100);
+}
+
+#[tokio::test]
+async fn an_append_failure_fails_the_send_and_releases_the_temp_id() {
+    let h = Harness::new();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut mine = h.subscribe(Topic::User(alice)).await;
+    h.stores.log.set_failing(true);
+    let cmd = h.cmd(room, "hi");
+    assert_eq!(code(h.engine.send_message(alice, cmd.clone()).await), ErrorCode::BackendUnavailable);
+    let updates = statuses_until_final(&mut mine, &cmd.temp_id).await;
+    assert_eq!(kinds(&updates), vec![MessageStatus::Sending, MessageStatus::Failed]);
+    assert_eq!(updates[1].error_code.as_deref(), Some("BACKEND_UNAVAILABLE"));
+    h.stores.log.set_failing(false);
+    let r = h.engine.send_message(alice, cmd).await.unwrap();
+    assert_eq!((r.seq, r.duplicate), (Seq(1), false));
+}
+
+#[tokio::test]
+async fn shutdown_drains_and_then_refuses_sends() {
+    let h = Harness::started().await;
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let r = h.send(alice, room, "before").await;
+    h.saved(r.message_id).await;
+    h.engine.shutdown().await.unwrap();
+    let err = h.engine.send_message(alice, h.cmd(room, "after")).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (ErrorCode::BackendUnavailable, "shutting down"));
+    assert_eq!(h.stores.log.lag("persistence"), 0, "the saved batch was committed");
+}
+
+#[tokio::test]
+async fn the_worker_pushes_room_updates_and_notifications() {
+    let h = Harness::started().await;
+    let [alice, bob, carol] = h.users(["alice", "bob", "carol"]).await;
+    let room = h.group(alice, &[bob, carol]).await;
+    let mut bobs = h.subscribe(Topic::User(bob)).await;
+    let mut carols = h.subscribe(Topic::User(carol)).await;
+    let root = h.send_saved(alice, room, "hey @bob").await;
+    assert_eq!(root.mentions, vec![bob]);
+    let (unread, last) = wait_for(&mut bobs, |e| match e {
+        Event::RoomUpdate { room_id, unread_count, last_message, .. } if *room_id == room => {
+            Some((*unread_count, last_message.as_ref().map(|m| m.id)))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!((unread, last), (1, Some(root.id)));
+    let mention = wait_for(&mut bobs, |e| match e {
+        Event::Notification(n) => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((mention.kind, mention.message_id, mention.actor_id), (NotificationType::Mention, Some(root.id), Some(alice)));
+
+    let mut in_room = h.subscribe(Topic::Room(room)).await;
+    let mut reply_cmd = h.cmd(room, "a reply");
+    reply_cmd.thread_id = Some(root.id);
+    let reply = h.engine.send_message(carol, reply_cmd).await.unwrap();
+    let reply = h.saved(reply.message_id).await;
+    let mut nested = h.cmd(room, "reply to the reply");
+    nested.thread_id = Some(reply.id);
+    let nested = h.engine.send_message(bob, nested).await.unwrap();
+    let nested = h.saved(nested.message_id).await;
+    assert_eq!((reply.thread_id, nested.thread_id), (Some(root.id), Some(root.id)));
+    let updated = wait_for(&mut in_room, |e| match e {
+        Event::MessageChanged { message, change: MessageChange::ThreadUpdated, .. } => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(updated.id, root.id);
+    let alices = h.until(|| async {
+        let n = h.engine.notifications(alice, 10, 0).await.unwrap();
+        (n.iter().filter(|n| n.kind == NotificationType::Reply).count() == 2).then_some(n)
+    })
+    .await;
+    assert!(alices.iter().all(|n| n.kind == NotificationType::Reply));
+    let thread = h.engine.thread(alice, root.id, None, 10).await.unwrap();
+    assert_eq!(thread.root.reply_count, 2);
+    assert_eq!(thread.replies.iter().map(|m| m.id).collect::<Vec<_>>(), vec![reply.id, nested.id]);
+    // Carol's unread count counts everything but her own messages.
+    let carol_unread = wait_for(&mut carols, |e| match e {
+        Event::RoomUpdate { unread_count, last_message: Some(m), .. } if m.id == nested.id => Some(*unread_count),
+        _ => None,
+    })
+    .await;
+    assert_eq!(carol_unread, 2);
+}
+
+/// A message store whose inserts fail with a backend error a number of times, and reject
+/// messages whose text is "poison".
+struct FlakyMessages {
+    inner: MemoryMessageStore,
+    failures_left: AtomicUsize,
+    inserts: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl MessageStore for FlakyMessages {
+    async fn insert_messages(&self, messages: &[Message]) -> PortResult<Vec<MessageId>> {
+        self.inserts.lock().unwrap().push(messages.len());
+        if self.failures_left.load(Ordering::SeqCst) > 0 {
+            self.failures_left.fetch_sub(1, Ordering::SeqCst);
+            return Err(PortError::backend("flaky", "connection reset"));
+        }
+        if messages.iter().any(|m| m.text == "poison") {
+            return Err(PortError::Conflict("poison record".into()));
+        }
+        self.inner.insert_messages(messages).await
+    }
+    async fn get_message(&self, id: MessageId) -> PortResult<Option<Message>> {
+        self.inner.get_message(id).await
+    }
+    async fn get_messages(&self, ids: &[MessageId]) -> PortResult<Vec<Message>> {
+        self.inner.get_messages(ids).await
+    }
+    async fn find_by_temp_id(&self, sender: UserId, temp_id: &str) -> PortResult<Option<Message>> {
+        self.inner.find_by_temp_id(sender, temp_id).await
+    }
+    async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
+        self.inner.history(room, query).await
+    }
+    async fn update_message(&self, message: &Message) -> PortResult<()> {
+        self.inner.update_message(message).await
+    }
+    async fn add_reaction(&self, m: MessageId, code: &str, user: UserId, at: Timestamp) -> PortResult<bool> {
+        self.inner.add_reaction(m, code, user, at).await
+    }
+    async fn remove_reaction(&self, m: MessageId, code: &str, user: UserId, at: Timestamp) -> PortResult<bool> {
+        self.inner.remove_reaction(m, code, user, at).await
+    }
+    async fn set_pin(&self, m: MessageId, pin: Option<Pin>, at: Timestamp) -> PortResult<()> {
+        self.inner.set_pin(m, pin, at).await
+    }
+    async fn pinned(&self, room: RoomId) -> PortResult<Vec<Message>> {
+        self.inner.pinned(room).await
+    }
+    async fn thread_replies(&self, root: MessageId, after: Option<Seq>, limit: usize) -> PortResult<Vec<Message>> {
+        self.inner.thread_replies(root, after, limit).await
+    }
+    async fn threads(&self, room: RoomId, limit: usize) -> PortResult<Vec<Message>> {
+        self.inner.threads(room, limit).await
+    }
+    async fn search(&self, room: RoomId, query: &str, limit: usize) -> PortResult<Vec<Message>> {
+        self.inner.search(room, query, limit).await
+    }
+    async fn unread_counts(&self, user: UserId, cursors: &[(RoomId, Seq)]) -> PortResult<Vec<u64>> {
+        self.inner.unread_counts(user, cursors).await
+    }
+    async fn max_seq(&self, room: RoomId) -> PortResult<Seq> {
+        self.inner.max_seq(room).await
+    }
+}
+
+#[tokio::test]
+async fn backend_failures_are_retried_and_poison_goes_to_the_dead_letter_log() {
+    let flaky = Arc::new(FlakyMessages {
+        inner: MemoryMessageStore::new(),
+        failures_left: AtomicUsize::new(2),
+        inserts: Mutex::new(Vec::new()),
+    });
+    let store = flaky.clone();
+    let h = Harness::custom(|_| {}, move |p| p.messages = store);
+    h.engine.start().await.unwrap();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut mine = h.subscribe(Topic::User(alice)).await;
+    let ok = h.send(alice, room, "fine").await;
+    // The worker backs off on the manual clock: advance it until the insert went through.
+    h.until(|| async {
+        h.clock.advance(Duration::from_secs(1));
+        flaky.inner.get_message(ok.message_id).await.unwrap()
+    })
+    .await;
+    assert!(flaky.inserts.lock().unwrap().len() >= 3);
+    let poison_cmd = h.cmd(room, "poison");
+    let poison_temp = poison_cmd.temp_id.clone();
+    let poison = h.engine.send_message(alice, poison_cmd).await.unwrap();
+    let updates = statuses_until_final(&mut mine, &poison_temp).await;
+    assert_eq!(updates.last().unwrap().status, MessageStatus::Failed);
+    let dead = h.until(|| async { Some(h.stores.log.dead_letters()).filter(|d| !d.is_empty()) }).await;
+    assert_eq!(dead[0].0.message.id, poison.message_id);
+    assert!(dead[0].1.contains("poison"));
+    let after = h.send(alice, room, "still flowing").await;
+    h.until(|| async { flaky.inner.get_message(after.message_id).await.unwrap() }).await;
+    h.until(|| async { (h.stores.log.lag("persistence") == 0).then_some(()) }).await;
+}
+
+struct FakeFetcher;
+
+#[async_trait]
+impl LinkFetcher for FakeFetcher {
+    async fn fetch_preview(&self, url: &str) -> PortResult<Option<UrlPreview>> {
+        Ok(Some(UrlPreview { url: url.to_owned(), title: Some("Example".into()), ..UrlPreview::default() }))
+    }
+}
+
+#[tokio::test]
+async fn link_previews_are_stored_after_saving_and_broadcast() {
+    let h = Harness::custom(|_| {}, |p| p.link_fetcher = Some(Arc::new(FakeFetcher)));
+    h.engine.start().await.unwrap();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut in_room = h.subscribe(Topic::Room(room)).await;
+    let r = h.send(alice, room, "look https://example.com/page.").await;
+    let changed = wait_for(&mut in_room, |e| match e {
+        Event::MessageChanged { message, change: MessageChange::PreviewAdded, .. } => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(changed.id, r.message_id);
+    let preview = changed.url_preview.expect("preview");
+    assert_eq!((preview.url.as_str(), preview.title.as_deref()), ("https://example.com/page", Some("Example")));
+    let stored = h.saved(r.message_id).await;
+    assert_eq!(stored.url_preview.map(|p| p.url), Some("https://example.com/page".to_owned()));
+    let plain = h.send_saved(alice, room, "no link").await;
+    assert_eq!(plain.url_preview, None);
+}
+
+#[tokio::test]
+async fn typing_is_throttled_and_stops_by_itself() {
+    let h = Harness::new();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut in_room = h.subscribe(Topic::Room(room)).await;
+    let typing = |e: &Event| match e {
+        Event::Typing { user_id, typing, .. } => Some((*user_id, *typing)),
+        _ => None,
+    };
+    h.engine.typing(alice, room, true).await.unwrap();
+    h.engine.typing(alice, room, true).await.unwrap();
+    h.engine.typing(alice, room, false).await.unwrap();
+    h.engine.typing(bob, room, true).await.unwrap();
+    assert_eq!(wait_for(&mut in_room, typing).await, (alice, true));
+    assert_eq!(wait_for(&mut in_room, typing).await, (alice, false));
+    assert_eq!(wait_for(&mut in_room, typing).await, (bob, true));
+    // Refreshing keeps Alice typing past the first timeout.
+    h.clock.advance(Duration::from_secs(2));
+    h.engine.typing(alice, room, true).await.unwrap();
+    assert_eq!(wait_for(&mut in_room, typing).await, (alice, true));
+    h.clock.advance(Duration::from_secs(3));
+    // Bob's 5 s passed: he stops automatically; Alice (refreshed 3 s ago) does not.
+    assert_eq!(wait_for(&mut in_room, typing).await, (bob, false));
+    h.clock.advance(Duration::from_secs(2));
+    assert_eq!(wait_for(&mut in_room, typing).await, (alice, false));
+    assert_eq!(code(h.engine.typing(UserId(404), room, true).await), ErrorCode::NotRoomParticipant);
+}
+
+#[tokio::test]
+async fn presence_tracks_sessions_and_active_users() {
+    let h = Harness::new();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut in_room = h.subscribe(Topic::Room(room)).await;
+    h.engine.session_connected(alice).await.unwrap();
+    h.engine.session_connected(alice).await.unwrap();
+    h.engine.session_connected(bob).await.unwrap();
+    assert_eq!(h.engine.active_users(bob, room).await.unwrap(), {
+        let mut v = vec![alice, bob];
+        v.sort();
+        v
+    });
+    h.engine.session_disconnected(alice).await.unwrap();
+    assert_eq!(h.engine.active_users(bob, room).await.unwrap().len(), 2, "one session left");
+    h.engine.session_disconnected(alice).await.unwrap();
+    assert_eq!(h.engine.active_users(bob, room).await.unwrap(), vec![bob]);
+    let user = shoot_core::identity::UserStore::get_user(&*h.stores.users, alice).await.unwrap().unwrap();
+    assert_eq!(user.last_seen_at, Some(h.clock.now()));
+    let last = wait_for(&mut in_room, |e| match e {
+        Event::ActiveUsers { user_ids, .. } if user_ids == &vec![bob] => Some(user_ids.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(last, vec![bob]);
+    // Without heart-beats Bob's presence lapses.
+    h.clock.advance(Duration::from_secs(61));
+    assert_eq!(h.engine.active_users(alice, room).await.unwrap(), Vec::<UserId>::new());
+}
+
+#[tokio::test]
+async fn subscriptions_are_authorised() {
+    let h = Harness::new();
+    let [alice, bob, eve] = h.users(["alice", "bob", "eve"]).await;
+    let room = h.group(alice, &[bob]).await;
+    assert_eq!(code(h.engine.subscribe_room(eve, room).await.map(|_| ())), ErrorCode::NotRoomParticipant);
+    let mut s = h.engine.subscribe_room(bob, room).await.unwrap();
+    let r = h.send(alice, room, "hi").await;
+    let created = wait_for(&mut s, |e| match e {
+        Event::MessageCreated(m) => Some(m.id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(created, r.message_id);
+}

@@ -1,0 +1,209 @@
+//! Wiring: the stack from configuration, the router, and a running server with graceful
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use shoot_core::engine::{ChatEngine, EngineConfig};
+use shoot_core::identity::password::PasswordHasherConfig;
+use shoot_core::memory::{MemoryStores, SnowflakeIds};
+use shoot_core::ports::{Clock, Spawner};
+use shoot_tokio::{TokioClock, TokioSpawner};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, StorageKind};
+use crate::error::ApiError;
+use crate::link_preview::HttpLinkFetcher;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{docs, ops, rest, stomp};
+
+/// The whole HTTP surface: `/api/v1` (REST + SSE), `/ws/chat` (STOMP), docs and ops.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", rest::routes())
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .merge(stomp::routes())
+        .merge(docs::routes())
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed")
+        })
+        .layer(DefaultBodyLimit::max(state.config.http_body_limit))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), track))
+        .with_state(state)
+}
+
+async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let response = next.run(req).await;
+    metrics.http_request_duration.observe(start.elapsed());
+    match response.status().as_u16() {
+        500..=599 => metrics.http_requests_5xx.inc(),
+        400..=499 => metrics.http_requests_4xx.inc(),
+        _ => metrics.http_requests_2xx.inc(),
+    }
+    response
+}
+
+/// The snowflake node of an instance: a stable hash of its name into 0..=1023.
+pub fn node_id(instance_id: &str) -> u16 {
+    // FNV-1a: stable across processes and Rust versions (unlike `DefaultHasher`).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in instance_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h % (u32::from(SnowflakeIds::MAX_NODE) + 1)) as u16
+}
+
+/// Builds the engine over the configured backends (not started).
+pub async fn build_engine(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<ChatEngine> {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock);
+    let spawner: Arc<dyn Spawner> = Arc::new(TokioSpawner::current());
+    let memory = MemoryStores::new(clock.clone());
+    let mut ports = memory.ports(clock.clone(), spawner);
+    ports.ids = Arc::new(SnowflakeIds::new(clock.clone(), node_id(&config.instance_id)));
+    match config.storage {
+        StorageKind::Memory => {}
+        StorageKind::Sqlite => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+            let db = config.data_dir.join("shoot.sqlite");
+            let store = Arc::new(
+                shoot_sql::SqliteStore::open(&db.to_string_lossy())
+                    .await
+                    .with_context(|| format!("cannot open {}", db.display()))?,
+            );
+            ports.users = store.clone();
+            ports.social = store.clone();
+            ports.rooms = store.clone();
+            ports.messages = store.clone();
+            ports.bookmarks = store.clone();
+            ports.schedules = store.clone();
+            ports.notifications = store;
+            ports.log = Arc::new(open_log(config).await?);
+        }
+        StorageKind::Postgres => {
+            let url = config.postgres_url.as_deref().context("SHOOT_POSTGRES_URL is required")?;
+            let store = Arc::new(
+                shoot_sql::PostgresStore::connect(url)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?,
+            );
+            ports.users = store.clone();
+            ports.social = store.clone();
+            ports.rooms = store.clone();
+            ports.messages = store.clone();
+            ports.bookmarks = store.clone();
+            ports.schedules = store.clone();
+            ports.notifications = store;
+            // No Kafka in this build: the durable log stays the embedded one.
+            ports.log = Arc::new(open_log(config).await?);
+        }
+    }
+    if config.link_preview_enabled {
+        let fetcher = HttpLinkFetcher::new(config.link_preview_allow_private, ports.ephemeral.clone(), metrics)
+            .context("cannot build the link-preview HTTP client")?;
+        ports.link_fetcher = Some(Arc::new(fetcher));
+    }
+    let engine_config = EngineConfig {
+        limits: config.limits.clone(),
+        instance_id: config.instance_id.clone(),
+        password: PasswordHasherConfig {
+            memory_kib: config.password_memory_kib,
+            iterations: config.password_iterations,
+            parallelism: 1,
+        },
+    };
+    Ok(ChatEngine::new(ports, engine_config))
+}
+
+async fn open_log(config: &Config) -> anyhow::Result<shoot_sql::SqliteMessageLog> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("log.sqlite");
+    shoot_sql::SqliteMessageLog::open(&path.to_string_lossy())
+        .await
+        .with_context(|| format!("cannot open the message log {}", path.display()))
+}
+
+/// A running server.
+pub struct ServerHandle {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// The shared state (engine, auth, metrics).
+    pub state: AppState,
+    serve: JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The shutdown signal shared with sessions and streams.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Stops accepting, closes STOMP sessions and SSE streams, waits for in-flight requests,
+    /// then drains the engine (in-flight sends and the persistence worker's batch).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the shutdown token is cancelled (by [`shutdown`](Self::shutdown) or a
+    /// signal handler) and the server has drained.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.serve.await.context("server task panicked")?.context("server failed")?;
+        self.state.engine.shutdown().await.map_err(|e| anyhow::anyhow!("engine shutdown failed: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Builds the stack from `config`, starts the engine and serves on `listener` until
+/// [`ServerHandle::shutdown`].
+pub async fn serve(config: Config, listener: tokio::net::TcpListener) -> anyhow::Result<ServerHandle> {
+    let metrics = Arc::new(Metrics::default());
+    let engine = build_engine(&config, metrics.clone()).await?;
+    engine.start().await.map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+    let state = AppState::with_metrics(engine, config, metrics);
+    let addr = listener.local_addr()?;
+    let router = app(state.clone());
+    let token = state.shutdown.clone();
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+    });
+    tracing::info!(addr = %addr, "listening");
+    Ok(ServerHandle { addr, state, serve })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_are_stable_and_in_range() {
+        assert_eq!(node_id("a"), node_id("a"));
+        for name in ["", "a", "shoot-1", "shoot-2", &"x".repeat(64)] {
+            assert!(node_id(name) <= SnowflakeIds::MAX_NODE);
+        }
+        assert_ne!(node_id("shoot-1"), node_id("shoot-2"));
+    }
+}

@@ -1,0 +1,4 @@
+//! REST, SSE and ops tests over the real router on in-memory ports (one test binary).
+
+mod rest;
+mod support;
