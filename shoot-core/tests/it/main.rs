@@ -6,3 +6,4 @@ mod social;
 mod pipeline;
 mod rooms;
 mod messages;
+mod schedule;

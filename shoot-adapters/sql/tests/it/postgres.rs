@@ -70,3 +70,11 @@ async fn unique_violations_name_their_key() {
     );
     pg.finish().await;
 }
+
+/// Bulk insert through the persistence hot path; prints the rate (informational only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_insert_messages() {
+    let Some(pg) = postgres().await else { return };
+    crate::support::bulk_insert(&pg.store, "postgres").await;
+    pg.finish().await;
+}

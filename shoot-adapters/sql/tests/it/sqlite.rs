@@ -1,7 +1,6 @@
 //! Every store contract against SQLite (a temporary file per test), and SQLite specifics.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::future::join_all;
 use shoot_core::ids::{RoomId, Seq, UserId};
@@ -152,34 +151,5 @@ async fn reopen_keeps_data_and_migrations_are_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_insert_messages() {
     let db = sqlite().await;
-    let room_id = RoomId(fresh_id());
-    let total = 20_000i64;
-    let batch = 500;
-    let msgs: Vec<_> = (1..=total)
-        .map(|i| {
-            let mut m = message(room_id, UserId(i % 7 + 1), "a typical short chat message");
-            m.seq = Seq(i);
-            m
-        })
-        .collect();
-    let start = Instant::now();
-    for chunk in msgs.chunks(batch) {
-        let inserted = db.store.insert_messages(chunk).await.expect("insert");
-        assert_eq!(inserted.len(), chunk.len());
-    }
-    let elapsed = start.elapsed();
-    println!(
-        "sqlite insert_messages: {total} rows in batches of {batch}: {:.0} rows/s",
-        total as f64 / elapsed.as_secs_f64()
-    );
-    assert_eq!(
-        db.store.max_seq(room_id).await.expect("max_seq"),
-        Seq(total)
-    );
-    let counts = db
-        .store
-        .unread_counts(UserId(1), &[(room_id, Seq(total - 70))])
-        .await
-        .expect("unread");
-    assert_eq!(counts, vec![60], "70 newest minus the 10 sent by user 1");
+    crate::support::bulk_insert(&db.store, "sqlite").await;
 }

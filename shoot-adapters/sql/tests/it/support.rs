@@ -114,3 +114,34 @@ pub(crate) fn message(room: RoomId, sender: UserId, text: &str) -> Message {
         status: MessageStatus::SentToKafka,
     }
 }
+
+/// Inserts 20 000 messages in batches of 500 through `insert_messages`, prints the rate
+/// (informational only, never asserted) and checks the result.
+pub(crate) async fn bulk_insert(store: &dyn shoot_core::messages::MessageStore, label: &str) {
+    let room_id = RoomId(fresh_id());
+    let total = 20_000i64;
+    let batch = 500;
+    let msgs: Vec<_> = (1..=total)
+        .map(|i| {
+            let mut m = message(room_id, UserId(i % 7 + 1), "a typical short chat message");
+            m.seq = Seq(i);
+            m
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for chunk in msgs.chunks(batch) {
+        let inserted = store.insert_messages(chunk).await.expect("insert");
+        assert_eq!(inserted.len(), chunk.len());
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{label} insert_messages: {total} rows in batches of {batch}: {:.0} rows/s",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(store.max_seq(room_id).await.expect("max_seq"), Seq(total));
+    let counts = store
+        .unread_counts(UserId(1), &[(room_id, Seq(total - 70))])
+        .await
+        .expect("unread");
+    assert_eq!(counts, vec![60], "70 newest minus the 10 sent by user 1");
+}

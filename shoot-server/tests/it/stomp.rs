@@ -1,0 +1,360 @@
+//! STOMP over WebSocket against the real server on an ephemeral port (memory ports), with a
+//! minimal STOMP client on tokio-tungstenite.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use shoot_core::engine::NewUser;
+use shoot_core::{RoomId, UserId};
+use shoot_server::config::Config;
+use shoot_server::stomp::frame::{self, Command, Frame, FrameLimits};
+use shoot_server::{ServerHandle, serve};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Server {
+    handle: ServerHandle,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = serve(Config::for_tests(), listener).await.expect("server starts");
+        Server { handle }
+    }
+
+    async fn user(&self, name: &str) -> (UserId, String) {
+        let user = self
+            .handle
+            .state
+            .engine
+            .signup(NewUser {
+                username: name.to_owned(),
+                nickname: format!("{name} nick"),
+                email: format!("{name}@example.com"),
+                password: "Secret#123".to_owned(),
+                bio: None,
+            })
+            .await
+            .expect("signup");
+        let token = self.handle.state.auth.issue_access(user.id).expect("token");
+        (user.id, token)
+    }
+
+    async fn group(&self, owner: UserId, members: Vec<UserId>) -> RoomId {
+        let details =
+            self.handle.state.engine.create_group_room(owner, "team", members).await.expect("room");
+        details.room.id
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("ws://{}/ws/chat{query}", self.handle.addr)
+    }
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    async fn open(url: &str) -> Client {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("v12.stomp"));
+        let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket handshake");
+        assert_eq!(
+            resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()),
+            Some("v12.stomp")
+        );
+        Client { ws, buf: Vec::new() }
+    }
+
+    /// Opens and CONNECTs with the token in the CONNECT frame.
+    async fn connect(server: &Server, token: &str) -> Client {
+        let mut c = Client::open(&server.url("")).await;
+        c.send(
+            Frame::new(Command::Connect)
+                .with_header("accept-version", "1.1,1.2")
+                .with_header("host", "localhost")
+                .with_header("heart-beat", "0,0")
+                .with_header("Authorization", format!("Bearer {token}")),
+        )
+        .await;
+        let connected = c.next().await;
+        assert_eq!(connected.command, Command::Connected, "{connected:?}");
+        assert_eq!(connected.header("version"), Some("1.2"));
+        assert_eq!(connected.header("heart-beat"), Some("10000,10000"));
+        c
+    }
+
+    async fn send(&mut self, f: Frame) {
+        let text = String::from_utf8(f.encode()).unwrap();
+        self.ws.send(Message::Text(text.into())).await.expect("ws send");
+    }
+
+    async fn send_raw(&mut self, raw: &str) {
+        self.ws.send(Message::Text(raw.to_owned().into())).await.expect("ws send");
+    }
+
+    async fn subscribe(&mut self, id: &str, dest: &str) -> Frame {
+        self.send(
+            Frame::new(Command::Subscribe)
+                .with_header("id", id)
+                .with_header("destination", dest)
+                .with_header("receipt", format!("sub-{id}")),
+        )
+        .await;
+        self.next().await
+    }
+
+    async fn app(&mut self, dest: &str, body: Value, receipt: Option<&str>) {
+        let mut f = Frame::new(Command::Send)
+            .with_header("destination", dest)
+            .with_header("content-type", "application/json");
+        if let Some(r) = receipt {
+            f = f.with_header("receipt", r);
+        }
+        self.send(f.with_body(body.to_string())).await;
+    }
+
+    /// The next frame (heart-beats skipped), or `None` if the socket closed.
+    async fn try_next(&mut self) -> Option<Frame> {
+        let limits = FrameLimits::default();
+        loop {
+            if let Some((f, used)) = frame::decode(&self.buf, &limits).expect("server frames are valid") {
+                self.buf.drain(..used);
+                return Some(f);
+            }
+            let skip = frame::heartbeat_prefix(&self.buf);
+            self.buf.drain(..skip);
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
+                Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Frame {
+        self.try_next().await.expect("connection closed")
+    }
+
+    /// Asserts the server closes the connection (after any remaining frames).
+    async fn expect_closed(&mut self) {
+        while let Some(f) = self.try_next().await {
+            assert_ne!(f.command, Command::Message, "unexpected data after close: {f:?}");
+        }
+    }
+}
+
+fn json_body(f: &Frame) -> Value {
+    serde_json::from_slice(&f.body).unwrap_or_else(|e| panic!("json body: {e}: {f:?}"))
+}
+
+#[tokio::test]
+async fn chat_statuses_and_delivery_between_two_users() {
+    let server = Server::start().await;
+    let (alice, alice_token) = server.user("alice").await;
+    let (bob, bob_token) = server.user("bobby").await;
+    let room = server.group(alice, vec![bob]).await;
+
+    let mut a = Client::connect(&server, &alice_token).await;
+    // Bob authenticates with ?token= on the handshake instead.
+    let mut b = Client::open(&server.url(&format!("?token={bob_token}"))).await;
+    b.send(Frame::new(Command::Stomp).with_header("accept-version", "1.2").with_header("host", "x")).await;
+    assert_eq!(b.next().await.command, Command::Connected);
+
+    let r = a.subscribe("st", &format!("/topic/message/status/{room}")).await;
+    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("sub-st")));
+    let r = b.subscribe("m", &format!("/topic/messages/{room}")).await;
+    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("sub-m")));
+
+    a.app(
+        "/app/chat",
+        json!({"roomId": room.to_string(), "content": {"text": "hello bob", "type": "TEXT"}, "tempId": "t-1"}),
+        Some("send-1"),
+    )
+    .await;
+
+    let mut statuses = Vec::new();
+    let mut receipt = None;
+    while statuses.last().map(String::as_str) != Some("SAVED") || receipt.is_none() {
+        let f = a.next().await;
+        match f.command {
+            Command::Receipt => receipt = Some(f),
+            Command::Message => {
+                assert_eq!(f.header("subscription"), Some("st"));
+                assert_eq!(f.header("event-type"), Some("MESSAGE_STATUS"));
+                let v = json_body(&f);
+                assert_eq!(v["tempId"], "t-1");
+                statuses.push(v["status"].as_str().unwrap().to_owned());
+            }
+            other => panic!("unexpected {other}: {f:?}"),
+        }
+    }
+    assert_eq!(statuses, ["SENDING", "SENT_TO_KAFKA", "PROCESSING", "SAVED"]);
+    let receipt = receipt.unwrap();
+    assert_eq!(receipt.header("receipt-id"), Some("send-1"));
+    assert_eq!(receipt.header("status"), Some("SENT_TO_KAFKA"));
+    assert_eq!(receipt.header("temp-id"), Some("t-1"));
+
+    let m = b.next().await;
+    assert_eq!(m.command, Command::Message);
+    assert_eq!(m.header("destination"), Some(format!("/topic/messages/{room}").as_str()));
+    assert_eq!(m.header("event-type"), Some("MESSAGE_CREATED"));
+    assert!(m.header("message-id").is_some());
+    let v = json_body(&m);
+    assert_eq!(v["content"]["text"], "hello bob");
+    assert_eq!(v["senderId"], alice.to_string());
+    assert_eq!(v["roomId"], room.to_string());
+    assert_eq!(v["seq"], 1);
+    assert_eq!(receipt.header("persisted-id"), v["id"].as_str());
+
+    // Bob resyncs from seq 0 and gets exactly that message on /user/queue/sync.
+    b.subscribe("sync", "/user/queue/sync").await;
+    b.app("/app/sync", json!({"roomId": room.to_string(), "lastSeq": 0, "direction": "AFTER"}), None).await;
+    let s = b.next().await;
+    assert_eq!(s.header("event-type"), Some("SYNC"));
+    let v = json_body(&s);
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(v["messages"][0]["content"]["text"], "hello bob");
+
+    // DISCONNECT with a receipt: RECEIPT, then the server closes.
+    a.send(Frame::new(Command::Disconnect).with_header("receipt", "bye")).await;
+    let r = a.next().await;
+    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("bye")));
+    a.expect_closed().await;
+    server.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unauthorised_subscribe_gets_an_error_and_the_session_goes_on() {
+    let server = Server::start().await;
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bobby").await;
+    let (_, eve_token) = server.user("eve01").await;
+    let room = server.group(alice, vec![bob]).await;
+
+    let mut e = Client::connect(&server, &eve_token).await;
+    for dest in [
+        format!("/topic/messages/{room}"),
+        format!("/topic/typing/{room}"),
+        format!("/queue/user/{alice}"),
+        "/topic/nowhere".to_owned(),
+    ] {
+        let f = e.subscribe("x", &dest).await;
+        assert_eq!(f.command, Command::Error, "{dest}: {f:?}");
+        assert_eq!(f.header("receipt-id"), Some("sub-x"));
+    }
+    // Still connected: the own user queue works.
+    let f = e.subscribe("errors", "/user/queue/errors").await;
+    assert_eq!(f.command, Command::Receipt);
+
+    // A business error on SEND goes to /user/queue/errors, never an ERROR frame.
+    e.app("/app/chat", json!({"roomId": room.to_string(), "content": "hi", "tempId": "e-1"}), Some("r1")).await;
+    let mut got_error = false;
+    let mut got_receipt = false;
+    while !(got_error && got_receipt) {
+        let f = e.next().await;
+        match f.command {
+            Command::Message => {
+                let v = json_body(&f);
+                assert_eq!(v["errorCode"], "NOT_ROOM_PARTICIPANT", "{v}");
+                assert_eq!(v["tempId"], "e-1");
+                got_error = true;
+            }
+            Command::Receipt => {
+                assert_eq!(f.header("status"), Some("FAILED"));
+                assert_eq!(f.header("error-code"), Some("NOT_ROOM_PARTICIPANT"));
+                got_receipt = true;
+            }
+            other => panic!("unexpected {other}: {f:?}"),
+        }
+    }
+    // A malformed payload is reported the same way.
+    e.app("/app/edit", json!({"nope": true}), None).await;
+    let f = e.next().await;
+    assert_eq!(f.command, Command::Message);
+    let v = json_body(&f);
+    assert_eq!(v["errorCode"], "VALIDATION_FAILED");
+    assert_eq!(v["destination"], "/app/edit");
+    server.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_frames_and_missing_auth_get_error_and_close() {
+    let server = Server::start().await;
+    let (_, token) = server.user("alice").await;
+
+    // Malformed frame after CONNECT.
+    let mut c = Client::connect(&server, &token).await;
+    c.send_raw("BOGUS\nx:y\n\n\0").await;
+    let f = c.next().await;
+    assert_eq!(f.command, Command::Error);
+    assert_eq!(f.header("message"), Some("malformed frame"));
+    c.expect_closed().await;
+
+    // CONNECT without a token.
+    let mut c = Client::open(&server.url("")).await;
+    c.send(Frame::new(Command::Connect).with_header("accept-version", "1.2")).await;
+    let f = c.next().await;
+    assert_eq!(f.command, Command::Error);
+    assert_eq!(f.header("message"), Some("unauthenticated"));
+    c.expect_closed().await;
+
+    // CONNECT with a bad token.
+    let mut c = Client::open(&server.url("")).await;
+    c.send(Frame::new(Command::Connect).with_header("passcode", "not-a-jwt")).await;
+    assert_eq!(c.next().await.command, Command::Error);
+    c.expect_closed().await;
+
+    // SEND before CONNECT.
+    let mut c = Client::open(&server.url("")).await;
+    c.send(Frame::new(Command::Send).with_header("destination", "/app/chat")).await;
+    assert_eq!(c.next().await.command, Command::Error);
+    c.expect_closed().await;
+
+    // A frame over the size limit.
+    let mut c = Client::connect(&server, &token).await;
+    let big = "x".repeat(FrameLimits::default().max_body + 10);
+    c.send(Frame::new(Command::Send).with_header("destination", "/app/chat").with_body(big)).await;
+    let f = c.next().await;
+    assert_eq!(f.command, Command::Error);
+    c.expect_closed().await;
+    server.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn frames_split_across_websocket_messages_and_heartbeats_are_handled() {
+    let server = Server::start().await;
+    let (_, token) = server.user("alice").await;
+    let mut c = Client::open(&server.url("")).await;
+    let connect = String::from_utf8(
+        Frame::new(Command::Connect)
+            .with_header("accept-version", "1.2")
+            .with_header("Authorization", format!("Bearer {token}"))
+            .encode(),
+    )
+    .unwrap();
+    let (head, tail) = connect.split_at(10);
+    c.send_raw("\n").await;
+    c.send_raw(head).await;
+    c.send_raw(tail).await;
+    assert_eq!(c.next().await.command, Command::Connected);
+    // Two frames in one WebSocket message, with heart-beat EOLs between them.
+    c.send_raw("SUBSCRIBE\nid:1\ndestination:/user/queue/rooms\nreceipt:a\n\n\0\r\n\nSEND\ndestination:/app/rooms\n\n{}\0")
+        .await;
+    let r = c.next().await;
+    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("a")));
+    let list = c.next().await;
+    assert_eq!(list.header("event-type"), Some("ROOM_LIST"));
+    assert_eq!(json_body(&list), json!([]));
+    server.handle.shutdown().await.unwrap();
+}
