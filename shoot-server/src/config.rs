@@ -86,6 +86,8 @@ pub struct Config {
     pub http_body_limit: usize,
     /// Events kept per user for SSE `Last-Event-ID` resume.
     pub sse_replay_events: usize,
+    /// STOMP endpoint tunables (heart-beat, frame limits, queues).
+    pub stomp: crate::stomp::StompSettings,
     /// Argon2id memory cost in KiB.
     pub password_memory_kib: u32,
     /// Argon2id passes.
@@ -112,6 +114,7 @@ impl Default for Config {
             link_preview_enabled: true,
             http_body_limit: 64 * 1024,
             sse_replay_events: 256,
+            stomp: crate::stomp::StompSettings::default(),
             password_memory_kib: 19 * 1024,
             password_iterations: 2,
             limits: Limits::default(),
@@ -427,6 +430,50 @@ pub const SETTINGS: &[Setting] = &[
         default: |c| c.sse_replay_events.to_string(),
         apply: |c, v| {
             c.sse_replay_events = parse_num::<usize>(v)?.clamp(1, 100_000);
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_STOMP_HEARTBEAT_MS",
+        key: "stomp_heartbeat_ms",
+        help: "STOMP heart-beat the server offers and asks for, in ms (0 disables)",
+        default: |c| c.stomp.heartbeat_send_ms.to_string(),
+        apply: |c, v| {
+            let ms = parse_num::<u64>(v)?;
+            c.stomp.heartbeat_send_ms = ms;
+            c.stomp.heartbeat_receive_ms = ms;
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_STOMP_MAX_FRAME_BYTES",
+        key: "stomp_max_frame_bytes",
+        help: "largest STOMP frame (and body) accepted, in bytes",
+        default: |c| c.stomp.frame_limits.max_frame_bytes.to_string(),
+        apply: |c, v| {
+            let n = parse_num::<usize>(v)?.clamp(1024, 16 * 1024 * 1024);
+            c.stomp.frame_limits.max_frame_bytes = n;
+            c.stomp.frame_limits.max_body = n;
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_STOMP_OUTBOX_FRAMES",
+        key: "stomp_outbox_frames",
+        help: "frames queued per STOMP session before the slow-consumer policy applies",
+        default: |c| c.stomp.outbox_capacity.to_string(),
+        apply: |c, v| {
+            c.stomp.outbox_capacity = parse_num::<usize>(v)?.clamp(16, 1_000_000);
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_STOMP_MAX_SUBSCRIPTIONS",
+        key: "stomp_max_subscriptions",
+        help: "subscriptions allowed per STOMP session",
+        default: |c| c.stomp.max_subscriptions.to_string(),
+        apply: |c, v| {
+            c.stomp.max_subscriptions = parse_num::<usize>(v)?.clamp(1, 100_000);
             Ok(())
         },
     },

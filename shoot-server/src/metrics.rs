@@ -101,6 +101,12 @@ pub struct Metrics {
     pub stomp_frames_out: Counter,
     /// STOMP ERROR frames sent.
     pub stomp_errors: Counter,
+    /// STOMP fan-out deliveries queued for sessions.
+    pub stomp_deliveries: Counter,
+    /// Droppable STOMP frames (typing, active users, presence) dropped for slow consumers.
+    pub stomp_dropped_frames: Counter,
+    /// STOMP sessions closed as slow consumers.
+    pub stomp_slow_consumers: Counter,
     /// Open SSE streams.
     pub sse_connections: Gauge,
     /// SSE events sent.
@@ -143,6 +149,17 @@ impl Metrics {
         counter("shoot_stomp_frames_in_total", "STOMP frames received.", &[("", self.stomp_frames_in.get())]);
         counter("shoot_stomp_frames_out_total", "STOMP frames sent.", &[("", self.stomp_frames_out.get())]);
         counter("shoot_stomp_errors_total", "STOMP ERROR frames sent.", &[("", self.stomp_errors.get())]);
+        counter("shoot_stomp_deliveries_total", "STOMP fan-out deliveries queued.", &[("", self.stomp_deliveries.get())]);
+        counter(
+            "shoot_stomp_dropped_frames_total",
+            "Droppable STOMP frames dropped for slow consumers.",
+            &[("", self.stomp_dropped_frames.get())],
+        );
+        counter(
+            "shoot_stomp_slow_consumers_total",
+            "STOMP sessions closed as slow consumers.",
+            &[("", self.stomp_slow_consumers.get())],
+        );
         counter("shoot_sse_events_total", "SSE events sent.", &[("", self.sse_events_sent.get())]);
         counter("shoot_sse_resyncs_total", "SSE resumes that required a resync.", &[("", self.sse_resyncs.get())]);
         counter("shoot_messages_sent_total", "Messages accepted.", &[("", self.messages_sent.get())]);

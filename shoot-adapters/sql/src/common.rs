@@ -2,7 +2,8 @@
 // `postgres.rs`, which define before the include:
 //   `Db` (the sqlx database), `Store` (the store struct with a `pool: sqlx::Pool<Db>` field),
 //   `BACKEND` (the backend name for errors), `begin_write(&Pool)` (a write transaction),
-//   and `CLAIM_DUE_SQL` (the dialect's atomic claim).
+//   `CLAIM_DUE_SQL` (the dialect's atomic claim) and `ANONYMOUS_PARAMS` (whether statements
+//   whose parameters are bound in textual order use `?` instead of `$n`).
 // Every statement uses `$n` placeholders, which both sqlx drivers accept.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,6 +34,19 @@ type DbRow = <Db as sqlx::Database>::Row;
 /// Largest number of rows in one multi-row statement (20 columns × 1000 rows stays under
 /// SQLite's 32 766 bound variables and PostgreSQL's 65 535).
 const CHUNK: usize = 1000;
+
+/// Placeholders `start..start+n` for a statement whose parameters are all bound in textual
+/// order. SQLite gets anonymous `?`: it resolves numbered names by a linear scan per
+/// parameter, which makes a 20 000-parameter insert quadratic.
+fn sequential_placeholders(start: usize, n: usize) -> String {
+    if ANONYMOUS_PARAMS {
+        let mut s = "?,".repeat(n);
+        s.pop();
+        s
+    } else {
+        codec::placeholders(start, n)
+    }
+}
 
 fn err(e: sqlx::Error) -> PortError {
     crate::error::classify(BACKEND, e)
@@ -178,7 +192,7 @@ impl UserStore for Store {
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
                 "SELECT {USER_COLS} FROM users WHERE id IN ({})",
-                codec::placeholders(1, chunk.len())
+                sequential_placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
@@ -361,7 +375,7 @@ impl Store {
             let sql = format!(
                 "SELECT group_id, member_id FROM friend_group_members WHERE group_id IN ({}) \
                  ORDER BY group_id, position",
-                codec::placeholders(1, chunk.len())
+                sequential_placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for g in chunk {
@@ -562,7 +576,7 @@ impl SocialStore for Store {
             let sql = format!(
                 "SELECT user_id, friend_id FROM friendships WHERE user_id IN ({}) \
                  ORDER BY user_id, friend_id",
-                codec::placeholders(1, chunk.len())
+                sequential_placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
@@ -1108,7 +1122,7 @@ impl Store {
             let sql = format!(
                 "SELECT message_id, code, user_id FROM message_reactions \
                  WHERE message_id IN ({}) ORDER BY ord",
-                codec::placeholders(1, chunk.len())
+                sequential_placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for m in chunk {
@@ -1176,7 +1190,7 @@ impl MessageStore for Store {
                     sql.push(',');
                 }
                 sql.push('(');
-                sql.push_str(&codec::placeholders(i * MESSAGE_COL_COUNT + 1, MESSAGE_COL_COUNT));
+                sql.push_str(&sequential_placeholders(i * MESSAGE_COL_COUNT + 1, MESSAGE_COL_COUNT));
                 sql.push(')');
             }
             sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
@@ -1249,7 +1263,7 @@ impl MessageStore for Store {
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
                 "SELECT {MESSAGE_COLS} FROM messages WHERE id IN ({})",
-                codec::placeholders(1, chunk.len())
+                sequential_placeholders(1, chunk.len())
             );
             let binds: Vec<i64> = chunk.iter().map(|m| m.0).collect();
             out.extend(self.message_query(&sql, &binds, None).await?);
@@ -1442,17 +1456,20 @@ impl MessageStore for Store {
                     sql.push(',');
                 }
                 sql.push('(');
-                sql.push_str(&codec::placeholders(2 + i * 3, 3));
+                sql.push_str(&sequential_placeholders(1 + i * 3, 3));
                 sql.push(')');
             }
-            sql.push_str(
+            let user_param = sequential_placeholders(1 + chunk.len() * 3, 1);
+            sql.push_str(&format!(
                 ") SELECT c.idx AS idx, (SELECT COUNT(*) FROM messages m WHERE m.room_id = c.room_id \
-                 AND m.seq > c.cur AND m.sender_id <> $1 AND m.is_deleted = FALSE) AS n FROM c",
-            );
-            let mut q = sqlx::query(&sql).bind(user.0);
+                 AND m.seq > c.cur AND m.sender_id <> {user_param} AND m.is_deleted = FALSE) AS n \
+                 FROM c"
+            ));
+            let mut q = sqlx::query(&sql);
             for (i, (room, seq)) in chunk.iter().enumerate() {
                 q = q.bind((chunk_no * CHUNK + i) as i64).bind(room.0).bind(seq.0);
             }
+            q = q.bind(user.0);
             for r in q.fetch_all(&self.pool).await.map_err(err)? {
                 let idx = col::<i64>(&r, "idx")? as usize;
                 let n = col::<i64>(&r, "n")?;
@@ -1730,7 +1747,7 @@ impl NotificationStore for Store {
                     sql.push(',');
                 }
                 sql.push('(');
-                sql.push_str(&codec::placeholders(i * 9 + 1, 9));
+                sql.push_str(&sequential_placeholders(i * 9 + 1, 9));
                 sql.push(')');
             }
             let mut q = sqlx::query(&sql);

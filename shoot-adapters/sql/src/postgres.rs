@@ -12,6 +12,9 @@ type Store = PostgresStore;
 
 const BACKEND: &str = "postgres";
 
+/// PostgreSQL only has `$n` placeholders.
+const ANONYMOUS_PARAMS: bool = false;
+
 const MIGRATIONS: Embedded = Embedded(&[(
     1,
     "init",

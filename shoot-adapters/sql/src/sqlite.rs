@@ -17,6 +17,9 @@ const BACKEND: &str = "sqlite";
 /// SQLite serialises writers; a waiting writer retries for this long before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Large statements bound in order use `?` (see `sequential_placeholders`).
+const ANONYMOUS_PARAMS: bool = true;
+
 const MIGRATIONS: Embedded = Embedded(&[(
     1,
     "init",

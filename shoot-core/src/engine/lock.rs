@@ -29,7 +29,9 @@ fn jitter(bound: u64) -> u64 {
 /// The delay before retry number `attempt` (0-based): `BASE·2^attempt` capped, plus up to
 /// half of it as jitter.
 pub fn backoff(attempt: u32) -> Duration {
-    let base = BASE_DELAY.saturating_mul(1 << attempt.min(16)).min(MAX_DELAY);
+    let base = BASE_DELAY
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_DELAY);
     let ms = base.as_millis() as u64;
     base + Duration::from_millis(jitter(ms / 2 + 1))
 }
@@ -56,7 +58,10 @@ where
         }
         attempt += 1;
         if attempt >= attempts.max(1) {
-            return Err(Error::new(ErrorCode::Conflict, "the resource is busy; retry"));
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                "the resource is busy; retry",
+            ));
         }
         clock.sleep(backoff(attempt - 1)).await;
     };
@@ -77,8 +82,13 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         for attempt in 0..20 {
             let d = backoff(attempt);
-            let base = BASE_DELAY.saturating_mul(1 << attempt.min(16)).min(MAX_DELAY);
-            assert!(d >= base && d <= base + base / 2 + Duration::from_millis(1), "{attempt}: {d:?}");
+            let base = BASE_DELAY
+                .saturating_mul(1 << attempt.min(16))
+                .min(MAX_DELAY);
+            assert!(
+                d >= base && d <= base + base / 2 + Duration::from_millis(1),
+                "{attempt}: {d:?}"
+            );
         }
     }
 }

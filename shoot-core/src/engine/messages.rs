@@ -58,16 +58,33 @@ fn not_found() -> Error {
 pub(crate) fn records(messages: Vec<Message>, participants: &[Participant]) -> Vec<MessageRecord> {
     messages
         .into_iter()
-        .map(|m| MessageRecord { read_count: rules::read_count(&m, participants), message: m })
+        .map(|m| MessageRecord {
+            read_count: rules::read_count(&m, participants),
+            message: m,
+        })
         .collect()
 }
 
 impl ChatEngine {
     /// A message and the caller's participant row in its room; `MESSAGE_NOT_FOUND` when it
     /// does not exist or the caller is not in its room.
-    pub(crate) async fn visible_message(&self, actor: UserId, id: MessageId) -> Result<(Message, Participant)> {
-        let message = self.p().messages.get_message(id).await?.ok_or_else(not_found)?;
-        let me = self.p().rooms.participant(message.room_id, actor).await?.ok_or_else(not_found)?;
+    pub(crate) async fn visible_message(
+        &self,
+        actor: UserId,
+        id: MessageId,
+    ) -> Result<(Message, Participant)> {
+        let message = self
+            .p()
+            .messages
+            .get_message(id)
+            .await?
+            .ok_or_else(not_found)?;
+        let me = self
+            .p()
+            .rooms
+            .participant(message.room_id, actor)
+            .await?
+            .ok_or_else(not_found)?;
         Ok((message, me))
     }
 
@@ -75,19 +92,31 @@ impl ChatEngine {
     pub async fn message(&self, actor: UserId, id: MessageId) -> Result<MessageRecord> {
         let (message, _) = self.visible_message(actor, id).await?;
         let participants = self.p().rooms.participants(message.room_id).await?;
-        Ok(MessageRecord { read_count: rules::read_count(&message, &participants), message })
+        Ok(MessageRecord {
+            read_count: rules::read_count(&message, &participants),
+            message,
+        })
     }
 
     /// A page of a room's history, oldest → newest (limit clamped to the configured maximum;
     /// 0 means the default).
-    pub async fn history(&self, actor: UserId, room: RoomId, query: HistoryQuery) -> Result<Vec<MessageRecord>> {
+    pub async fn history(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        query: HistoryQuery,
+    ) -> Result<Vec<MessageRecord>> {
         self.require_participant(actor, room).await?;
         let limits = self.limits();
         let limit = match query.limit {
             0 => limits.history_default_limit,
             n => n.min(limits.history_max_limit),
         };
-        let messages = self.p().messages.history(room, HistoryQuery { limit, ..query }).await?;
+        let messages = self
+            .p()
+            .messages
+            .history(room, HistoryQuery { limit, ..query })
+            .await?;
         let participants = self.p().rooms.participants(room).await?;
         Ok(records(messages, &participants))
     }
@@ -98,9 +127,15 @@ impl ChatEngine {
         let now = self.now();
         rules::check_edit(&message, actor, now, self.limits().edit_window)?;
         let text = rules::validate_content(text, self.limits())?;
-        let message = Message { text, is_edited: true, updated_at: Some(now), ..message };
+        let message = Message {
+            text,
+            is_edited: true,
+            updated_at: Some(now),
+            ..message
+        };
         self.store_update(&message).await?;
-        self.publish_change(&message, MessageChange::Edited, actor).await;
+        self.publish_change(&message, MessageChange::Edited, actor)
+            .await;
         Ok(message)
     }
 
@@ -126,7 +161,8 @@ impl ChatEngine {
             ..message
         };
         self.store_update(&message).await?;
-        self.publish_change(&message, MessageChange::Deleted, actor).await;
+        self.publish_change(&message, MessageChange::Deleted, actor)
+            .await;
         Ok(message)
     }
 
@@ -138,12 +174,20 @@ impl ChatEngine {
     }
 
     async fn publish_change(&self, message: &Message, change: MessageChange, by: UserId) {
-        let event = Event::MessageChanged { message: message.clone(), change, by };
+        let event = Event::MessageChanged {
+            message: message.clone(),
+            change,
+            by,
+        };
         self.publish(Topic::Room(message.room_id), event).await;
     }
 
     async fn reload(&self, id: MessageId) -> Result<Message> {
-        self.p().messages.get_message(id).await?.ok_or_else(not_found)
+        self.p()
+            .messages
+            .get_message(id)
+            .await?
+            .ok_or_else(not_found)
     }
 
     /// The configured reactions.
@@ -159,13 +203,22 @@ impl ChatEngine {
         if message.is_deleted {
             return fail(ErrorCode::MessageDeleted, "the message is deleted");
         }
-        let added = match self.p().messages.add_reaction(id, code, actor, self.now()).await {
+        let added = match self
+            .p()
+            .messages
+            .add_reaction(id, code, actor, self.now())
+            .await
+        {
             Err(PortError::NotFound) => return Err(not_found()),
             other => other?,
         };
         let message = self.reload(id).await?;
         if added {
-            let change = MessageChange::Reaction { code: code.to_owned(), user_id: actor, added: true };
+            let change = MessageChange::Reaction {
+                code: code.to_owned(),
+                user_id: actor,
+                added: true,
+            };
             self.publish_change(&message, change, actor).await;
             if message.sender_id != actor {
                 let n = self.new_notification(
@@ -183,16 +236,30 @@ impl ChatEngine {
     }
 
     /// Removes the caller's reaction `code` (a no-op if absent).
-    pub async fn remove_reaction(&self, actor: UserId, id: MessageId, code: &str) -> Result<Message> {
+    pub async fn remove_reaction(
+        &self,
+        actor: UserId,
+        id: MessageId,
+        code: &str,
+    ) -> Result<Message> {
         rules::check_reaction(code, self.limits())?;
         self.visible_message(actor, id).await?;
-        let removed = match self.p().messages.remove_reaction(id, code, actor, self.now()).await {
+        let removed = match self
+            .p()
+            .messages
+            .remove_reaction(id, code, actor, self.now())
+            .await
+        {
             Err(PortError::NotFound) => return Err(not_found()),
             other => other?,
         };
         let message = self.reload(id).await?;
         if removed {
-            let change = MessageChange::Reaction { code: code.to_owned(), user_id: actor, added: false };
+            let change = MessageChange::Reaction {
+                code: code.to_owned(),
+                user_id: actor,
+                added: false,
+            };
             self.publish_change(&message, change, actor).await;
         }
         Ok(message)
@@ -219,26 +286,46 @@ impl ChatEngine {
         let room = message.room_id;
         let key = format!("lock:pins:{room}");
         let p = self.p();
-        let changed = with_lock(&*p.locks, &*p.clock, &key, PIN_LOCK_TTL, PIN_LOCK_ATTEMPTS, || async {
-            let current = self.reload(id).await?;
-            if current.pin.is_some() {
-                return Ok(false);
-            }
-            let pinned = p.messages.pinned(room).await?;
-            if pinned.len() >= self.limits().pins_per_room {
-                return fail(
-                    ErrorCode::PinLimitExceeded,
-                    format!("at most {} pinned messages per room", self.limits().pins_per_room),
-                );
-            }
-            let now = self.now();
-            p.messages.set_pin(id, Some(Pin { pinned_by: actor, pinned_at: now }), now).await?;
-            Ok(true)
-        })
+        let changed = with_lock(
+            &*p.locks,
+            &*p.clock,
+            &key,
+            PIN_LOCK_TTL,
+            PIN_LOCK_ATTEMPTS,
+            || async {
+                let current = self.reload(id).await?;
+                if current.pin.is_some() {
+                    return Ok(false);
+                }
+                let pinned = p.messages.pinned(room).await?;
+                if pinned.len() >= self.limits().pins_per_room {
+                    return fail(
+                        ErrorCode::PinLimitExceeded,
+                        format!(
+                            "at most {} pinned messages per room",
+                            self.limits().pins_per_room
+                        ),
+                    );
+                }
+                let now = self.now();
+                p.messages
+                    .set_pin(
+                        id,
+                        Some(Pin {
+                            pinned_by: actor,
+                            pinned_at: now,
+                        }),
+                        now,
+                    )
+                    .await?;
+                Ok(true)
+            },
+        )
         .await?;
         let message = self.reload(id).await?;
         if changed {
-            self.publish_change(&message, MessageChange::Pinned, actor).await;
+            self.publish_change(&message, MessageChange::Pinned, actor)
+                .await;
         }
         Ok(message)
     }
@@ -249,18 +336,26 @@ impl ChatEngine {
         self.check_can_pin(&message, &me).await?;
         let key = format!("lock:pins:{}", message.room_id);
         let p = self.p();
-        let changed = with_lock(&*p.locks, &*p.clock, &key, PIN_LOCK_TTL, PIN_LOCK_ATTEMPTS, || async {
-            let current = self.reload(id).await?;
-            if current.pin.is_none() {
-                return Ok(false);
-            }
-            p.messages.set_pin(id, None, self.now()).await?;
-            Ok(true)
-        })
+        let changed = with_lock(
+            &*p.locks,
+            &*p.clock,
+            &key,
+            PIN_LOCK_TTL,
+            PIN_LOCK_ATTEMPTS,
+            || async {
+                let current = self.reload(id).await?;
+                if current.pin.is_none() {
+                    return Ok(false);
+                }
+                p.messages.set_pin(id, None, self.now()).await?;
+                Ok(true)
+            },
+        )
         .await?;
         let message = self.reload(id).await?;
         if changed {
-            self.publish_change(&message, MessageChange::Unpinned, actor).await;
+            self.publish_change(&message, MessageChange::Unpinned, actor)
+                .await;
         }
         Ok(message)
     }
@@ -294,20 +389,41 @@ impl ChatEngine {
             root = self.reload(real_root).await?;
         }
         let limits = self.limits();
-        let limit = if limit == 0 { limits.history_default_limit } else { limit.min(limits.history_max_limit) };
-        let replies = self.p().messages.thread_replies(root.id, after, limit).await?;
+        let limit = if limit == 0 {
+            limits.history_default_limit
+        } else {
+            limit.min(limits.history_max_limit)
+        };
+        let replies = self
+            .p()
+            .messages
+            .thread_replies(root.id, after, limit)
+            .await?;
         Ok(ThreadDetail { root, replies })
     }
 
     /// Threads of a room, most recent reply first, with reply count, last reply and repliers.
-    pub async fn threads(&self, actor: UserId, room: RoomId, limit: usize) -> Result<Vec<ThreadSummary>> {
+    pub async fn threads(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        limit: usize,
+    ) -> Result<Vec<ThreadSummary>> {
         self.require_participant(actor, room).await?;
         let limits = self.limits();
-        let limit = if limit == 0 { limits.history_default_limit } else { limit.min(limits.history_max_limit) };
+        let limit = if limit == 0 {
+            limits.history_default_limit
+        } else {
+            limit.min(limits.history_max_limit)
+        };
         let roots = self.p().messages.threads(room, limit).await?;
         let mut out = Vec::with_capacity(roots.len());
         for root in roots {
-            let replies = self.p().messages.thread_replies(root.id, None, usize::MAX).await?;
+            let replies = self
+                .p()
+                .messages
+                .thread_replies(root.id, None, usize::MAX)
+                .await?;
             out.push(thread_summary(root, replies));
         }
         Ok(out)
@@ -361,14 +477,24 @@ impl ChatEngine {
     }
 
     /// Non-deleted messages of a room containing `q`, newest first.
-    pub async fn search_messages(&self, actor: UserId, room: RoomId, q: &str, limit: usize) -> Result<Vec<Message>> {
+    pub async fn search_messages(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        q: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
         self.require_participant(actor, room).await?;
         let q = q.trim();
         if q.is_empty() {
             return Ok(Vec::new());
         }
         let limits = self.limits();
-        let limit = if limit == 0 { limits.history_default_limit } else { limit.min(limits.history_max_limit) };
+        let limit = if limit == 0 {
+            limits.history_default_limit
+        } else {
+            limit.min(limits.history_max_limit)
+        };
         Ok(self.p().messages.search(room, q, limit).await?)
     }
 }
@@ -420,13 +546,30 @@ mod tests {
         }
     }
 
-    fn check(replies: &[(i64, i64)], expect_count: u32, expect_last: Option<i64>, expect_people: &[i64]) {
-        let root = Message { reply_count: replies.len() as u32, ..msg(1, 9) };
-        let rs: Vec<_> = replies.iter().map(|&(id, s)| Message { thread_id: Some(MessageId(1)), ..msg(id, s) }).collect();
+    fn check(
+        replies: &[(i64, i64)],
+        expect_count: u32,
+        expect_last: Option<i64>,
+        expect_people: &[i64],
+    ) {
+        let root = Message {
+            reply_count: replies.len() as u32,
+            ..msg(1, 9)
+        };
+        let rs: Vec<_> = replies
+            .iter()
+            .map(|&(id, s)| Message {
+                thread_id: Some(MessageId(1)),
+                ..msg(id, s)
+            })
+            .collect();
         let s = thread_summary(root, rs);
         assert_eq!(s.reply_count, expect_count);
         assert_eq!(s.last_reply.map(|m| m.id.0), expect_last);
-        assert_eq!(s.participants, expect_people.iter().map(|&u| UserId(u)).collect::<Vec<_>>());
+        assert_eq!(
+            s.participants,
+            expect_people.iter().map(|&u| UserId(u)).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -448,6 +591,9 @@ mod tests {
             favorited_at: None,
         }];
         let r = records(vec![msg(1, 1), msg(2, 1)], &ps);
-        assert_eq!(r.iter().map(|r| r.read_count).collect::<Vec<_>>(), vec![1, 0]);
+        assert_eq!(
+            r.iter().map(|r| r.read_count).collect::<Vec<_>>(),
+            vec![1, 0]
+        );
     }
 }

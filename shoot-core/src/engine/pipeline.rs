@@ -74,7 +74,7 @@ pub struct SendReceipt {
     pub duplicate: bool,
 }
 
-type Outcome = std::result::Result<(MessageId, Seq), (ErrorCode, String)>;
+type Outcome = std::result::Result<(MessageId, Seq, RoomId), (ErrorCode, String)>;
 
 /// Waiters for in-flight sends, by `(sender, tempId)`.
 type InflightMap = HashMap<(UserId, String), watch::Sender<Option<Outcome>>>;
@@ -171,19 +171,20 @@ fn idem_key(sender: UserId, temp_id: &str) -> String {
 enum Claim {
     /// Nobody sent this key yet: ours now.
     Fresh,
-    /// Durable already.
-    Done(MessageId, Seq),
+    /// Durable already (id, seq, room).
+    Done(MessageId, Seq, RoomId),
     /// In flight.
     Pending(MessageId, Timestamp),
 }
 
 fn parse_claim(value: &str) -> Option<Claim> {
-    let mut parts = value.splitn(3, ':');
+    let mut parts = value.splitn(4, ':');
     let kind = parts.next()?;
     let id = MessageId(parts.next()?.parse().ok()?);
     let n: i64 = parts.next()?.parse().ok()?;
+    let room = RoomId(parts.next()?.parse().ok()?);
     match kind {
-        "d" => Some(Claim::Done(id, Seq(n))),
+        "d" => Some(Claim::Done(id, Seq(n), room)),
         "p" => Some(Claim::Pending(id, Timestamp(n))),
         _ => None,
     }
@@ -232,7 +233,8 @@ impl ChatEngine {
                         error_message: Some(error.message().to_owned()),
                         at: self.now(),
                     };
-                    self.publish(Topic::User(actor), Event::Status(update)).await;
+                    self.publish(Topic::User(actor), Event::Status(update))
+                        .await;
                 }
                 debug!(user_id = %actor, room_id = %cmd.room_id, code = %error.code(), "send rejected");
                 Err(error)
@@ -260,17 +262,23 @@ impl ChatEngine {
         let key = idem_key(actor, &cmd.temp_id);
         let id = MessageId(self.next_id());
         let now = self.now();
-        let claim_value = format!("p:{id}:{}", now.as_millis());
+        let claim_value = format!("p:{id}:{}:{}", now.as_millis(), cmd.room_id);
         let eph = &self.p().ephemeral;
-        let claim = match eph.set_if_absent(&key, &claim_value, Some(limits.idempotency_ttl)).await {
+        let claim = match eph
+            .set_if_absent(&key, &claim_value, Some(limits.idempotency_ttl))
+            .await
+        {
             Ok(None) => Claim::Fresh,
             Ok(Some(v)) => parse_claim(&v).unwrap_or(Claim::Fresh),
             Err(e) => return Err(Error::from(e).into()),
         };
         match claim {
             Claim::Fresh => {}
-            Claim::Done(existing, seq) => {
-                return self.answer_duplicate(actor, cmd, existing, Some(seq)).await.map_err(Into::into);
+            Claim::Done(existing, seq, room) => {
+                return self
+                    .answer_duplicate(actor, cmd, existing, seq, room)
+                    .await
+                    .map_err(Into::into);
             }
             Claim::Pending(existing, since) => {
                 if let Some(rx) = self.inflight_watch(actor, &cmd.temp_id) {
@@ -286,17 +294,25 @@ impl ChatEngine {
                 // Abandoned claim (its instance died before the append): take it over,
                 // unless the message did reach the store after all.
                 if let Some(found) = self.find_sent(actor, &cmd.temp_id).await? {
-                    return self.answer_duplicate(actor, cmd, found.id, Some(found.seq)).await.map_err(Into::into);
+                    return self
+                        .answer_found(actor, cmd, &found)
+                        .await
+                        .map_err(Into::into);
                 }
                 warn!(user_id = %actor, message_id = %existing, "taking over an abandoned send claim");
-                eph.set(&key, &claim_value, Some(limits.idempotency_ttl)).await.map_err(Error::from)?;
+                eph.set(&key, &claim_value, Some(limits.idempotency_ttl))
+                    .await
+                    .map_err(Error::from)?;
             }
         }
         // The claim may have expired while the message is stored: the store is the truth.
         if let Some(found) = self.find_sent(actor, &cmd.temp_id).await? {
-            let done = format!("d:{}:{}", found.id, found.seq);
+            let done = format!("d:{}:{}:{}", found.id, found.seq, found.room_id);
             let _ = eph.set(&key, &done, Some(limits.idempotency_ttl)).await;
-            return self.answer_duplicate(actor, cmd, found.id, Some(found.seq)).await.map_err(Into::into);
+            return self
+                .answer_found(actor, cmd, &found)
+                .await
+                .map_err(Into::into);
         }
 
         if limits.messages_per_second > 0.0 {
@@ -344,13 +360,18 @@ impl ChatEngine {
             // What the durable log records: once the append returns, it is SENT_TO_KAFKA.
             status: MessageStatus::SentToKafka,
         };
-        self.emit_status(&message, status::INITIAL, None, true).await;
+        self.emit_status(&message, status::INITIAL, None, true)
+            .await;
         let rx = match self.enqueue(message.clone()) {
             Ok(rx) => rx,
             Err(e) => {
                 let _ = eph.delete(&key).await;
-                self.emit_status(&message, MessageStatus::Failed, Some(&e), true).await;
-                return Err(Rejection { error: e, reported: true });
+                self.emit_status(&message, MessageStatus::Failed, Some(&e), true)
+                    .await;
+                return Err(Rejection {
+                    error: e,
+                    reported: true,
+                });
             }
         };
         match rx.await {
@@ -362,7 +383,10 @@ impl ChatEngine {
                 duplicate: false,
             }),
             // The drain task reported FAILED already.
-            Ok(Err(e)) => Err(Rejection { error: e, reported: true }),
+            Ok(Err(e)) => Err(Rejection {
+                error: e,
+                reported: true,
+            }),
             Err(_) => Err(Rejection {
                 error: Error::new(ErrorCode::InternalError, "send pipeline stopped"),
                 reported: false,
@@ -371,13 +395,20 @@ impl ChatEngine {
     }
 
     /// The room's participants, after checking the room exists and `actor` is one of them.
-    async fn room_participants_for_send(&self, actor: UserId, room: RoomId) -> Result<Vec<Participant>> {
+    async fn room_participants_for_send(
+        &self,
+        actor: UserId,
+        room: RoomId,
+    ) -> Result<Vec<Participant>> {
         let participants = self.p().rooms.participants(room).await?;
         if participants.iter().any(|p| p.user_id == actor) {
             return Ok(participants);
         }
         self.require_participant(actor, room).await?;
-        fail(ErrorCode::NotRoomParticipant, "not a participant of this room")
+        fail(
+            ErrorCode::NotRoomParticipant,
+            "not a participant of this room",
+        )
     }
 
     /// Blocking (direct rooms), thread parent and mentions.
@@ -396,7 +427,12 @@ impl ChatEngine {
             .ok_or_else(|| Error::new(ErrorCode::RoomNotFound, "room not found"))?;
         if room.room_type == RoomType::Direct {
             if let Some(other) = participants.iter().find(|p| p.user_id != actor) {
-                if self.p().social.is_blocked_either(actor, other.user_id).await? {
+                if self
+                    .p()
+                    .social
+                    .is_blocked_either(actor, other.user_id)
+                    .await?
+                {
                     return fail(ErrorCode::UserBlocked, "you cannot write to this user");
                 }
             }
@@ -410,12 +446,20 @@ impl ChatEngine {
                     .get_message(parent_id)
                     .await?
                     .filter(|m| m.room_id == cmd.room_id)
-                    .ok_or_else(|| Error::new(ErrorCode::MessageNotFound, "thread parent not found"))?;
+                    .ok_or_else(|| {
+                        Error::new(ErrorCode::MessageNotFound, "thread parent not found")
+                    })?;
                 Some(parent.thread_id.unwrap_or(parent.id))
             }
         };
-        let mentions = self.resolve_mentions(&text, &cmd.mentions, participants).await?;
-        Ok(Validated { text, thread_root, mentions })
+        let mentions = self
+            .resolve_mentions(&text, &cmd.mentions, participants)
+            .await?;
+        Ok(Validated {
+            text,
+            thread_root,
+            mentions,
+        })
     }
 
     /// Explicit mentions (must be participants) plus `@username`s of participants in `text`.
@@ -428,7 +472,10 @@ impl ChatEngine {
         let mut out: Vec<UserId> = Vec::new();
         for m in explicit {
             if !participants.iter().any(|p| p.user_id == *m) {
-                return fail(ErrorCode::InvalidMention, format!("user {m} is not in this room"));
+                return fail(
+                    ErrorCode::InvalidMention,
+                    format!("user {m} is not in this room"),
+                );
             }
             if !out.contains(m) {
                 out.push(*m);
@@ -449,7 +496,10 @@ impl ChatEngine {
         if out.len() > self.limits().mentions_max {
             return fail(
                 ErrorCode::InvalidMention,
-                format!("at most {} mentions per message", self.limits().mentions_max),
+                format!(
+                    "at most {} mentions per message",
+                    self.limits().mentions_max
+                ),
             );
         }
         Ok(out)
@@ -459,8 +509,14 @@ impl ChatEngine {
         Ok(self.p().messages.find_by_temp_id(actor, temp_id).await?)
     }
 
-    fn inflight_watch(&self, actor: UserId, temp_id: &str) -> Option<watch::Receiver<Option<Outcome>>> {
-        lock(&self.runtime().inflight).get(&(actor, temp_id.to_owned())).map(|tx| tx.subscribe())
+    fn inflight_watch(
+        &self,
+        actor: UserId,
+        temp_id: &str,
+    ) -> Option<watch::Receiver<Option<Outcome>>> {
+        lock(&self.runtime().inflight)
+            .get(&(actor, temp_id.to_owned()))
+            .map(|tx| tx.subscribe())
     }
 
     async fn await_inflight(
@@ -478,29 +534,42 @@ impl ChatEngine {
             }
         };
         match outcome {
-            Some(Ok((id, seq))) => {
-                self.answer_duplicate(actor, cmd, id, Some(seq)).await.map_err(Into::into)
-            }
+            Some(Ok((id, seq, room))) => self
+                .answer_duplicate(actor, cmd, id, seq, room)
+                .await
+                .map_err(Into::into),
             Some(Err((code, message))) => Err(Error::new(code, message).into()),
             None => Err(Error::new(ErrorCode::InternalError, "send pipeline stopped").into()),
         }
     }
 
-    /// The receipt of an already-sent message, re-emitting its latest known status.
+    /// The receipt of a stored message sent with the same key.
+    async fn answer_found(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        found: &Message,
+    ) -> Result<SendReceipt> {
+        self.answer_duplicate(actor, cmd, found.id, found.seq, found.room_id)
+            .await
+    }
+
+    /// The receipt of an already-sent message (in its own room, whatever room the retry
+    /// names), re-emitting its latest known status.
     async fn answer_duplicate(
         &self,
         actor: UserId,
         cmd: &SendMessage,
         id: MessageId,
-        seq: Option<Seq>,
+        seq: Seq,
+        room: RoomId,
     ) -> Result<SendReceipt> {
-        let stored = self.p().messages.get_message(id).await?;
-        let (status, seq) = match &stored {
-            Some(m) => (m.status, m.seq),
-            None => (MessageStatus::SentToKafka, seq.unwrap_or(Seq::ZERO)),
+        let status = match self.p().messages.get_message(id).await? {
+            Some(m) => m.status,
+            None => MessageStatus::SentToKafka,
         };
         let update = StatusUpdate {
-            room_id: cmd.room_id,
+            room_id: room,
             sender_id: actor,
             temp_id: Some(cmd.temp_id.clone()),
             message_id: Some(id),
@@ -510,9 +579,17 @@ impl ChatEngine {
             error_message: None,
             at: self.now(),
         };
-        self.publish(Topic::Room(cmd.room_id), Event::Status(update.clone())).await;
-        self.publish(Topic::User(actor), Event::Status(update)).await;
-        Ok(SendReceipt { message_id: id, seq, room_id: cmd.room_id, temp_id: cmd.temp_id.clone(), duplicate: true })
+        self.publish(Topic::Room(room), Event::Status(update.clone()))
+            .await;
+        self.publish(Topic::User(actor), Event::Status(update))
+            .await;
+        Ok(SendReceipt {
+            message_id: id,
+            seq,
+            room_id: room,
+            temp_id: cmd.temp_id.clone(),
+            duplicate: true,
+        })
     }
 
     /// Publishes a status of `message` to the sender's user topic and (if `to_room`) the room.
@@ -535,9 +612,11 @@ impl ChatEngine {
             at: self.now(),
         };
         if to_room {
-            self.publish(Topic::Room(message.room_id), Event::Status(update.clone())).await;
+            self.publish(Topic::Room(message.room_id), Event::Status(update.clone()))
+                .await;
         }
-        self.publish(Topic::User(message.sender_id), Event::Status(update)).await;
+        self.publish(Topic::User(message.sender_id), Event::Status(update))
+            .await;
     }
 
     /// Queues `message` on its room's lane, spawning the drain task if the lane was idle.
@@ -545,7 +624,10 @@ impl ChatEngine {
         let rt = self.runtime();
         let (tx, rx) = oneshot::channel();
         let room = message.room_id;
-        let key = (message.sender_id, message.temp_id.clone().unwrap_or_default());
+        let key = (
+            message.sender_id,
+            message.temp_id.clone().unwrap_or_default(),
+        );
         let spawn = {
             let mut lanes = lock(&rt.lanes);
             if rt.is_shutting_down() {
@@ -565,7 +647,9 @@ impl ChatEngine {
         };
         if spawn {
             let engine = self.clone();
-            self.p().spawner.spawn(Box::pin(async move { engine.drain_lane(room).await }));
+            self.p()
+                .spawner
+                .spawn(Box::pin(async move { engine.drain_lane(room).await }));
         }
         Ok(rx)
     }
@@ -599,9 +683,16 @@ impl ChatEngine {
         let appended = match result {
             Ok(appended) if appended.len() == batch.len() => appended,
             Ok(appended) => {
-                warn!(expected = batch.len(), got = appended.len(), "log returned a short batch");
-                self.fail_batch(batch, Error::new(ErrorCode::BackendUnavailable, "message log failed"))
-                    .await;
+                warn!(
+                    expected = batch.len(),
+                    got = appended.len(),
+                    "log returned a short batch"
+                );
+                self.fail_batch(
+                    batch,
+                    Error::new(ErrorCode::BackendUnavailable, "message log failed"),
+                )
+                .await;
                 return;
             }
             Err(e) => {
@@ -614,7 +705,7 @@ impl ChatEngine {
         let eph = &self.p().ephemeral;
         join_all(appended.iter().map(|m| {
             let key = idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default());
-            let value = format!("d:{}:{}", m.id, m.seq);
+            let value = format!("d:{}:{}:{}", m.id, m.seq, m.room_id);
             async move {
                 if let Err(e) = eph.set(&key, &value, Some(limits.idempotency_ttl)).await {
                     warn!(error = %e, "recording a send claim failed");
@@ -623,12 +714,17 @@ impl ChatEngine {
         }))
         .await;
         for (pending, message) in batch.into_iter().zip(appended) {
-            let status = status::next(status::INITIAL, StatusEvent::Appended).unwrap_or(MessageStatus::SentToKafka);
+            let status = status::next(status::INITIAL, StatusEvent::Appended)
+                .unwrap_or(MessageStatus::SentToKafka);
             self.emit_status(&message, status, None, true).await;
-            self.publish(Topic::Room(message.room_id), Event::MessageCreated(message.clone())).await;
+            self.publish(
+                Topic::Room(message.room_id),
+                Event::MessageCreated(message.clone()),
+            )
+            .await;
             lock(&rt.unpublished).remove(&message.id);
             rt.published.notify_waiters();
-            self.complete_inflight(&message, Ok((message.id, message.seq)));
+            self.complete_inflight(&message, Ok((message.id, message.seq, message.room_id)));
             self.start_link_preview(&message);
             let _ = pending.reply.send(Ok(message));
         }
@@ -649,17 +745,24 @@ impl ChatEngine {
             let _ = self
                 .p()
                 .ephemeral
-                .delete(&idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default()))
+                .delete(&idem_key(
+                    m.sender_id,
+                    m.temp_id.as_deref().unwrap_or_default(),
+                ))
                 .await;
             let e = Error::new(error.code(), error.message().to_owned());
-            self.emit_status(m, MessageStatus::Failed, Some(&e), true).await;
+            self.emit_status(m, MessageStatus::Failed, Some(&e), true)
+                .await;
             self.complete_inflight(m, Err((e.code(), e.message().to_owned())));
             let _ = pending.reply.send(Err(e));
         }
     }
 
     fn complete_inflight(&self, message: &Message, outcome: Outcome) {
-        let key = (message.sender_id, message.temp_id.clone().unwrap_or_default());
+        let key = (
+            message.sender_id,
+            message.temp_id.clone().unwrap_or_default(),
+        );
         if let Some(tx) = lock(&self.runtime().inflight).remove(&key) {
             tx.send_replace(Some(outcome));
         }
@@ -674,6 +777,9 @@ struct Rejection {
 
 impl From<Error> for Rejection {
     fn from(error: Error) -> Rejection {
-        Rejection { error, reported: false }
+        Rejection {
+            error,
+            reported: false,
+        }
     }
 }

@@ -73,7 +73,12 @@ impl ChatEngine {
         Ok(())
     }
 
-    async fn typing_should_broadcast(&self, actor: UserId, room: RoomId, state: bool) -> Result<bool> {
+    async fn typing_should_broadcast(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        state: bool,
+    ) -> Result<bool> {
         let eph = &self.p().ephemeral;
         let key = typing_broadcast_key(room, actor);
         let value = if state { "1" } else { "0" };
@@ -89,7 +94,12 @@ impl ChatEngine {
     }
 
     async fn publish_typing(&self, actor: UserId, room: RoomId, typing: bool) {
-        let event = Event::Typing { room_id: room, user_id: actor, typing, at: self.now() };
+        let event = Event::Typing {
+            room_id: room,
+            user_id: actor,
+            typing,
+            at: self.now(),
+        };
         self.publish(Topic::Room(room), event).await;
     }
 
@@ -121,7 +131,8 @@ impl ChatEngine {
     pub async fn session_connected(&self, actor: UserId) -> Result<()> {
         let eph = &self.p().ephemeral;
         let sessions = eph.incr(&sessions_key(actor), 1, None).await?;
-        eph.set(&online_key(actor), "1", Some(self.limits().presence_ttl)).await?;
+        eph.set(&online_key(actor), "1", Some(self.limits().presence_ttl))
+            .await?;
         if sessions == 1 {
             self.announce_presence(actor).await?;
         }
@@ -130,7 +141,10 @@ impl ChatEngine {
 
     /// A heart-beat of a session of `actor`: keeps them online for `presence_ttl`.
     pub async fn session_heartbeat(&self, actor: UserId) -> Result<()> {
-        self.p().ephemeral.set(&online_key(actor), "1", Some(self.limits().presence_ttl)).await?;
+        self.p()
+            .ephemeral
+            .set(&online_key(actor), "1", Some(self.limits().presence_ttl))
+            .await?;
         Ok(())
     }
 
@@ -165,7 +179,14 @@ impl ChatEngine {
         let rooms = self.p().rooms.rooms_of(actor).await?;
         for (room, _) in rooms {
             let user_ids = self.online_participants(room.id).await?;
-            self.publish(Topic::Room(room.id), Event::ActiveUsers { room_id: room.id, user_ids }).await;
+            self.publish(
+                Topic::Room(room.id),
+                Event::ActiveUsers {
+                    room_id: room.id,
+                    user_ids,
+                },
+            )
+            .await;
         }
         Ok(())
     }

@@ -37,21 +37,44 @@ impl ChatEngine {
                 m.seq
             }
         };
-        let cursor = match self.p().rooms.advance_read_cursor(room, actor, seq.max(Seq::ZERO)).await {
+        let cursor = match self
+            .p()
+            .rooms
+            .advance_read_cursor(room, actor, seq.max(Seq::ZERO))
+            .await
+        {
             Ok(c) => c,
             Err(PortError::NotFound) => {
-                return Err(Error::new(ErrorCode::NotRoomParticipant, "not a participant of this room"));
+                return Err(Error::new(
+                    ErrorCode::NotRoomParticipant,
+                    "not a participant of this room",
+                ));
             }
             Err(e) => return Err(e.into()),
         };
         let at = self.now();
         self.publish(
             Topic::Room(room),
-            Event::ReadReceipt { room_id: room, user_id: actor, last_read_seq: cursor, at },
+            Event::ReadReceipt {
+                room_id: room,
+                user_id: actor,
+                last_read_seq: cursor,
+                at,
+            },
         )
         .await;
-        let unread_count = self.p().messages.unread_counts(actor, &[(room, cursor)]).await?;
-        let last_message = match self.p().rooms.get_room(room).await?.and_then(|r| r.last_message_id) {
+        let unread_count = self
+            .p()
+            .messages
+            .unread_counts(actor, &[(room, cursor)])
+            .await?;
+        let last_message = match self
+            .p()
+            .rooms
+            .get_room(room)
+            .await?
+            .and_then(|r| r.last_message_id)
+        {
             Some(id) => self.p().messages.get_message(id).await?,
             None => None,
         };
@@ -71,7 +94,8 @@ impl ChatEngine {
     /// Unread count of every room of the caller (one store round trip for the counts).
     pub async fn unread_counts(&self, actor: UserId) -> Result<Vec<(RoomId, u64)>> {
         let rows = self.p().rooms.rooms_of(actor).await?;
-        let cursors: Vec<(RoomId, Seq)> = rows.iter().map(|(r, p)| (r.id, p.last_read_seq)).collect();
+        let cursors: Vec<(RoomId, Seq)> =
+            rows.iter().map(|(r, p)| (r.id, p.last_read_seq)).collect();
         if cursors.is_empty() {
             return Ok(Vec::new());
         }

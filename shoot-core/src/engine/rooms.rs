@@ -79,7 +79,11 @@ impl ChatEngine {
     }
 
     async fn load_room(&self, room: RoomId) -> Result<Room> {
-        self.p().rooms.get_room(room).await?.ok_or_else(room_not_found)
+        self.p()
+            .rooms
+            .get_room(room)
+            .await?
+            .ok_or_else(room_not_found)
     }
 
     async fn ensure_users_exist(&self, ids: &[UserId]) -> Result<()> {
@@ -93,11 +97,17 @@ impl ChatEngine {
     /// Opens (or returns) the direct room of the caller and `other`. Returns `created`.
     pub async fn create_direct_room(&self, actor: UserId, other: UserId) -> Result<(Room, bool)> {
         if actor == other {
-            return fail(ErrorCode::DirectRoomWithSelf, "a direct room needs another person");
+            return fail(
+                ErrorCode::DirectRoomWithSelf,
+                "a direct room needs another person",
+            );
         }
         self.ensure_users_exist(&[other]).await?;
         if self.p().social.is_blocked_either(actor, other).await? {
-            return fail(ErrorCode::UserBlocked, "you cannot open a room with this user");
+            return fail(
+                ErrorCode::UserBlocked,
+                "you cannot open a room with this user",
+            );
         }
         let now = self.now();
         let id = RoomId(self.next_id());
@@ -118,8 +128,13 @@ impl ChatEngine {
         let (room, created) = self.p().rooms.create_direct_room(&room, [&a, &b]).await?;
         if created {
             for user in [actor, other] {
-                self.publish_room_change(Topic::User(user), &room, RoomChange::Created, Some(actor))
-                    .await;
+                self.publish_room_change(
+                    Topic::User(user),
+                    &room,
+                    RoomChange::Created,
+                    Some(actor),
+                )
+                .await;
             }
         }
         Ok((room, created))
@@ -152,15 +167,32 @@ impl ChatEngine {
         };
         let participants: Vec<Participant> = members
             .iter()
-            .map(|&u| participant(id, u, if u == actor { Role::Owner } else { Role::Member }, now))
+            .map(|&u| {
+                participant(
+                    id,
+                    u,
+                    if u == actor {
+                        Role::Owner
+                    } else {
+                        Role::Member
+                    },
+                    now,
+                )
+            })
             .collect();
         self.p().rooms.create_room(&room, &participants).await?;
         for p in &participants {
-            self.publish_room_change(Topic::User(p.user_id), &room, RoomChange::Created, Some(actor))
-                .await;
+            self.publish_room_change(
+                Topic::User(p.user_id),
+                &room,
+                RoomChange::Created,
+                Some(actor),
+            )
+            .await;
         }
         let others: Vec<UserId> = members.iter().copied().filter(|u| *u != actor).collect();
-        self.notify_membership(&room, actor, &others, NotificationType::AddedToRoom).await;
+        self.notify_membership(&room, actor, &others, NotificationType::AddedToRoom)
+            .await;
         let participants = self.p().rooms.participants(id).await?;
         Ok(RoomDetails { room, participants })
     }
@@ -186,17 +218,28 @@ impl ChatEngine {
         self.summaries(actor, rows).await
     }
 
-    async fn summaries(&self, actor: UserId, rows: Vec<(Room, Participant)>) -> Result<Vec<RoomSummary>> {
+    async fn summaries(
+        &self,
+        actor: UserId,
+        rows: Vec<(Room, Participant)>,
+    ) -> Result<Vec<RoomSummary>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let cursors: Vec<(RoomId, Seq)> = rows.iter().map(|(r, p)| (r.id, p.last_read_seq)).collect();
+        let cursors: Vec<(RoomId, Seq)> =
+            rows.iter().map(|(r, p)| (r.id, p.last_read_seq)).collect();
         let counts = self.p().messages.unread_counts(actor, &cursors).await?;
         let last_ids: Vec<MessageId> = rows.iter().filter_map(|(r, _)| r.last_message_id).collect();
         let last_messages: HashMap<MessageId, Message> = if last_ids.is_empty() {
             HashMap::new()
         } else {
-            self.p().messages.get_messages(&last_ids).await?.into_iter().map(|m| (m.id, m)).collect()
+            self.p()
+                .messages
+                .get_messages(&last_ids)
+                .await?
+                .into_iter()
+                .map(|m| (m.id, m))
+                .collect()
         };
         let participants =
             try_join_all(rows.iter().map(|(r, _)| self.p().rooms.participants(r.id))).await?;
@@ -205,7 +248,9 @@ impl ChatEngine {
             .zip(counts)
             .zip(participants)
             .map(|(((room, me), unread_count), participants)| RoomSummary {
-                last_message: room.last_message_id.and_then(|id| last_messages.get(&id).cloned()),
+                last_message: room
+                    .last_message_id
+                    .and_then(|id| last_messages.get(&id).cloned()),
                 room,
                 me,
                 participants,
@@ -230,15 +275,32 @@ impl ChatEngine {
             .flat_map(|s| s.participants.iter().map(|p| p.user_id))
             .filter(|u| *u != actor)
             .collect();
-        let users = if others.is_empty() { Vec::new() } else { self.p().users.get_users(&others).await? };
+        let users = if others.is_empty() {
+            Vec::new()
+        } else {
+            self.p().users.get_users(&others).await?
+        };
         let names: HashMap<UserId, String> = users
             .into_iter()
-            .map(|u| (u.id, format!("{}\n{}", u.nickname.to_lowercase(), u.username.to_lowercase())))
+            .map(|u| {
+                (
+                    u.id,
+                    format!(
+                        "{}\n{}",
+                        u.nickname.to_lowercase(),
+                        u.username.to_lowercase()
+                    ),
+                )
+            })
             .collect();
         Ok(all
             .into_iter()
             .filter(|s| {
-                let title_hit = s.room.title.as_deref().is_some_and(|t| t.to_lowercase().contains(&q));
+                let title_hit = s
+                    .room
+                    .title
+                    .as_deref()
+                    .is_some_and(|t| t.to_lowercase().contains(&q));
                 let name_hit = s.room.room_type == RoomType::Direct
                     && s.participants.iter().any(|p| {
                         p.user_id != actor && names.get(&p.user_id).is_some_and(|n| n.contains(&q))
@@ -249,18 +311,32 @@ impl ChatEngine {
     }
 
     /// Renames a group (OWNER/ADMIN).
-    pub async fn update_room_title(&self, actor: UserId, room_id: RoomId, title: &str) -> Result<Room> {
+    pub async fn update_room_title(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        title: &str,
+    ) -> Result<Room> {
         let me = self.require_participant(actor, room_id).await?;
         let title = rules::validate_title(title, self.limits())?;
         let mut room = self.load_room(room_id).await?;
         if room.room_type == RoomType::Direct {
-            return fail(ErrorCode::DirectRoomMembership, "direct rooms have no title");
+            return fail(
+                ErrorCode::DirectRoomMembership,
+                "direct rooms have no title",
+            );
         }
         rules::check_moderator(me.role)?;
         room.title = Some(title);
         room.updated_at = self.now();
         self.p().rooms.update_room(&room).await?;
-        self.publish_room_change(Topic::Room(room_id), &room, RoomChange::Updated, Some(actor)).await;
+        self.publish_room_change(
+            Topic::Room(room_id),
+            &room,
+            RoomChange::Updated,
+            Some(actor),
+        )
+        .await;
         Ok(room)
     }
 
@@ -280,7 +356,13 @@ impl ChatEngine {
         room.announcement = announcement;
         room.updated_at = self.now();
         self.p().rooms.update_room(&room).await?;
-        self.publish_room_change(Topic::Room(room_id), &room, RoomChange::Updated, Some(actor)).await;
+        self.publish_room_change(
+            Topic::Room(room_id),
+            &room,
+            RoomChange::Updated,
+            Some(actor),
+        )
+        .await;
         Ok(room)
     }
 
@@ -294,7 +376,10 @@ impl ChatEngine {
         self.require_participant(actor, room_id).await?;
         let room = self.load_room(room_id).await?;
         if room.room_type == RoomType::Direct {
-            return fail(ErrorCode::DirectRoomMembership, "cannot add members to a direct room");
+            return fail(
+                ErrorCode::DirectRoomMembership,
+                "cannot add members to a direct room",
+            );
         }
         let current = self.p().rooms.participants(room_id).await?;
         let mut new: Vec<UserId> = Vec::new();
@@ -309,15 +394,21 @@ impl ChatEngine {
         rules::check_member_count(current.len() + new.len(), self.limits())?;
         self.ensure_users_exist(&new).await?;
         let now = self.now();
-        let rows: Vec<Participant> = new.iter().map(|&u| participant(room_id, u, Role::Member, now)).collect();
+        let rows: Vec<Participant> = new
+            .iter()
+            .map(|&u| participant(room_id, u, Role::Member, now))
+            .collect();
         let added = self.p().rooms.add_participants(room_id, &rows).await?;
         if !added.is_empty() {
             let change = RoomChange::ParticipantsAdded(added.clone());
-            self.publish_room_change(Topic::Room(room_id), &room, change.clone(), Some(actor)).await;
+            self.publish_room_change(Topic::Room(room_id), &room, change.clone(), Some(actor))
+                .await;
             for u in &added {
-                self.publish_room_change(Topic::User(*u), &room, change.clone(), Some(actor)).await;
+                self.publish_room_change(Topic::User(*u), &room, change.clone(), Some(actor))
+                    .await;
             }
-            self.notify_membership(&room, actor, &added, NotificationType::AddedToRoom).await;
+            self.notify_membership(&room, actor, &added, NotificationType::AddedToRoom)
+                .await;
         }
         let participants = self.p().rooms.participants(room_id).await?;
         Ok(RoomDetails { room, participants })
@@ -325,27 +416,43 @@ impl ChatEngine {
 
     /// Removes `user` from a group: moderators remove lower roles, anyone removes themselves
     /// (which is [`leave_room`](ChatEngine::leave_room)).
-    pub async fn remove_participant(&self, actor: UserId, room_id: RoomId, user: UserId) -> Result<()> {
+    pub async fn remove_participant(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        user: UserId,
+    ) -> Result<()> {
         if actor == user {
             return self.leave_room(actor, room_id).await;
         }
         let me = self.require_participant(actor, room_id).await?;
         let room = self.load_room(room_id).await?;
         if room.room_type == RoomType::Direct {
-            return fail(ErrorCode::DirectRoomMembership, "cannot remove members of a direct room");
+            return fail(
+                ErrorCode::DirectRoomMembership,
+                "cannot remove members of a direct room",
+            );
         }
         let target = self
             .p()
             .rooms
             .participant(room_id, user)
             .await?
-            .ok_or_else(|| Error::new(ErrorCode::NotRoomParticipant, "not a participant of this room"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::NotRoomParticipant,
+                    "not a participant of this room",
+                )
+            })?;
         rules::check_remove(actor, me.role, user, target.role)?;
         if self.p().rooms.remove_participant(room_id, user).await? {
             let change = RoomChange::ParticipantRemoved(user);
-            self.publish_room_change(Topic::Room(room_id), &room, change.clone(), Some(actor)).await;
-            self.publish_room_change(Topic::User(user), &room, change, Some(actor)).await;
-            self.notify_membership(&room, actor, &[user], NotificationType::RemovedFromRoom).await;
+            self.publish_room_change(Topic::Room(room_id), &room, change.clone(), Some(actor))
+                .await;
+            self.publish_room_change(Topic::User(user), &room, change, Some(actor))
+                .await;
+            self.notify_membership(&room, actor, &[user], NotificationType::RemovedFromRoom)
+                .await;
         }
         Ok(())
     }
@@ -357,27 +464,40 @@ impl ChatEngine {
         let me = self.require_participant(actor, room_id).await?;
         let room = self.load_room(room_id).await?;
         if room.room_type == RoomType::Direct {
-            return fail(ErrorCode::DirectRoomMembership, "direct rooms cannot be left");
+            return fail(
+                ErrorCode::DirectRoomMembership,
+                "direct rooms cannot be left",
+            );
         }
         let participants = self.p().rooms.participants(room_id).await?;
         let heir = rules::heir(&participants, actor);
         if heir.is_none() {
             self.p().rooms.delete_room(room_id).await?;
-            self.publish_room_change(Topic::Room(room_id), &room, RoomChange::Deleted, Some(actor)).await;
-            self.publish_room_change(Topic::User(actor), &room, RoomChange::Deleted, Some(actor)).await;
+            self.publish_room_change(
+                Topic::Room(room_id),
+                &room,
+                RoomChange::Deleted,
+                Some(actor),
+            )
+            .await;
+            self.publish_room_change(Topic::User(actor), &room, RoomChange::Deleted, Some(actor))
+                .await;
             return Ok(());
         }
         if me.role == Role::Owner {
             if let Some(heir) = heir {
                 self.p().rooms.set_role(room_id, heir, Role::Owner).await?;
                 let change = RoomChange::RoleChanged(heir, Role::Owner);
-                self.publish_room_change(Topic::Room(room_id), &room, change, None).await;
+                self.publish_room_change(Topic::Room(room_id), &room, change, None)
+                    .await;
             }
         }
         self.p().rooms.remove_participant(room_id, actor).await?;
         let change = RoomChange::ParticipantRemoved(actor);
-        self.publish_room_change(Topic::Room(room_id), &room, change.clone(), Some(actor)).await;
-        self.publish_room_change(Topic::User(actor), &room, change, Some(actor)).await;
+        self.publish_room_change(Topic::Room(room_id), &room, change.clone(), Some(actor))
+            .await;
+        self.publish_room_change(Topic::User(actor), &room, change, Some(actor))
+            .await;
         Ok(())
     }
 
@@ -388,7 +508,14 @@ impl ChatEngine {
             return Ok(());
         }
         if favorite {
-            let count = self.p().rooms.rooms_of(actor).await?.iter().filter(|(_, p)| p.favorite).count();
+            let count = self
+                .p()
+                .rooms
+                .rooms_of(actor)
+                .await?
+                .iter()
+                .filter(|(_, p)| p.favorite)
+                .count();
             if count >= self.limits().favorites_max {
                 return fail(
                     ErrorCode::FavoriteLimitExceeded,
@@ -396,18 +523,46 @@ impl ChatEngine {
                 );
             }
         }
-        self.p().rooms.set_favorite(room_id, actor, favorite, self.now()).await?;
+        self.p()
+            .rooms
+            .set_favorite(room_id, actor, favorite, self.now())
+            .await?;
         let room = self.load_room(room_id).await?;
-        self.publish_room_change(Topic::User(actor), &room, RoomChange::FavoriteChanged(favorite), Some(actor))
-            .await;
+        self.publish_room_change(
+            Topic::User(actor),
+            &room,
+            RoomChange::FavoriteChanged(favorite),
+            Some(actor),
+        )
+        .await;
         Ok(())
     }
 
-    async fn publish_room_change(&self, topic: Topic, room: &Room, change: RoomChange, by: Option<UserId>) {
-        self.publish(topic, Event::RoomChanged { room: room.clone(), change, by }).await;
+    async fn publish_room_change(
+        &self,
+        topic: Topic,
+        room: &Room,
+        change: RoomChange,
+        by: Option<UserId>,
+    ) {
+        self.publish(
+            topic,
+            Event::RoomChanged {
+                room: room.clone(),
+                change,
+                by,
+            },
+        )
+        .await;
     }
 
-    async fn notify_membership(&self, room: &Room, actor: UserId, users: &[UserId], kind: NotificationType) {
+    async fn notify_membership(
+        &self,
+        room: &Room,
+        actor: UserId,
+        users: &[UserId],
+        kind: NotificationType,
+    ) {
         let title = room.title.clone().unwrap_or_default();
         let notes = users
             .iter()
@@ -446,7 +601,13 @@ mod tests {
             favorited_at: fav.map(Timestamp),
             ..participant(RoomId(id), UserId(1), Role::Member, Timestamp(0))
         };
-        RoomSummary { room, me, participants: vec![], last_message: None, unread_count: 0 }
+        RoomSummary {
+            room,
+            me,
+            participants: vec![],
+            last_message: None,
+            unread_count: 0,
+        }
     }
 
     fn check(input: &[(i64, Option<i64>, i64)], expect: &[i64]) {
@@ -460,7 +621,10 @@ mod tests {
     fn room_list_order() {
         check(&[(1, None, 10), (2, None, 30), (3, None, 20)], &[2, 3, 1]);
         check(&[(1, None, 10), (2, Some(5), 0), (3, None, 20)], &[2, 3, 1]);
-        check(&[(1, Some(1), 50), (2, Some(9), 0), (3, None, 99)], &[2, 1, 3]);
+        check(
+            &[(1, Some(1), 50), (2, Some(9), 0), (3, None, 99)],
+            &[2, 1, 3],
+        );
         check(&[(1, None, 10), (2, None, 10)], &[2, 1]);
     }
 }

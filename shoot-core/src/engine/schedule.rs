@@ -58,12 +58,19 @@ fn not_found() -> Error {
 
 impl ChatEngine {
     /// Schedules a message: in the future, by a participant, with valid content.
-    pub async fn schedule_message(&self, actor: UserId, new: NewSchedule) -> Result<ScheduledMessage> {
+    pub async fn schedule_message(
+        &self,
+        actor: UserId,
+        new: NewSchedule,
+    ) -> Result<ScheduledMessage> {
         rules::validate_client_type(new.message_type)?;
         let text = rules::validate_content(&new.text, self.limits())?;
         let now = self.now();
         if new.scheduled_at <= now {
-            return fail(ErrorCode::ScheduleInPast, "the scheduled time must be in the future");
+            return fail(
+                ErrorCode::ScheduleInPast,
+                "the scheduled time must be in the future",
+            );
         }
         self.require_participant(actor, new.room_id).await?;
         let schedule = ScheduledMessage {
@@ -101,9 +108,10 @@ impl ChatEngine {
     async fn save_pending(&self, schedule: ScheduledMessage) -> Result<ScheduledMessage> {
         match self.p().schedules.update_pending_schedule(&schedule).await {
             Ok(()) => Ok(schedule),
-            Err(PortError::Conflict(_)) => {
-                fail(ErrorCode::ScheduleNotPending, "the scheduled message is no longer pending")
-            }
+            Err(PortError::Conflict(_)) => fail(
+                ErrorCode::ScheduleNotPending,
+                "the scheduled message is no longer pending",
+            ),
             Err(PortError::NotFound) => Err(not_found()),
             Err(e) => Err(e.into()),
         }
@@ -118,7 +126,10 @@ impl ChatEngine {
     ) -> Result<ScheduledMessage> {
         let mut s = self.own_schedule(actor, id).await?;
         if s.status != ScheduleStatus::Pending {
-            return fail(ErrorCode::ScheduleNotPending, "the scheduled message is no longer pending");
+            return fail(
+                ErrorCode::ScheduleNotPending,
+                "the scheduled message is no longer pending",
+            );
         }
         let now = self.now();
         if let Some(text) = patch.text {
@@ -126,7 +137,10 @@ impl ChatEngine {
         }
         if let Some(at) = patch.scheduled_at {
             if at <= now {
-                return fail(ErrorCode::ScheduleInPast, "the scheduled time must be in the future");
+                return fail(
+                    ErrorCode::ScheduleInPast,
+                    "the scheduled time must be in the future",
+                );
             }
             s.scheduled_at = at;
         }
@@ -141,7 +155,10 @@ impl ChatEngine {
     pub async fn cancel_schedule(&self, actor: UserId, id: ScheduleId) -> Result<ScheduledMessage> {
         let mut s = self.own_schedule(actor, id).await?;
         if s.status != ScheduleStatus::Pending {
-            return fail(ErrorCode::ScheduleNotPending, "the scheduled message is no longer pending");
+            return fail(
+                ErrorCode::ScheduleNotPending,
+                "the scheduled message is no longer pending",
+            );
         }
         s.status = ScheduleStatus::Canceled;
         s.updated_at = self.now();
@@ -155,7 +172,11 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn ts(y: i32, m: u32, d: u32, h: u32) -> Timestamp {
-        Timestamp::from_datetime(Utc.with_ymd_and_hms(y, m, d, h, 30, 0).single().expect("valid"))
+        Timestamp::from_datetime(
+            Utc.with_ymd_and_hms(y, m, d, h, 30, 0)
+                .single()
+                .expect("valid"),
+        )
     }
 
     fn check(from: Timestamp, repeat: Repeat, expect: Timestamp) {

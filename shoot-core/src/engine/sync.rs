@@ -69,15 +69,29 @@ impl ChatEngine {
         let limits = self.limits();
         let (query, newest_first_trim) = match (req.direction, cursor) {
             (SyncDirection::After, c) => (
-                HistoryQuery { before: None, after: Some(c.unwrap_or(Seq::ZERO)), limit: limits.sync_page_limit + 1 },
+                HistoryQuery {
+                    before: None,
+                    after: Some(c.unwrap_or(Seq::ZERO)),
+                    limit: limits.sync_page_limit + 1,
+                },
                 false,
             ),
-            (SyncDirection::Before, Some(c)) => {
-                (HistoryQuery { before: Some(c), after: None, limit: limits.sync_page_limit + 1 }, true)
-            }
-            (SyncDirection::Initial, _) | (SyncDirection::Before, None) => {
-                (HistoryQuery { before: None, after: None, limit: limits.sync_initial_limit + 1 }, true)
-            }
+            (SyncDirection::Before, Some(c)) => (
+                HistoryQuery {
+                    before: Some(c),
+                    after: None,
+                    limit: limits.sync_page_limit + 1,
+                },
+                true,
+            ),
+            (SyncDirection::Initial, _) | (SyncDirection::Before, None) => (
+                HistoryQuery {
+                    before: None,
+                    after: None,
+                    limit: limits.sync_initial_limit + 1,
+                },
+                true,
+            ),
         };
         let page_limit = query.limit - 1;
         let mut messages = self.p().messages.history(room, query).await?;
@@ -91,6 +105,11 @@ impl ChatEngine {
         }
         let latest_seq = self.p().messages.max_seq(room).await?;
         let participants = self.p().rooms.participants(room).await?;
-        Ok(SyncPage { room_id: room, messages: records(messages, &participants), has_more, latest_seq })
+        Ok(SyncPage {
+            room_id: room,
+            messages: records(messages, &participants),
+            has_more,
+            latest_seq,
+        })
     }
 }

@@ -169,7 +169,9 @@ impl ChatEngine {
             if self.stop_requested() {
                 break;
             }
-            let polled = self.unless_stopped(consumer.poll(POLL_MAX, POLL_WAIT)).await;
+            let polled = self
+                .unless_stopped(consumer.poll(POLL_MAX, POLL_WAIT))
+                .await;
             match polled {
                 None => break,
                 Some(Ok(batch)) => {
@@ -180,7 +182,11 @@ impl ChatEngine {
                 }
                 Some(Err(e)) => {
                     warn!(error = %e, "persistence poll failed");
-                    if self.unless_stopped(self.p().clock.sleep(delay)).await.is_none() {
+                    if self
+                        .unless_stopped(self.p().clock.sleep(delay))
+                        .await
+                        .is_none()
+                    {
                         break;
                     }
                     delay = (delay * 2).min(BACKOFF_MAX);
@@ -192,29 +198,45 @@ impl ChatEngine {
 
     /// Persists one polled batch and commits it. Returns `false` if shutdown interrupted it
     /// (nothing is committed then: the records are delivered again).
-    pub(crate) async fn persist_batch(&self, consumer: &mut dyn LogConsumer, batch: Vec<LogEntry>) -> bool {
+    pub(crate) async fn persist_batch(
+        &self,
+        consumer: &mut dyn LogConsumer,
+        batch: Vec<LogEntry>,
+    ) -> bool {
         let ids: Vec<MessageId> = batch.iter().map(|e| e.message.id).collect();
         self.runtime().wait_published(&ids).await;
         let processing = status::next(MessageStatus::SentToKafka, StatusEvent::ProcessingStarted)
             .unwrap_or(MessageStatus::Processing);
         for entry in &batch {
-            self.emit_status(&entry.message, processing, None, true).await;
+            self.emit_status(&entry.message, processing, None, true)
+                .await;
         }
 
         let messages: Vec<Message> = batch
             .iter()
-            .map(|e| Message { status: MessageStatus::Saved, ..e.message.clone() })
+            .map(|e| Message {
+                status: MessageStatus::Saved,
+                ..e.message.clone()
+            })
             .collect();
         let mut inserted: Vec<MessageId> = Vec::new();
         let mut poisoned: Vec<bool> = vec![false; batch.len()];
-        match self.retry_backend("insert_messages", || self.p().messages.insert_messages(&messages)).await {
+        match self
+            .retry_backend("insert_messages", || {
+                self.p().messages.insert_messages(&messages)
+            })
+            .await
+        {
             None => return false,
             Some(Ok(ids)) => inserted = ids,
             Some(Err(_)) => {
                 // One record breaks a store rule: insert one by one to isolate it.
                 for (i, m) in messages.iter().enumerate() {
                     let one = std::slice::from_ref(m);
-                    match self.retry_backend("insert_message", || self.p().messages.insert_messages(one)).await {
+                    match self
+                        .retry_backend("insert_message", || self.p().messages.insert_messages(one))
+                        .await
+                    {
                         None => return false,
                         Some(Ok(ids)) => inserted.extend(ids),
                         Some(Err(e)) => {
@@ -228,8 +250,12 @@ impl ChatEngine {
             }
         }
 
-        let saved: Vec<&Message> =
-            messages.iter().zip(&poisoned).filter(|(_, p)| !**p).map(|(m, _)| m).collect();
+        let saved: Vec<&Message> = messages
+            .iter()
+            .zip(&poisoned)
+            .filter(|(_, p)| !**p)
+            .map(|(m, _)| m)
+            .collect();
         let mut last_per_room: BTreeMap<RoomId, &Message> = BTreeMap::new();
         for m in &saved {
             let e = last_per_room.entry(m.room_id).or_insert(m);
@@ -240,18 +266,22 @@ impl ChatEngine {
         for m in last_per_room.values() {
             let r = self
                 .retry_backend("record_activity", || {
-                    self.p().rooms.record_activity(m.room_id, m.seq, m.id, m.created_at)
+                    self.p()
+                        .rooms
+                        .record_activity(m.room_id, m.seq, m.id, m.created_at)
                 })
                 .await;
             match r {
                 None => return false,
-                Some(Err(e)) => warn!(room_id = %m.room_id, error = %e, "recording room activity failed"),
+                Some(Err(e)) => {
+                    warn!(room_id = %m.room_id, error = %e, "recording room activity failed")
+                }
                 Some(Ok(())) => {}
             }
         }
 
-        let saved_status =
-            status::next(MessageStatus::Processing, StatusEvent::Stored).unwrap_or(MessageStatus::Saved);
+        let saved_status = status::next(MessageStatus::Processing, StatusEvent::Stored)
+            .unwrap_or(MessageStatus::Saved);
         for m in &saved {
             self.emit_status(m, saved_status, None, true).await;
             let preview = lock(&self.runtime().previews).remove(&m.id);
@@ -263,7 +293,11 @@ impl ChatEngine {
         for m in last_per_room.values() {
             self.push_room_updates(m).await;
         }
-        let fresh: Vec<&Message> = saved.iter().copied().filter(|m| inserted.contains(&m.id)).collect();
+        let fresh: Vec<&Message> = saved
+            .iter()
+            .copied()
+            .filter(|m| inserted.contains(&m.id))
+            .collect();
         self.after_insert(&fresh).await;
 
         let mut positions: HashMap<i32, crate::ports::LogPosition> = HashMap::new();
@@ -280,7 +314,11 @@ impl ChatEngine {
                 Ok(()) => return true,
                 Err(e @ PortError::Backend { .. }) => {
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "commit failed; retrying");
-                    if self.unless_stopped(self.p().clock.sleep(delay)).await.is_none() {
+                    if self
+                        .unless_stopped(self.p().clock.sleep(delay))
+                        .await
+                        .is_none()
+                    {
                         return false;
                     }
                     delay = (delay * 2).min(BACKOFF_MAX);
@@ -296,14 +334,17 @@ impl ChatEngine {
     async fn dead_letter(&self, entry: &LogEntry, error: &PortError) -> bool {
         let reason = error.to_string();
         warn!(message_id = %entry.message.id, reason = %reason, "poison record sent to the dead-letter log");
-        let r = self.retry_backend("dead_letter", || self.p().log.dead_letter(entry, &reason)).await;
+        let r = self
+            .retry_backend("dead_letter", || self.p().log.dead_letter(entry, &reason))
+            .await;
         match r {
             None => return false,
             Some(Err(e)) => error!(error = %e, "dead-lettering failed"),
             Some(Ok(())) => {}
         }
         let e = Error::new(ErrorCode::ValidationFailed, reason);
-        self.emit_status(&entry.message, MessageStatus::Failed, Some(&e), true).await;
+        self.emit_status(&entry.message, MessageStatus::Failed, Some(&e), true)
+            .await;
         true
     }
 
@@ -317,7 +358,10 @@ impl ChatEngine {
             }
         };
         let counts = join_all(participants.iter().map(|p| async move {
-            self.p().messages.unread_counts(p.user_id, &[(p.room_id, p.last_read_seq)]).await
+            self.p()
+                .messages
+                .unread_counts(p.user_id, &[(p.room_id, p.last_read_seq)])
+                .await
         }))
         .await;
         let at = self.now();
@@ -362,9 +406,12 @@ impl ChatEngine {
         if !roots.is_empty() {
             match self.p().messages.get_messages(&roots).await {
                 Ok(root_messages) => {
-                    let by_id: HashMap<MessageId, &Message> = root_messages.iter().map(|m| (m.id, m)).collect();
+                    let by_id: HashMap<MessageId, &Message> =
+                        root_messages.iter().map(|m| (m.id, m)).collect();
                     for m in fresh {
-                        let Some(root) = m.thread_id.and_then(|r| by_id.get(&r)) else { continue };
+                        let Some(root) = m.thread_id.and_then(|r| by_id.get(&r)) else {
+                            continue;
+                        };
                         if root.sender_id != m.sender_id && !m.mentions.contains(&root.sender_id) {
                             notes.push(self.new_notification(
                                 root.sender_id,
@@ -399,8 +446,12 @@ impl ChatEngine {
 
     /// Fetches the preview of the first link of a just-appended message in the background.
     pub(crate) fn start_link_preview(&self, message: &Message) {
-        let Some(fetcher) = self.p().link_fetcher.clone() else { return };
-        let Some(url) = first_url(&message.text).map(str::to_owned) else { return };
+        let Some(fetcher) = self.p().link_fetcher.clone() else {
+            return;
+        };
+        let Some(url) = first_url(&message.text).map(str::to_owned) else {
+            return;
+        };
         let engine = self.clone();
         let id = message.id;
         self.p().spawner.spawn(Box::pin(async move {
@@ -434,7 +485,11 @@ impl ChatEngine {
             if !lock(&self.runtime().previews).contains_key(&id) {
                 return;
             }
-            if self.unless_stopped(self.p().clock.sleep(delay)).await.is_none() {
+            if self
+                .unless_stopped(self.p().clock.sleep(delay))
+                .await
+                .is_none()
+            {
                 break;
             }
             delay = (delay * 2).min(Duration::from_secs(2));
@@ -451,21 +506,35 @@ impl ChatEngine {
                 return;
             }
         };
-        let message = Message { url_preview: Some(preview), ..message };
+        let message = Message {
+            url_preview: Some(preview),
+            ..message
+        };
         if let Err(e) = self.p().messages.update_message(&message).await {
             warn!(message_id = %id, error = %e, "storing link preview failed");
             return;
         }
         let by = message.sender_id;
         let room = message.room_id;
-        self.publish(Topic::Room(room), Event::MessageChanged { message, change: MessageChange::PreviewAdded, by })
-            .await;
+        self.publish(
+            Topic::Room(room),
+            Event::MessageChanged {
+                message,
+                change: MessageChange::PreviewAdded,
+                by,
+            },
+        )
+        .await;
     }
 
     async fn scheduler_loop(&self) {
         let interval = self.limits().schedule_poll_interval;
         loop {
-            if self.unless_stopped(self.p().clock.sleep(interval)).await.is_none() {
+            if self
+                .unless_stopped(self.p().clock.sleep(interval))
+                .await
+                .is_none()
+            {
                 break;
             }
             if let Err(e) = self.run_due_schedules().await {
@@ -479,8 +548,11 @@ impl ChatEngine {
     pub async fn run_due_schedules(&self) -> Result<usize> {
         let now = self.now();
         let lease = now.plus(self.limits().schedule_claim_lease);
-        let claimed =
-            self.p().schedules.claim_due(now, self.instance_id(), lease, SCHEDULE_BATCH).await?;
+        let claimed = self
+            .p()
+            .schedules
+            .claim_due(now, self.instance_id(), lease, SCHEDULE_BATCH)
+            .await?;
         let n = claimed.len();
         for s in claimed {
             self.deliver_schedule(s).await;
@@ -513,7 +585,12 @@ impl ChatEngine {
             Err(e) => ScheduleOutcome::Failed(format!("{}: {}", e.code(), e.message())),
         };
         debug!(schedule_id = %s.id, ?outcome, "scheduled message processed");
-        match self.p().schedules.complete_claim(s.id, self.instance_id(), outcome, self.now()).await {
+        match self
+            .p()
+            .schedules
+            .complete_claim(s.id, self.instance_id(), outcome, self.now())
+            .await
+        {
             Ok(true) => {}
             Ok(false) => warn!(schedule_id = %s.id, "schedule claim lost before completion"),
             Err(e) => warn!(schedule_id = %s.id, error = %e, "completing schedule claim failed"),
@@ -522,8 +599,10 @@ impl ChatEngine {
 }
 
 fn retryable(e: &Error) -> bool {
-    matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::Internal)
-        || e.code() == ErrorCode::Conflict
+    matches!(
+        e.kind(),
+        ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::Internal
+    ) || e.code() == ErrorCode::Conflict
 }
 
 /// The first 100 characters of a message, for notification texts.

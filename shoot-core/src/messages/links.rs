@@ -9,10 +9,16 @@ pub fn first_url(text: &str) -> Option<&str> {
         let idx = find_scheme(rest)?;
         let start = offset + idx;
         let candidate = &text[start..];
-        let end = candidate.find(char::is_whitespace).unwrap_or(candidate.len());
+        let end = candidate
+            .find(char::is_whitespace)
+            .unwrap_or(candidate.len());
         let url = candidate[..end]
             .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"', '>']);
-        let scheme_len = if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") { 8 } else { 7 };
+        let scheme_len = if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") {
+            8
+        } else {
+            7
+        };
         let at_word_start = start == 0 || !text[..start].ends_with(|c: char| c.is_alphanumeric());
         if url.len() > scheme_len && at_word_start {
             return Some(url);
@@ -41,14 +47,26 @@ mod tests {
     #[test]
     fn finds_first_url() {
         check("no link here", None);
-        check("see https://example.com/a?b=1 now", Some("https://example.com/a?b=1"));
+        check(
+            "see https://example.com/a?b=1 now",
+            Some("https://example.com/a?b=1"),
+        );
         check("http://x.io", Some("http://x.io"));
-        check("(see https://example.com/page).", Some("https://example.com/page"));
+        check(
+            "(see https://example.com/page).",
+            Some("https://example.com/page"),
+        );
         check("two: http://a.com and https://b.com", Some("http://a.com"));
         check("HTTPS://Example.com", Some("HTTPS://Example.com"));
         check("https:// nothing", None);
         check("ftp://files.example.com", None);
-        check("xhttps://evil.com then https://ok.com", Some("https://ok.com"));
-        check("링크 https://example.kr/경로 입니다", Some("https://example.kr/경로"));
+        check(
+            "xhttps://evil.com then https://ok.com",
+            Some("https://ok.com"),
+        );
+        check(
+            "링크 https://example.kr/경로 입니다",
+            Some("https://example.kr/경로"),
+        );
     }
 }

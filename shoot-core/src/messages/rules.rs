@@ -22,7 +22,10 @@ pub fn validate_content(text: &str, limits: &Limits) -> Result<String> {
     if trimmed.chars().count() > limits.message_max_chars {
         return fail(
             ErrorCode::MessageTooLong,
-            format!("message is longer than {} characters", limits.message_max_chars),
+            format!(
+                "message is longer than {} characters",
+                limits.message_max_chars
+            ),
         );
     }
     Ok(trimmed.to_owned())
@@ -31,9 +34,11 @@ pub fn validate_content(text: &str, limits: &Limits) -> Result<String> {
 /// A client-sent `tempId`: 1..=64 printable (non-control, non-whitespace) characters.
 pub fn validate_temp_id(temp_id: &str) -> Result<()> {
     let n = temp_id.chars().count();
-    if n == 0 || n > TEMP_ID_MAX || temp_id.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return fail(ErrorCode::InvalidTempId, "tempId must be 1-64 printable characters");
+    if n == 0 || n > TEMP_ID_MAX || temp_id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return fail(
+            ErrorCode::InvalidTempId,
+            "tempId must be 1-64 printable characters",
+        );
     }
     Ok(())
 }
@@ -41,15 +46,26 @@ pub fn validate_temp_id(temp_id: &str) -> Result<()> {
 /// Clients may send every type but SYSTEM.
 pub fn validate_client_type(message_type: MessageType) -> Result<()> {
     if message_type == MessageType::System {
-        return fail(ErrorCode::InvalidMessageType, "SYSTEM messages cannot be sent by clients");
+        return fail(
+            ErrorCode::InvalidMessageType,
+            "SYSTEM messages cannot be sent by clients",
+        );
     }
     Ok(())
 }
 
 /// Whether `actor` may edit `message` at `now`.
-pub fn check_edit(message: &Message, actor: UserId, now: Timestamp, window: Duration) -> Result<()> {
+pub fn check_edit(
+    message: &Message,
+    actor: UserId,
+    now: Timestamp,
+    window: Duration,
+) -> Result<()> {
     if message.sender_id != actor {
-        return fail(ErrorCode::NotMessageSender, "only the sender can edit a message");
+        return fail(
+            ErrorCode::NotMessageSender,
+            "only the sender can edit a message",
+        );
     }
     if message.is_deleted {
         return fail(ErrorCode::MessageDeleted, "the message is deleted");
@@ -65,7 +81,10 @@ pub fn check_delete(message: &Message, actor: UserId, role: Role) -> Result<()> 
     if message.sender_id == actor || role.can_moderate() {
         Ok(())
     } else {
-        fail(ErrorCode::NotMessageSender, "only the sender or a room admin can delete a message")
+        fail(
+            ErrorCode::NotMessageSender,
+            "only the sender or a room admin can delete a message",
+        )
     }
 }
 
@@ -74,7 +93,10 @@ pub fn check_pin_permission(room_type: RoomType, role: Role) -> Result<()> {
     if room_type == RoomType::Direct || role.can_moderate() {
         Ok(())
     } else {
-        fail(ErrorCode::RoomPermissionDenied, "only the room owner or an admin can pin messages")
+        fail(
+            ErrorCode::RoomPermissionDenied,
+            "only the room owner or an admin can pin messages",
+        )
     }
 }
 
@@ -83,7 +105,10 @@ pub fn check_reaction(code: &str, limits: &Limits) -> Result<()> {
     if limits.reactions.iter().any(|r| r.code == code) {
         Ok(())
     } else {
-        fail(ErrorCode::UnknownReaction, format!("unknown reaction {code:?}"))
+        fail(
+            ErrorCode::UnknownReaction,
+            format!("unknown reaction {code:?}"),
+        )
     }
 }
 
@@ -141,7 +166,10 @@ mod tests {
 
     #[test]
     fn content() {
-        let limits = Limits { message_max_chars: 5, ..Limits::default() };
+        let limits = Limits {
+            message_max_chars: 5,
+            ..Limits::default()
+        };
         let check = |text: &str, expect: std::result::Result<&str, ErrorCode>| {
             let got = validate_content(text, &limits).map_err(|e| e.code());
             assert_eq!(got.as_deref().map_err(|c| *c), expect, "{text:?}");
@@ -172,21 +200,30 @@ mod tests {
     fn types() {
         assert!(validate_client_type(MessageType::Text).is_ok());
         assert!(validate_client_type(MessageType::Url).is_ok());
-        assert_eq!(code(validate_client_type(MessageType::System)), Some(ErrorCode::InvalidMessageType));
+        assert_eq!(
+            code(validate_client_type(MessageType::System)),
+            Some(ErrorCode::InvalidMessageType)
+        );
     }
 
     #[test]
     fn edit() {
         let window = Duration::from_secs(10);
         let check = |m: &Message, actor: i64, now: i64, expect: Option<ErrorCode>| {
-            assert_eq!(code(check_edit(m, UserId(actor), Timestamp(now), window)), expect);
+            assert_eq!(
+                code(check_edit(m, UserId(actor), Timestamp(now), window)),
+                expect
+            );
         };
         let m = msg(1, 1);
         check(&m, 1, 1_000, None);
         check(&m, 1, 11_000, None);
         check(&m, 1, 11_001, Some(ErrorCode::EditWindowExpired));
         check(&m, 2, 1_000, Some(ErrorCode::NotMessageSender));
-        let deleted = Message { is_deleted: true, ..msg(1, 1) };
+        let deleted = Message {
+            is_deleted: true,
+            ..msg(1, 1)
+        };
         check(&deleted, 1, 1_000, Some(ErrorCode::MessageDeleted));
     }
 
@@ -218,8 +255,14 @@ mod tests {
         for ok in ["like", "love", "haha", "wow", "sad", "angry"] {
             assert!(check_reaction(ok, &limits).is_ok(), "{ok}");
         }
-        assert_eq!(code(check_reaction("LIKE", &limits)), Some(ErrorCode::UnknownReaction));
-        assert_eq!(code(check_reaction("", &limits)), Some(ErrorCode::UnknownReaction));
+        assert_eq!(
+            code(check_reaction("LIKE", &limits)),
+            Some(ErrorCode::UnknownReaction)
+        );
+        assert_eq!(
+            code(check_reaction("", &limits)),
+            Some(ErrorCode::UnknownReaction)
+        );
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub struct InvalidTransition {
 
 impl fmt::Display for InvalidTransition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid status transition from {} on {:?}", self.from.as_str(), self.event)
+        write!(
+            f,
+            "invalid status transition from {} on {:?}",
+            self.from.as_str(),
+            self.event
+        )
     }
 }
 
@@ -38,7 +43,10 @@ impl fmt::Display for InvalidTransition {
 pub const INITIAL: MessageStatus = MessageStatus::Sending;
 
 /// The status after `event` happens to a message in status `current`.
-pub fn next(current: MessageStatus, event: StatusEvent) -> Result<MessageStatus, InvalidTransition> {
+pub fn next(
+    current: MessageStatus,
+    event: StatusEvent,
+) -> Result<MessageStatus, InvalidTransition> {
     use MessageStatus as S;
     use StatusEvent as E;
     match (current, event) {
@@ -90,7 +98,13 @@ mod tests {
 
     #[test]
     fn never_goes_backwards() {
-        let all = [S::Sending, S::SentToKafka, S::Processing, S::Saved, S::Failed];
+        let all = [
+            S::Sending,
+            S::SentToKafka,
+            S::Processing,
+            S::Saved,
+            S::Failed,
+        ];
         let events = [E::Appended, E::ProcessingStarted, E::Stored, E::Failed];
         for from in all {
             for event in events {
@@ -98,7 +112,10 @@ mod tests {
                     assert!(rank(to) > rank(from), "{from:?} -> {to:?}");
                 }
             }
-            assert_eq!(from.is_final(), events.iter().all(|e| next(from, *e).is_err()));
+            assert_eq!(
+                from.is_final(),
+                events.iter().all(|e| next(from, *e).is_err())
+            );
         }
     }
 }

@@ -27,7 +27,10 @@ pub fn validate_announcement(text: Option<&str>, limits: &Limits) -> Result<Opti
     if t.chars().count() > limits.announcement_max {
         return fail(
             ErrorCode::AnnouncementTooLong,
-            format!("announcement is longer than {} characters", limits.announcement_max),
+            format!(
+                "announcement is longer than {} characters",
+                limits.announcement_max
+            ),
         );
     }
     Ok(Some(t.to_owned()))
@@ -63,17 +66,28 @@ pub fn check_member_count(count: usize, limits: &Limits) -> Result<()> {
 /// Whether `actor` (role `actor_role`) may remove `target` (role `target_role`): anyone may
 /// remove themselves (except that is "leave"); otherwise only a role strictly above the
 /// target's (the owner removes admins and members, admins remove members).
-pub fn check_remove(actor: UserId, actor_role: Role, target: UserId, target_role: Role) -> Result<()> {
+pub fn check_remove(
+    actor: UserId,
+    actor_role: Role,
+    target: UserId,
+    target_role: Role,
+) -> Result<()> {
     if actor == target {
         return Ok(());
     }
     if target_role == Role::Owner {
-        return fail(ErrorCode::RoomPermissionDenied, "the room owner cannot be removed");
+        return fail(
+            ErrorCode::RoomPermissionDenied,
+            "the room owner cannot be removed",
+        );
     }
     if actor_role.can_moderate() && actor_role < target_role {
         return Ok(());
     }
-    fail(ErrorCode::RoomPermissionDenied, "not allowed to remove this participant")
+    fail(
+        ErrorCode::RoomPermissionDenied,
+        "not allowed to remove this participant",
+    )
 }
 
 /// Who inherits ownership when `leaving` leaves: the longest member among the others
@@ -91,7 +105,10 @@ pub fn check_moderator(role: Role) -> Result<()> {
     if role.can_moderate() {
         Ok(())
     } else {
-        fail(ErrorCode::RoomPermissionDenied, "only the room owner or an admin can do this")
+        fail(
+            ErrorCode::RoomPermissionDenied,
+            "only the room owner or an admin can do this",
+        )
     }
 }
 
@@ -107,7 +124,10 @@ mod tests {
 
     #[test]
     fn titles() {
-        let limits = Limits { room_title_max: 5, ..Limits::default() };
+        let limits = Limits {
+            room_title_max: 5,
+            ..Limits::default()
+        };
         let check = |t: &str, expect: std::result::Result<&str, ErrorCode>| {
             let got = validate_title(t, &limits).map_err(|e| e.code());
             assert_eq!(got.as_deref().map_err(|c| *c), expect, "{t:?}");
@@ -122,10 +142,17 @@ mod tests {
 
     #[test]
     fn announcements() {
-        let limits = Limits { announcement_max: 3, ..Limits::default() };
+        let limits = Limits {
+            announcement_max: 3,
+            ..Limits::default()
+        };
         let check = |t: Option<&str>, expect: std::result::Result<Option<&str>, ErrorCode>| {
             let got = validate_announcement(t, &limits).map_err(|e| e.code());
-            assert_eq!(got.as_ref().map(|o| o.as_deref()).map_err(|c| *c), expect, "{t:?}");
+            assert_eq!(
+                got.as_ref().map(|o| o.as_deref()).map_err(|c| *c),
+                expect,
+                "{t:?}"
+            );
         };
         check(None, Ok(None));
         check(Some("  "), Ok(None));
@@ -136,7 +163,11 @@ mod tests {
 
     #[test]
     fn members() {
-        let limits = Limits { group_min_members: 2, group_max_members: 3, ..Limits::default() };
+        let limits = Limits {
+            group_min_members: 2,
+            group_max_members: 3,
+            ..Limits::default()
+        };
         let check = |creator: i64, ms: &[i64], expect: std::result::Result<Vec<i64>, ErrorCode>| {
             let ms: Vec<UserId> = ms.iter().map(|&m| UserId(m)).collect();
             let got = group_members(UserId(creator), &ms, &limits)
@@ -196,6 +227,9 @@ mod tests {
     fn moderators() {
         assert!(check_moderator(Role::Owner).is_ok());
         assert!(check_moderator(Role::Admin).is_ok());
-        assert_eq!(code(check_moderator(Role::Member)), Some(ErrorCode::RoomPermissionDenied));
+        assert_eq!(
+            code(check_moderator(Role::Member)),
+            Some(ErrorCode::RoomPermissionDenied)
+        );
     }
 }

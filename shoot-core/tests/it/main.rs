@@ -7,3 +7,4 @@ mod pipeline;
 mod rooms;
 mod messages;
 mod schedule;
+mod props;

@@ -23,7 +23,9 @@ async fn setup() -> (Harness, [UserId; 4], RoomId) {
 
 fn changes(e: &Event) -> Option<(MessageId, MessageChange)> {
     match e {
-        Event::MessageChanged { message, change, .. } => Some((message.id, change.clone())),
+        Event::MessageChanged {
+            message, change, ..
+        } => Some((message.id, change.clone())),
         _ => None,
     }
 }
@@ -33,15 +35,60 @@ async fn messages_are_visible_to_participants_only_with_read_counts() {
     let (h, [alice, bob, carol, eve], room) = setup().await;
     let m = h.send_saved(alice, room, "hello").await;
     assert_eq!(h.engine.message(bob, m.id).await.unwrap().read_count, 0);
-    h.engine.mark_read(bob, room, ReadTarget::All).await.unwrap();
-    h.engine.mark_read(alice, room, ReadTarget::All).await.unwrap();
-    assert_eq!(h.engine.message(carol, m.id).await.unwrap().read_count, 1, "the sender does not count");
-    assert_eq!(code(h.engine.message(eve, m.id).await), ErrorCode::MessageNotFound);
-    assert_eq!(code(h.engine.message(bob, MessageId(404)).await), ErrorCode::MessageNotFound);
-    let page = h.engine.history(carol, room, HistoryQuery { before: None, after: None, limit: 0 }).await.unwrap();
-    assert_eq!(page.iter().map(|r| (r.message.id, r.read_count)).collect::<Vec<_>>(), vec![(m.id, 1)]);
+    h.engine
+        .mark_read(bob, room, ReadTarget::All)
+        .await
+        .unwrap();
+    h.engine
+        .mark_read(alice, room, ReadTarget::All)
+        .await
+        .unwrap();
     assert_eq!(
-        code(h.engine.history(eve, room, HistoryQuery { before: None, after: None, limit: 10 }).await),
+        h.engine.message(carol, m.id).await.unwrap().read_count,
+        1,
+        "the sender does not count"
+    );
+    assert_eq!(
+        code(h.engine.message(eve, m.id).await),
+        ErrorCode::MessageNotFound
+    );
+    assert_eq!(
+        code(h.engine.message(bob, MessageId(404)).await),
+        ErrorCode::MessageNotFound
+    );
+    let page = h
+        .engine
+        .history(
+            carol,
+            room,
+            HistoryQuery {
+                before: None,
+                after: None,
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter()
+            .map(|r| (r.message.id, r.read_count))
+            .collect::<Vec<_>>(),
+        vec![(m.id, 1)]
+    );
+    assert_eq!(
+        code(
+            h.engine
+                .history(
+                    eve,
+                    room,
+                    HistoryQuery {
+                        before: None,
+                        after: None,
+                        limit: 10
+                    }
+                )
+                .await
+        ),
         ErrorCode::NotRoomParticipant
     );
 }
@@ -51,10 +98,26 @@ async fn edits_follow_sender_window_and_deletion() {
     let (h, [alice, bob, _carol, eve], room) = setup().await;
     let m = h.send_saved(alice, room, "first").await;
     let mut in_room = h.subscribe(Topic::Room(room)).await;
-    let edited = h.engine.edit_message(alice, m.id, " second ").await.unwrap();
+    let edited = h
+        .engine
+        .edit_message(alice, m.id, " second ")
+        .await
+        .unwrap();
     assert_eq!((edited.text.as_str(), edited.is_edited), ("second", true));
-    assert_eq!(wait_for(&mut in_room, changes).await, (m.id, MessageChange::Edited));
-    assert_eq!(h.stores.messages.get_message(m.id).await.unwrap().unwrap().text, "second");
+    assert_eq!(
+        wait_for(&mut in_room, changes).await,
+        (m.id, MessageChange::Edited)
+    );
+    assert_eq!(
+        h.stores
+            .messages
+            .get_message(m.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .text,
+        "second"
+    );
     let check = |actor: UserId, text: &'static str, expect: ErrorCode| {
         let h = &h;
         async move { assert_eq!(code(h.engine.edit_message(actor, m.id, text).await), expect) }
@@ -66,7 +129,10 @@ async fn edits_follow_sender_window_and_deletion() {
     check(alice, "late", ErrorCode::EditWindowExpired).await;
     let fresh = h.send_saved(alice, room, "fresh").await;
     h.engine.delete_message(alice, fresh.id).await.unwrap();
-    assert_eq!(code(h.engine.edit_message(alice, fresh.id, "x").await), ErrorCode::MessageDeleted);
+    assert_eq!(
+        code(h.engine.edit_message(alice, fresh.id, "x").await),
+        ErrorCode::MessageDeleted
+    );
 }
 
 #[tokio::test]
@@ -76,21 +142,63 @@ async fn deletes_leave_tombstones_and_follow_roles() {
     let by_carol = h.send_saved(carol, room, "carol's").await;
     let pinned = h.send_saved(carol, room, "pinned").await;
     h.engine.pin_message(alice, pinned.id).await.unwrap();
-    assert_eq!(code(h.engine.delete_message(carol, by_bob.id).await), ErrorCode::NotMessageSender);
+    assert_eq!(
+        code(h.engine.delete_message(carol, by_bob.id).await),
+        ErrorCode::NotMessageSender
+    );
     let mut in_room = h.subscribe(Topic::Room(room)).await;
     let gone = h.engine.delete_message(bob, by_bob.id).await.unwrap();
     assert_eq!((gone.text.as_str(), gone.is_deleted), ("", true));
-    assert_eq!(wait_for(&mut in_room, changes).await, (by_bob.id, MessageChange::Deleted));
+    assert_eq!(
+        wait_for(&mut in_room, changes).await,
+        (by_bob.id, MessageChange::Deleted)
+    );
     // The owner deletes anybody's message; an admin too.
     h.engine.delete_message(alice, by_carol.id).await.unwrap();
-    h.stores.rooms.set_role(room, bob, Role::Admin).await.unwrap();
+    h.stores
+        .rooms
+        .set_role(room, bob, Role::Admin)
+        .await
+        .unwrap();
     h.engine.delete_message(bob, pinned.id).await.unwrap();
-    assert!(h.engine.pinned_messages(alice, room).await.unwrap().is_empty(), "deleting unpins");
+    assert!(
+        h.engine
+            .pinned_messages(alice, room)
+            .await
+            .unwrap()
+            .is_empty(),
+        "deleting unpins"
+    );
     // Deleting twice is harmless.
-    assert!(h.engine.delete_message(bob, by_bob.id).await.unwrap().is_deleted);
-    let history = h.engine.history(alice, room, HistoryQuery { before: None, after: None, limit: 10 }).await.unwrap();
-    let seqs: Vec<(i64, bool)> = history.iter().map(|r| (r.message.seq.0, r.message.is_deleted)).collect();
-    assert_eq!(seqs, vec![(1, true), (2, true), (3, true)], "tombstones keep their place");
+    assert!(
+        h.engine
+            .delete_message(bob, by_bob.id)
+            .await
+            .unwrap()
+            .is_deleted
+    );
+    let history = h
+        .engine
+        .history(
+            alice,
+            room,
+            HistoryQuery {
+                before: None,
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<(i64, bool)> = history
+        .iter()
+        .map(|r| (r.message.seq.0, r.message.is_deleted))
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![(1, true), (2, true), (3, true)],
+        "tombstones keep their place"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +209,17 @@ async fn reactions_are_per_code_and_notify_the_author() {
     let after = h.engine.add_reaction(bob, m.id, "like").await.unwrap();
     assert_eq!(after.reactions.get("like"), Some(&vec![bob]));
     let change = wait_for(&mut in_room, changes).await;
-    assert_eq!(change, (m.id, MessageChange::Reaction { code: "like".into(), user_id: bob, added: true }));
+    assert_eq!(
+        change,
+        (
+            m.id,
+            MessageChange::Reaction {
+                code: "like".into(),
+                user_id: bob,
+                added: true
+            }
+        )
+    );
     h.engine.add_reaction(bob, m.id, "love").await.unwrap();
     h.engine.add_reaction(bob, m.id, "like").await.unwrap();
     h.engine.add_reaction(carol, m.id, "like").await.unwrap();
@@ -109,14 +227,30 @@ async fn reactions_are_per_code_and_notify_the_author() {
     assert_eq!(after.reactions.get("like"), Some(&vec![bob, carol]));
     assert_eq!(after.reactions.get("love"), Some(&vec![bob]));
     let notes = h.engine.notifications(alice, 10, 0).await.unwrap();
-    assert_eq!(notes.iter().filter(|n| n.kind == NotificationType::Reaction).count(), 3, "not for her own or repeats");
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.kind == NotificationType::Reaction)
+            .count(),
+        3,
+        "not for her own or repeats"
+    );
     let after = h.engine.remove_reaction(bob, m.id, "love").await.unwrap();
     assert_eq!(after.reactions.get("love"), None);
     assert!(h.engine.remove_reaction(bob, m.id, "love").await.is_ok());
-    assert_eq!(code(h.engine.add_reaction(bob, m.id, "nope").await), ErrorCode::UnknownReaction);
-    assert_eq!(code(h.engine.add_reaction(eve, m.id, "like").await), ErrorCode::MessageNotFound);
+    assert_eq!(
+        code(h.engine.add_reaction(bob, m.id, "nope").await),
+        ErrorCode::UnknownReaction
+    );
+    assert_eq!(
+        code(h.engine.add_reaction(eve, m.id, "like").await),
+        ErrorCode::MessageNotFound
+    );
     let types = h.engine.reaction_types().await.unwrap();
-    assert_eq!(types.iter().map(|t| t.code.as_str()).collect::<Vec<_>>(), ["like", "love", "haha", "wow", "sad", "angry"]);
+    assert_eq!(
+        types.iter().map(|t| t.code.as_str()).collect::<Vec<_>>(),
+        ["like", "love", "haha", "wow", "sad", "angry"]
+    );
 }
 
 #[tokio::test]
@@ -126,19 +260,42 @@ async fn pins_are_limited_and_need_a_moderator_in_groups() {
     for i in 0..4 {
         ms.push(h.send_saved(bob, room, &format!("m{i}")).await);
     }
-    assert_eq!(code(h.engine.pin_message(bob, ms[0].id).await), ErrorCode::RoomPermissionDenied);
-    assert_eq!(code(h.engine.pin_message(eve, ms[0].id).await), ErrorCode::MessageNotFound);
+    assert_eq!(
+        code(h.engine.pin_message(bob, ms[0].id).await),
+        ErrorCode::RoomPermissionDenied
+    );
+    assert_eq!(
+        code(h.engine.pin_message(eve, ms[0].id).await),
+        ErrorCode::MessageNotFound
+    );
     let mut in_room = h.subscribe(Topic::Room(room)).await;
     let pinned = h.engine.pin_message(alice, ms[0].id).await.unwrap();
     assert_eq!(pinned.pin.map(|p| p.pinned_by), Some(alice));
-    assert_eq!(wait_for(&mut in_room, changes).await, (ms[0].id, MessageChange::Pinned));
-    assert_eq!(h.engine.pin_message(alice, ms[0].id).await.unwrap().pin, pinned.pin, "no-op");
+    assert_eq!(
+        wait_for(&mut in_room, changes).await,
+        (ms[0].id, MessageChange::Pinned)
+    );
+    assert_eq!(
+        h.engine.pin_message(alice, ms[0].id).await.unwrap().pin,
+        pinned.pin,
+        "no-op"
+    );
     h.clock.advance(Duration::from_secs(1));
     h.engine.pin_message(alice, ms[1].id).await.unwrap();
     h.clock.advance(Duration::from_secs(1));
     h.engine.toggle_pin(alice, ms[2].id).await.unwrap();
-    assert_eq!(code(h.engine.pin_message(alice, ms[3].id).await), ErrorCode::PinLimitExceeded);
-    let order: Vec<MessageId> = h.engine.pinned_messages(bob, room).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(
+        code(h.engine.pin_message(alice, ms[3].id).await),
+        ErrorCode::PinLimitExceeded
+    );
+    let order: Vec<MessageId> = h
+        .engine
+        .pinned_messages(bob, room)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(order, vec![ms[2].id, ms[1].id, ms[0].id]);
     let unpinned = h.engine.toggle_pin(alice, ms[2].id).await.unwrap();
     assert_eq!(unpinned.pin, None);
@@ -147,7 +304,14 @@ async fn pins_are_limited_and_need_a_moderator_in_groups() {
     // Anyone pins in a direct room.
     let (direct, _) = h.engine.create_direct_room(bob, eve).await.unwrap();
     let dm = h.send_saved(eve, direct.id, "dm").await;
-    assert!(h.engine.pin_message(bob, dm.id).await.unwrap().pin.is_some());
+    assert!(
+        h.engine
+            .pin_message(bob, dm.id)
+            .await
+            .unwrap()
+            .pin
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -161,18 +325,29 @@ async fn threads_summarise_replies() {
         let r = h.engine.send_message(who, cmd).await.unwrap();
         replies.push(h.saved(r.message_id).await);
     }
-    let threads = h.until(|| async {
-        let t = h.engine.threads(alice, room, 10).await.unwrap();
-        (t.first().is_some_and(|t| t.reply_count == 3)).then_some(t)
-    })
-    .await;
+    let threads = h
+        .until(|| async {
+            let t = h.engine.threads(alice, room, 10).await.unwrap();
+            (t.first().is_some_and(|t| t.reply_count == 3)).then_some(t)
+        })
+        .await;
     assert_eq!(threads.len(), 1);
     assert_eq!(threads[0].root.id, root.id);
-    assert_eq!(threads[0].last_reply.as_ref().map(|m| m.id), Some(replies[2].id));
+    assert_eq!(
+        threads[0].last_reply.as_ref().map(|m| m.id),
+        Some(replies[2].id)
+    );
     assert_eq!(threads[0].participants, vec![bob, carol]);
-    let detail = h.engine.thread(carol, replies[0].id, Some(replies[0].seq), 10).await.unwrap();
+    let detail = h
+        .engine
+        .thread(carol, replies[0].id, Some(replies[0].seq), 10)
+        .await
+        .unwrap();
     assert_eq!(detail.root.id, root.id, "a reply's id resolves to its root");
-    assert_eq!(detail.replies.iter().map(|m| m.id).collect::<Vec<_>>(), vec![replies[1].id, replies[2].id]);
+    assert_eq!(
+        detail.replies.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![replies[1].id, replies[2].id]
+    );
 }
 
 #[tokio::test]
@@ -181,24 +356,63 @@ async fn forwarding_copies_to_rooms_the_user_is_in() {
     let other = h.group(bob, &[carol]).await;
     let foreign = h.group(eve, &[carol]).await;
     let src = h.send_saved(alice, room, "original").await;
-    let receipts = h.engine.forward_message(bob, src.id, vec![other, room, other], Some(" fyi ".into())).await.unwrap();
+    let receipts = h
+        .engine
+        .forward_message(bob, src.id, vec![other, room, other], Some(" fyi ".into()))
+        .await
+        .unwrap();
     assert_eq!(receipts.len(), 2);
     for r in &receipts {
         let copy = h.saved(r.message_id).await;
         assert_eq!(copy.text, "fyi\noriginal");
         assert_eq!(copy.sender_id, bob);
-        assert_eq!(copy.forwarded_from, Some(ForwardedFrom { message_id: src.id, room_id: room, sender_id: alice }));
+        assert_eq!(
+            copy.forwarded_from,
+            Some(ForwardedFrom {
+                message_id: src.id,
+                room_id: room,
+                sender_id: alice
+            })
+        );
     }
     // The copy's tempId is `fwd:{source}:{target}:{now}`: a repeat within the same
     // millisecond is a duplicate (double-click protection), a later one a new copy.
-    let again = h.engine.forward_message(bob, src.id, vec![other], None).await.unwrap();
-    assert_eq!((again[0].message_id, again[0].duplicate), (receipts[0].message_id, true));
+    let again = h
+        .engine
+        .forward_message(bob, src.id, vec![other], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again[0].message_id, again[0].duplicate),
+        (receipts[0].message_id, true)
+    );
     h.clock.advance(Duration::from_millis(1));
-    let plain = h.engine.forward_message(bob, src.id, vec![other], None).await.unwrap();
+    let plain = h
+        .engine
+        .forward_message(bob, src.id, vec![other], None)
+        .await
+        .unwrap();
     assert_eq!(h.saved(plain[0].message_id).await.text, "original");
-    assert_eq!(code(h.engine.forward_message(bob, src.id, vec![foreign], None).await), ErrorCode::NotRoomParticipant);
-    assert_eq!(code(h.engine.forward_message(eve, src.id, vec![foreign], None).await), ErrorCode::MessageNotFound);
-    assert_eq!(code(h.engine.forward_message(bob, src.id, vec![], None).await), ErrorCode::ValidationFailed);
+    assert_eq!(
+        code(
+            h.engine
+                .forward_message(bob, src.id, vec![foreign], None)
+                .await
+        ),
+        ErrorCode::NotRoomParticipant
+    );
+    assert_eq!(
+        code(
+            h.engine
+                .forward_message(eve, src.id, vec![foreign], None)
+                .await
+        ),
+        ErrorCode::MessageNotFound
+    );
+    assert_eq!(
+        code(h.engine.forward_message(bob, src.id, vec![], None).await),
+        ErrorCode::ValidationFailed
+    );
 }
 
 #[tokio::test]
@@ -208,10 +422,26 @@ async fn search_finds_live_messages_of_the_room() {
     let deleted = h.send_saved(bob, room, "rust belt").await;
     h.send_saved(bob, room, "python").await;
     h.engine.delete_message(bob, deleted.id).await.unwrap();
-    let found = h.engine.search_messages(bob, room, "RUST", 10).await.unwrap();
-    assert_eq!(found.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["Rust is great"]);
-    assert!(h.engine.search_messages(bob, room, "  ", 10).await.unwrap().is_empty());
-    assert_eq!(code(h.engine.search_messages(eve, room, "rust", 10).await), ErrorCode::NotRoomParticipant);
+    let found = h
+        .engine
+        .search_messages(bob, room, "RUST", 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        vec!["Rust is great"]
+    );
+    assert!(
+        h.engine
+            .search_messages(bob, room, "  ", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        code(h.engine.search_messages(eve, room, "rust", 10).await),
+        ErrorCode::NotRoomParticipant
+    );
 }
 
 #[tokio::test]
@@ -225,11 +455,21 @@ async fn read_cursors_move_forward_only_and_push_updates() {
     let mut bobs = h.subscribe(Topic::User(bob)).await;
     let check = |target: ReadTarget, expect: i64| {
         let h = &h;
-        async move { assert_eq!(h.engine.mark_read(bob, room, target).await.unwrap(), Seq(expect), "{target:?}") }
+        async move {
+            assert_eq!(
+                h.engine.mark_read(bob, room, target).await.unwrap(),
+                Seq(expect),
+                "{target:?}"
+            )
+        }
     };
     check(ReadTarget::Seq(Seq(2)), 2).await;
     let receipt = wait_for(&mut in_room, |e| match e {
-        Event::ReadReceipt { user_id, last_read_seq, .. } => Some((*user_id, *last_read_seq)),
+        Event::ReadReceipt {
+            user_id,
+            last_read_seq,
+            ..
+        } => Some((*user_id, *last_read_seq)),
         _ => None,
     })
     .await;
@@ -245,8 +485,18 @@ async fn read_cursors_move_forward_only_and_push_updates() {
     check(ReadTarget::Seq(Seq(99)), 4).await;
     check(ReadTarget::All, 4).await;
     assert_eq!(h.engine.unread_counts(bob).await.unwrap(), vec![(room, 0)]);
-    assert_eq!(code(h.engine.mark_read(eve, room, ReadTarget::All).await), ErrorCode::NotRoomParticipant);
-    assert_eq!(code(h.engine.mark_read(bob, room, ReadTarget::Message(MessageId(404))).await), ErrorCode::MessageNotFound);
+    assert_eq!(
+        code(h.engine.mark_read(eve, room, ReadTarget::All).await),
+        ErrorCode::NotRoomParticipant
+    );
+    assert_eq!(
+        code(
+            h.engine
+                .mark_read(bob, room, ReadTarget::Message(MessageId(404)))
+                .await
+        ),
+        ErrorCode::MessageNotFound
+    );
 }
 
 #[tokio::test]
@@ -265,16 +515,36 @@ async fn sync_returns_exactly_the_missed_pages() {
     for i in 1..=8 {
         ids.push(h.send_saved(alice, room, &format!("m{i}")).await.id);
     }
-    let check = |last_seq: Option<i64>, last_id: Option<MessageId>, dir: SyncDirection, expect: Vec<i64>, more: bool| {
+    let check = |last_seq: Option<i64>,
+                 last_id: Option<MessageId>,
+                 dir: SyncDirection,
+                 expect: Vec<i64>,
+                 more: bool| {
         let h = &h;
         async move {
-            let req = SyncRequest { room_id: room, last_seq: last_seq.map(Seq), last_message_id: last_id, direction: dir };
+            let req = SyncRequest {
+                room_id: room,
+                last_seq: last_seq.map(Seq),
+                last_message_id: last_id,
+                direction: dir,
+            };
             let page = h.engine.sync(bob, req).await.unwrap();
             let got: Vec<i64> = page.messages.iter().map(|r| r.message.seq.0).collect();
-            assert_eq!((got, page.has_more, page.latest_seq), (expect, more, Seq(8)), "{last_seq:?} {dir:?}");
+            assert_eq!(
+                (got, page.has_more, page.latest_seq),
+                (expect, more, Seq(8)),
+                "{last_seq:?} {dir:?}"
+            );
         }
     };
-    check(None, None, SyncDirection::Initial, vec![4, 5, 6, 7, 8], true).await;
+    check(
+        None,
+        None,
+        SyncDirection::Initial,
+        vec![4, 5, 6, 7, 8],
+        true,
+    )
+    .await;
     check(Some(0), None, SyncDirection::After, vec![1, 2, 3], true).await;
     check(Some(3), None, SyncDirection::After, vec![4, 5, 6], true).await;
     check(Some(5), None, SyncDirection::After, vec![6, 7, 8], false).await;
@@ -283,8 +553,23 @@ async fn sync_returns_exactly_the_missed_pages() {
     check(Some(4), None, SyncDirection::Before, vec![1, 2, 3], false).await;
     check(Some(8), None, SyncDirection::Before, vec![5, 6, 7], true).await;
     check(None, None, SyncDirection::Before, vec![4, 5, 6, 7, 8], true).await;
-    let none = SyncRequest { room_id: room, last_seq: None, last_message_id: None, direction: SyncDirection::Initial };
-    assert_eq!(code(h.engine.sync(eve, none.clone()).await), ErrorCode::NotRoomParticipant);
-    let bad = SyncRequest { last_message_id: Some(MessageId(404)), direction: SyncDirection::After, ..none };
-    assert_eq!(code(h.engine.sync(bob, bad).await), ErrorCode::MessageNotFound);
+    let none = SyncRequest {
+        room_id: room,
+        last_seq: None,
+        last_message_id: None,
+        direction: SyncDirection::Initial,
+    };
+    assert_eq!(
+        code(h.engine.sync(eve, none.clone()).await),
+        ErrorCode::NotRoomParticipant
+    );
+    let bad = SyncRequest {
+        last_message_id: Some(MessageId(404)),
+        direction: SyncDirection::After,
+        ..none
+    };
+    assert_eq!(
+        code(h.engine.sync(bob, bad).await),
+        ErrorCode::MessageNotFound
+    );
 }

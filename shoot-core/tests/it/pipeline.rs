@@ -14,7 +14,9 @@ use shoot_core::events::{Event, MessageChange, StatusUpdate, Topic};
 use shoot_core::identity::{User, UserStatus};
 use shoot_core::ids::{MessageId, RoomId, Seq};
 use shoot_core::memory::{ManualClock, MemoryMessageStore, MemoryStores};
-use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin, UrlPreview};
+use shoot_core::messages::{
+    HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin, UrlPreview,
+};
 use shoot_core::notifications::NotificationType;
 use shoot_core::ports::{Clock, EventStream, LinkFetcher, Spawner};
 use shoot_core::{ChatEngine, EngineConfig, ErrorCode, Limits, Ports, Timestamp, UserId};
@@ -48,7 +50,10 @@ impl Harness {
         Harness::custom(edit, |_| {})
     }
 
-    pub(crate) fn custom(limits: impl FnOnce(&mut Limits), ports: impl FnOnce(&mut Ports)) -> Harness {
+    pub(crate) fn custom(
+        limits: impl FnOnce(&mut Limits),
+        ports: impl FnOnce(&mut Ports),
+    ) -> Harness {
         let clock = ManualClock::at_2024();
         let dyn_clock: Arc<dyn Clock> = Arc::new(clock.clone());
         let stores = MemoryStores::new(dyn_clock.clone());
@@ -57,8 +62,17 @@ impl Harness {
         let mut l = Limits::default();
         l.messages_per_second = 0.0;
         limits(&mut l);
-        let config = EngineConfig { limits: l, instance_id: "test".to_owned(), ..EngineConfig::default() };
-        Harness { engine: ChatEngine::new(p, config), stores, clock, temp: AtomicUsize::new(0) }
+        let config = EngineConfig {
+            limits: l,
+            instance_id: "test".to_owned(),
+            ..EngineConfig::default()
+        };
+        Harness {
+            engine: ChatEngine::new(p, config),
+            stores,
+            clock,
+            temp: AtomicUsize::new(0),
+        }
     }
 
     /// Another engine instance over the same ports (a second server of the cluster).
@@ -94,7 +108,9 @@ impl Harness {
             created_at: now,
             updated_at: now,
         };
-        shoot_core::identity::UserStore::create_user(&*self.stores.users, &user).await.expect("create user");
+        shoot_core::identity::UserStore::create_user(&*self.stores.users, &user)
+            .await
+            .expect("create user");
         id
     }
 
@@ -107,7 +123,12 @@ impl Harness {
     }
 
     pub(crate) async fn group(&self, owner: UserId, members: &[UserId]) -> RoomId {
-        self.engine.create_group_room(owner, "team", members.to_vec()).await.expect("group").room.id
+        self.engine
+            .create_group_room(owner, "team", members.to_vec())
+            .await
+            .expect("group")
+            .room
+            .id
     }
 
     pub(crate) fn cmd(&self, room: RoomId, text: &str) -> SendMessage {
@@ -123,7 +144,10 @@ impl Harness {
     }
 
     pub(crate) async fn send(&self, actor: UserId, room: RoomId, text: &str) -> SendReceipt {
-        self.engine.send_message(actor, self.cmd(room, text)).await.expect("send")
+        self.engine
+            .send_message(actor, self.cmd(room, text))
+            .await
+            .expect("send")
     }
 
     /// Sends and waits until the persistence worker stored it (the engine must be started).
@@ -134,7 +158,8 @@ impl Harness {
 
     /// Polls the store (with a deadline) until `id` is stored.
     pub(crate) async fn saved(&self, id: MessageId) -> Message {
-        self.until(|| async move { self.stores.messages.get_message(id).await.expect("get") }).await
+        self.until(|| async move { self.stores.messages.get_message(id).await.expect("get") })
+            .await
     }
 
     /// Polls `f` until it returns `Some`, yielding to background tasks; panics after the deadline.
@@ -148,7 +173,10 @@ impl Harness {
             if let Some(v) = f().await {
                 return v;
             }
-            assert!(std::time::Instant::now() < deadline, "condition not reached in time");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not reached in time"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -160,11 +188,17 @@ impl Harness {
 
 /// The next event of `stream`, failing after the deadline.
 pub(crate) async fn next_event(stream: &mut EventStream) -> Arc<Event> {
-    tokio::time::timeout(DEADLINE, stream.next()).await.expect("no event in time").expect("stream ended")
+    tokio::time::timeout(DEADLINE, stream.next())
+        .await
+        .expect("no event in time")
+        .expect("stream ended")
 }
 
 /// Events until one matches `pick`, returning what it picked.
-pub(crate) async fn wait_for<T>(stream: &mut EventStream, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+pub(crate) async fn wait_for<T>(
+    stream: &mut EventStream,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
     loop {
         let e = next_event(stream).await;
         if let Some(v) = pick(&e) {
@@ -174,7 +208,10 @@ pub(crate) async fn wait_for<T>(stream: &mut EventStream, mut pick: impl FnMut(&
 }
 
 /// Status updates of `stream` until one for `temp_id` is final, in order.
-pub(crate) async fn statuses_until_final(stream: &mut EventStream, temp_id: &str) -> Vec<StatusUpdate> {
+pub(crate) async fn statuses_until_final(
+    stream: &mut EventStream,
+    temp_id: &str,
+) -> Vec<StatusUpdate> {
     let mut out = Vec::new();
     loop {
         if let Event::Status(s) = &*next_event(stream).await {
@@ -206,17 +243,34 @@ async fn a_send_goes_through_every_status_in_order() {
     let cmd = h.cmd(room, "  hello  ");
     let temp = cmd.temp_id.clone();
     let receipt = h.engine.send_message(alice, cmd).await.unwrap();
-    assert_eq!((receipt.seq, receipt.room_id, receipt.duplicate), (Seq(1), room, false));
-    let expect = vec![MessageStatus::Sending, MessageStatus::SentToKafka, MessageStatus::Processing, MessageStatus::Saved];
+    assert_eq!(
+        (receipt.seq, receipt.room_id, receipt.duplicate),
+        (Seq(1), room, false)
+    );
+    let expect = vec![
+        MessageStatus::Sending,
+        MessageStatus::SentToKafka,
+        MessageStatus::Processing,
+        MessageStatus::Saved,
+    ];
     let user_updates = statuses_until_final(&mut mine, &temp).await;
     assert_eq!(kinds(&user_updates), expect);
-    assert_eq!(user_updates.last().unwrap().message_id, Some(receipt.message_id));
+    assert_eq!(
+        user_updates.last().unwrap().message_id,
+        Some(receipt.message_id)
+    );
     let room_updates = statuses_until_final(&mut in_room, &temp).await;
     assert_eq!(kinds(&room_updates), expect);
     let stored = h.saved(receipt.message_id).await;
-    assert_eq!((stored.text.as_str(), stored.seq, stored.status), ("hello", Seq(1), MessageStatus::Saved));
+    assert_eq!(
+        (stored.text.as_str(), stored.seq, stored.status),
+        ("hello", Seq(1), MessageStatus::Saved)
+    );
     let room_row = h.engine.room(alice, room).await.unwrap().room;
-    assert_eq!((room_row.last_seq, room_row.last_message_id), (Seq(1), Some(receipt.message_id)));
+    assert_eq!(
+        (room_row.last_seq, room_row.last_message_id),
+        (Seq(1), Some(receipt.message_id))
+    );
 }
 
 #[tokio::test]
@@ -227,21 +281,53 @@ async fn rejected_sends_fail_with_the_precise_code_and_a_failed_status() {
     let other_room = h.group(carol, &[dave]).await;
     let foreign = h.send_saved(carol, other_room, "elsewhere").await;
     let (direct, _) = h.engine.create_direct_room(alice, dave).await.unwrap();
-    shoot_core::social::SocialStore::block(&*h.stores.social, dave, alice, h.clock.now()).await.unwrap();
+    shoot_core::social::SocialStore::block(&*h.stores.social, dave, alice, h.clock.now())
+        .await
+        .unwrap();
     let mut mine = h.subscribe(Topic::User(alice)).await;
 
     let cases: Vec<(Box<dyn FnOnce(&mut SendMessage)>, ErrorCode)> = vec![
         (Box::new(|c| c.text = "   ".into()), ErrorCode::MessageEmpty),
-        (Box::new(|c| c.text = "x".repeat(4001)), ErrorCode::MessageTooLong),
-        (Box::new(|c| c.message_type = MessageType::System), ErrorCode::InvalidMessageType),
-        (Box::new(|c| c.temp_id = String::new()), ErrorCode::InvalidTempId),
-        (Box::new(|c| c.temp_id = "x".repeat(65)), ErrorCode::InvalidTempId),
-        (Box::new(|c| c.room_id = other_room), ErrorCode::NotRoomParticipant),
-        (Box::new(|c| c.room_id = RoomId(404)), ErrorCode::RoomNotFound),
-        (Box::new(move |c| c.room_id = direct.id), ErrorCode::UserBlocked),
-        (Box::new(move |c| c.mentions = vec![carol]), ErrorCode::InvalidMention),
-        (Box::new(move |c| c.thread_id = Some(foreign.id)), ErrorCode::MessageNotFound),
-        (Box::new(|c| c.thread_id = Some(MessageId(404))), ErrorCode::MessageNotFound),
+        (
+            Box::new(|c| c.text = "x".repeat(4001)),
+            ErrorCode::MessageTooLong,
+        ),
+        (
+            Box::new(|c| c.message_type = MessageType::System),
+            ErrorCode::InvalidMessageType,
+        ),
+        (
+            Box::new(|c| c.temp_id = String::new()),
+            ErrorCode::InvalidTempId,
+        ),
+        (
+            Box::new(|c| c.temp_id = "x".repeat(65)),
+            ErrorCode::InvalidTempId,
+        ),
+        (
+            Box::new(|c| c.room_id = other_room),
+            ErrorCode::NotRoomParticipant,
+        ),
+        (
+            Box::new(|c| c.room_id = RoomId(404)),
+            ErrorCode::RoomNotFound,
+        ),
+        (
+            Box::new(move |c| c.room_id = direct.id),
+            ErrorCode::UserBlocked,
+        ),
+        (
+            Box::new(move |c| c.mentions = vec![carol]),
+            ErrorCode::InvalidMention,
+        ),
+        (
+            Box::new(move |c| c.thread_id = Some(foreign.id)),
+            ErrorCode::MessageNotFound,
+        ),
+        (
+            Box::new(|c| c.thread_id = Some(MessageId(404))),
+            ErrorCode::MessageNotFound,
+        ),
     ];
     for (edit, expect) in cases {
         let mut cmd = h.cmd(room, "hi");
@@ -256,7 +342,11 @@ async fn rejected_sends_fail_with_the_precise_code_and_a_failed_status() {
         assert_eq!(failed.status, MessageStatus::Failed, "{expect}");
         assert_eq!(failed.error_code.as_deref(), Some(expect.as_str()));
     }
-    assert_eq!(h.stores.log.len(), 1, "only the foreign message reached the log");
+    assert_eq!(
+        h.stores.log.len(),
+        1,
+        "only the foreign message reached the log"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +360,10 @@ async fn the_rate_limit_rejects_bursts_beyond_the_bucket() {
     for _ in 0..3 {
         h.send(alice, room, "hi").await;
     }
-    assert_eq!(code(h.engine.send_message(alice, h.cmd(room, "hi")).await), ErrorCode::RateLimited);
+    assert_eq!(
+        code(h.engine.send_message(alice, h.cmd(room, "hi")).await),
+        ErrorCode::RateLimited
+    );
     // Bob has his own bucket.
     h.send(bob, room, "hi").await;
     h.clock.advance(Duration::from_secs(1));
@@ -290,25 +383,46 @@ async fn a_retried_temp_id_returns_the_first_message() {
     h.saved(first.message_id).await;
     let mut mine = h.subscribe(Topic::User(alice)).await;
     let third = h.engine.send_message(alice, cmd.clone()).await.unwrap();
-    assert_eq!((third.message_id, third.duplicate), (first.message_id, true));
+    assert_eq!(
+        (third.message_id, third.duplicate),
+        (first.message_id, true)
+    );
     let re_emitted = wait_for(&mut mine, |e| match e {
         Event::Status(s) => Some(s.clone()),
         _ => None,
     })
     .await;
-    assert_eq!((re_emitted.status, re_emitted.message_id), (MessageStatus::Saved, Some(first.message_id)));
+    assert_eq!(
+        (re_emitted.status, re_emitted.message_id),
+        (MessageStatus::Saved, Some(first.message_id))
+    );
     // Same tempId from another sender is another message.
     let bobs = h.engine.send_message(bob, cmd).await.unwrap();
     assert!(!bobs.duplicate);
     assert_eq!(h.stores.log.len(), 2);
     // An expired claim still finds the stored message.
     h.clock.advance(Duration::from_secs(25 * 3600));
-    let late = h.engine.send_message(alice, h.cmd(room, "x")).await.unwrap();
+    let late = h
+        .engine
+        .send_message(alice, h.cmd(room, "x"))
+        .await
+        .unwrap();
     assert!(!late.duplicate);
     let mut replay = h.cmd(room, "once");
-    replay.temp_id = h.stores.messages.get_message(first.message_id).await.unwrap().unwrap().temp_id.unwrap();
+    replay.temp_id = h
+        .stores
+        .messages
+        .get_message(first.message_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .temp_id
+        .unwrap();
     let replayed = h.engine.send_message(alice, replay).await.unwrap();
-    assert_eq!((replayed.message_id, replayed.duplicate), (first.message_id, true));
+    assert_eq!(
+        (replayed.message_id, replayed.duplicate),
+        (first.message_id, true)
+    );
 }
 
 #[tokio::test]
@@ -357,10 +471,19 @@ async fn an_append_failure_fails_the_send_and_releases_the_temp_id() {
     let mut mine = h.subscribe(Topic::User(alice)).await;
     h.stores.log.set_failing(true);
     let cmd = h.cmd(room, "hi");
-    assert_eq!(code(h.engine.send_message(alice, cmd.clone()).await), ErrorCode::BackendUnavailable);
+    assert_eq!(
+        code(h.engine.send_message(alice, cmd.clone()).await),
+        ErrorCode::BackendUnavailable
+    );
     let updates = statuses_until_final(&mut mine, &cmd.temp_id).await;
-    assert_eq!(kinds(&updates), vec![MessageStatus::Sending, MessageStatus::Failed]);
-    assert_eq!(updates[1].error_code.as_deref(), Some("BACKEND_UNAVAILABLE"));
+    assert_eq!(
+        kinds(&updates),
+        vec![MessageStatus::Sending, MessageStatus::Failed]
+    );
+    assert_eq!(
+        updates[1].error_code.as_deref(),
+        Some("BACKEND_UNAVAILABLE")
+    );
     h.stores.log.set_failing(false);
     let r = h.engine.send_message(alice, cmd).await.unwrap();
     assert_eq!((r.seq, r.duplicate), (Seq(1), false));
@@ -374,9 +497,20 @@ async fn shutdown_drains_and_then_refuses_sends() {
     let r = h.send(alice, room, "before").await;
     h.saved(r.message_id).await;
     h.engine.shutdown().await.unwrap();
-    let err = h.engine.send_message(alice, h.cmd(room, "after")).await.unwrap_err();
-    assert_eq!((err.code(), err.message()), (ErrorCode::BackendUnavailable, "shutting down"));
-    assert_eq!(h.stores.log.lag("persistence"), 0, "the saved batch was committed");
+    let err = h
+        .engine
+        .send_message(alice, h.cmd(room, "after"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (ErrorCode::BackendUnavailable, "shutting down")
+    );
+    assert_eq!(
+        h.stores.log.lag("persistence"),
+        0,
+        "the saved batch was committed"
+    );
 }
 
 #[tokio::test]
@@ -389,9 +523,12 @@ async fn the_worker_pushes_room_updates_and_notifications() {
     let root = h.send_saved(alice, room, "hey @bob").await;
     assert_eq!(root.mentions, vec![bob]);
     let (unread, last) = wait_for(&mut bobs, |e| match e {
-        Event::RoomUpdate { room_id, unread_count, last_message, .. } if *room_id == room => {
-            Some((*unread_count, last_message.as_ref().map(|m| m.id)))
-        }
+        Event::RoomUpdate {
+            room_id,
+            unread_count,
+            last_message,
+            ..
+        } if *room_id == room => Some((*unread_count, last_message.as_ref().map(|m| m.id))),
         _ => None,
     })
     .await;
@@ -401,7 +538,10 @@ async fn the_worker_pushes_room_updates_and_notifications() {
         _ => None,
     })
     .await;
-    assert_eq!((mention.kind, mention.message_id, mention.actor_id), (NotificationType::Mention, Some(root.id), Some(alice)));
+    assert_eq!(
+        (mention.kind, mention.message_id, mention.actor_id),
+        (NotificationType::Mention, Some(root.id), Some(alice))
+    );
 
     let mut in_room = h.subscribe(Topic::Room(room)).await;
     let mut reply_cmd = h.cmd(room, "a reply");
@@ -412,25 +552,44 @@ async fn the_worker_pushes_room_updates_and_notifications() {
     nested.thread_id = Some(reply.id);
     let nested = h.engine.send_message(bob, nested).await.unwrap();
     let nested = h.saved(nested.message_id).await;
-    assert_eq!((reply.thread_id, nested.thread_id), (Some(root.id), Some(root.id)));
+    assert_eq!(
+        (reply.thread_id, nested.thread_id),
+        (Some(root.id), Some(root.id))
+    );
     let updated = wait_for(&mut in_room, |e| match e {
-        Event::MessageChanged { message, change: MessageChange::ThreadUpdated, .. } => Some(message.clone()),
+        Event::MessageChanged {
+            message,
+            change: MessageChange::ThreadUpdated,
+            ..
+        } => Some(message.clone()),
         _ => None,
     })
     .await;
     assert_eq!(updated.id, root.id);
-    let alices = h.until(|| async {
-        let n = h.engine.notifications(alice, 10, 0).await.unwrap();
-        (n.iter().filter(|n| n.kind == NotificationType::Reply).count() == 2).then_some(n)
-    })
-    .await;
+    let alices = h
+        .until(|| async {
+            let n = h.engine.notifications(alice, 10, 0).await.unwrap();
+            (n.iter()
+                .filter(|n| n.kind == NotificationType::Reply)
+                .count()
+                == 2)
+                .then_some(n)
+        })
+        .await;
     assert!(alices.iter().all(|n| n.kind == NotificationType::Reply));
     let thread = h.engine.thread(alice, root.id, None, 10).await.unwrap();
     assert_eq!(thread.root.reply_count, 2);
-    assert_eq!(thread.replies.iter().map(|m| m.id).collect::<Vec<_>>(), vec![reply.id, nested.id]);
+    assert_eq!(
+        thread.replies.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![reply.id, nested.id]
+    );
     // Carol's unread count counts everything but her own messages.
     let carol_unread = wait_for(&mut carols, |e| match e {
-        Event::RoomUpdate { unread_count, last_message: Some(m), .. } if m.id == nested.id => Some(*unread_count),
+        Event::RoomUpdate {
+            unread_count,
+            last_message: Some(m),
+            ..
+        } if m.id == nested.id => Some(*unread_count),
         _ => None,
     })
     .await;
@@ -473,10 +632,22 @@ impl MessageStore for FlakyMessages {
     async fn update_message(&self, message: &Message) -> PortResult<()> {
         self.inner.update_message(message).await
     }
-    async fn add_reaction(&self, m: MessageId, code: &str, user: UserId, at: Timestamp) -> PortResult<bool> {
+    async fn add_reaction(
+        &self,
+        m: MessageId,
+        code: &str,
+        user: UserId,
+        at: Timestamp,
+    ) -> PortResult<bool> {
         self.inner.add_reaction(m, code, user, at).await
     }
-    async fn remove_reaction(&self, m: MessageId, code: &str, user: UserId, at: Timestamp) -> PortResult<bool> {
+    async fn remove_reaction(
+        &self,
+        m: MessageId,
+        code: &str,
+        user: UserId,
+        at: Timestamp,
+    ) -> PortResult<bool> {
         self.inner.remove_reaction(m, code, user, at).await
     }
     async fn set_pin(&self, m: MessageId, pin: Option<Pin>, at: Timestamp) -> PortResult<()> {
@@ -485,7 +656,12 @@ impl MessageStore for FlakyMessages {
     async fn pinned(&self, room: RoomId) -> PortResult<Vec<Message>> {
         self.inner.pinned(room).await
     }
-    async fn thread_replies(&self, root: MessageId, after: Option<Seq>, limit: usize) -> PortResult<Vec<Message>> {
+    async fn thread_replies(
+        &self,
+        root: MessageId,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> PortResult<Vec<Message>> {
         self.inner.thread_replies(root, after, limit).await
     }
     async fn threads(&self, room: RoomId, limit: usize) -> PortResult<Vec<Message>> {
@@ -528,12 +704,16 @@ async fn backend_failures_are_retried_and_poison_goes_to_the_dead_letter_log() {
     let poison = h.engine.send_message(alice, poison_cmd).await.unwrap();
     let updates = statuses_until_final(&mut mine, &poison_temp).await;
     assert_eq!(updates.last().unwrap().status, MessageStatus::Failed);
-    let dead = h.until(|| async { Some(h.stores.log.dead_letters()).filter(|d| !d.is_empty()) }).await;
+    let dead = h
+        .until(|| async { Some(h.stores.log.dead_letters()).filter(|d| !d.is_empty()) })
+        .await;
     assert_eq!(dead[0].0.message.id, poison.message_id);
     assert!(dead[0].1.contains("poison"));
     let after = h.send(alice, room, "still flowing").await;
-    h.until(|| async { flaky.inner.get_message(after.message_id).await.unwrap() }).await;
-    h.until(|| async { (h.stores.log.lag("persistence") == 0).then_some(()) }).await;
+    h.until(|| async { flaky.inner.get_message(after.message_id).await.unwrap() })
+        .await;
+    h.until(|| async { (h.stores.log.lag("persistence") == 0).then_some(()) })
+        .await;
 }
 
 struct FakeFetcher;
@@ -541,7 +721,11 @@ struct FakeFetcher;
 #[async_trait]
 impl LinkFetcher for FakeFetcher {
     async fn fetch_preview(&self, url: &str) -> PortResult<Option<UrlPreview>> {
-        Ok(Some(UrlPreview { url: url.to_owned(), title: Some("Example".into()), ..UrlPreview::default() }))
+        Ok(Some(UrlPreview {
+            url: url.to_owned(),
+            title: Some("Example".into()),
+            ..UrlPreview::default()
+        }))
     }
 }
 
@@ -554,15 +738,25 @@ async fn link_previews_are_stored_after_saving_and_broadcast() {
     let mut in_room = h.subscribe(Topic::Room(room)).await;
     let r = h.send(alice, room, "look https://example.com/page.").await;
     let changed = wait_for(&mut in_room, |e| match e {
-        Event::MessageChanged { message, change: MessageChange::PreviewAdded, .. } => Some(message.clone()),
+        Event::MessageChanged {
+            message,
+            change: MessageChange::PreviewAdded,
+            ..
+        } => Some(message.clone()),
         _ => None,
     })
     .await;
     assert_eq!(changed.id, r.message_id);
     let preview = changed.url_preview.expect("preview");
-    assert_eq!((preview.url.as_str(), preview.title.as_deref()), ("https://example.com/page", Some("Example")));
+    assert_eq!(
+        (preview.url.as_str(), preview.title.as_deref()),
+        ("https://example.com/page", Some("Example"))
+    );
     let stored = h.saved(r.message_id).await;
-    assert_eq!(stored.url_preview.map(|p| p.url), Some("https://example.com/page".to_owned()));
+    assert_eq!(
+        stored.url_preview.map(|p| p.url),
+        Some("https://example.com/page".to_owned())
+    );
     let plain = h.send_saved(alice, room, "no link").await;
     assert_eq!(plain.url_preview, None);
 }
@@ -574,7 +768,9 @@ async fn typing_is_throttled_and_stops_by_itself() {
     let room = h.group(alice, &[bob]).await;
     let mut in_room = h.subscribe(Topic::Room(room)).await;
     let typing = |e: &Event| match e {
-        Event::Typing { user_id, typing, .. } => Some((*user_id, *typing)),
+        Event::Typing {
+            user_id, typing, ..
+        } => Some((*user_id, *typing)),
         _ => None,
     };
     h.engine.typing(alice, room, true).await.unwrap();
@@ -593,7 +789,10 @@ async fn typing_is_throttled_and_stops_by_itself() {
     assert_eq!(wait_for(&mut in_room, typing).await, (bob, false));
     h.clock.advance(Duration::from_secs(2));
     assert_eq!(wait_for(&mut in_room, typing).await, (alice, false));
-    assert_eq!(code(h.engine.typing(UserId(404), room, true).await), ErrorCode::NotRoomParticipant);
+    assert_eq!(
+        code(h.engine.typing(UserId(404), room, true).await),
+        ErrorCode::NotRoomParticipant
+    );
 }
 
 #[tokio::test]
@@ -611,10 +810,17 @@ async fn presence_tracks_sessions_and_active_users() {
         v
     });
     h.engine.session_disconnected(alice).await.unwrap();
-    assert_eq!(h.engine.active_users(bob, room).await.unwrap().len(), 2, "one session left");
+    assert_eq!(
+        h.engine.active_users(bob, room).await.unwrap().len(),
+        2,
+        "one session left"
+    );
     h.engine.session_disconnected(alice).await.unwrap();
     assert_eq!(h.engine.active_users(bob, room).await.unwrap(), vec![bob]);
-    let user = shoot_core::identity::UserStore::get_user(&*h.stores.users, alice).await.unwrap().unwrap();
+    let user = shoot_core::identity::UserStore::get_user(&*h.stores.users, alice)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.last_seen_at, Some(h.clock.now()));
     let last = wait_for(&mut in_room, |e| match e {
         Event::ActiveUsers { user_ids, .. } if user_ids == &vec![bob] => Some(user_ids.clone()),
@@ -624,7 +830,10 @@ async fn presence_tracks_sessions_and_active_users() {
     assert_eq!(last, vec![bob]);
     // Without heart-beats Bob's presence lapses.
     h.clock.advance(Duration::from_secs(61));
-    assert_eq!(h.engine.active_users(alice, room).await.unwrap(), Vec::<UserId>::new());
+    assert_eq!(
+        h.engine.active_users(alice, room).await.unwrap(),
+        Vec::<UserId>::new()
+    );
 }
 
 #[tokio::test]
@@ -632,7 +841,10 @@ async fn subscriptions_are_authorised() {
     let h = Harness::new();
     let [alice, bob, eve] = h.users(["alice", "bob", "eve"]).await;
     let room = h.group(alice, &[bob]).await;
-    assert_eq!(code(h.engine.subscribe_room(eve, room).await.map(|_| ())), ErrorCode::NotRoomParticipant);
+    assert_eq!(
+        code(h.engine.subscribe_room(eve, room).await.map(|_| ())),
+        ErrorCode::NotRoomParticipant
+    );
     let mut s = h.engine.subscribe_room(bob, room).await.unwrap();
     let r = h.send(alice, room, "hi").await;
     let created = wait_for(&mut s, |e| match e {

@@ -13,7 +13,6 @@
 //! taken on subscribe and unsubscribe.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 
 use super::outbox::{Out, Outbox, Pushed};
+use crate::metrics::Metrics;
 use super::routing::{self, Filter};
 
 /// Opens a bus subscription for a topic (the engine's `subscribe_topic` in production).
@@ -161,23 +161,10 @@ pub struct Delivery {
     pub overflowed: u64,
 }
 
-/// Delivery counters of a hub, for metrics.
-#[derive(Debug, Default)]
-pub struct HubStats {
-    /// Frames queued for sessions.
-    pub delivered: AtomicU64,
-    /// Droppable frames dropped.
-    pub dropped: AtomicU64,
-    /// Sessions closed as slow consumers.
-    pub slow_consumers: AtomicU64,
-    /// Bus subscriptions currently open.
-    pub topics: AtomicU64,
-}
-
 struct HubInner {
     source: TopicSource,
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
-    stats: HubStats,
+    metrics: Arc<Metrics>,
 }
 
 /// The fan-out hub of one server instance. Cheap to clone.
@@ -210,28 +197,18 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// A hub opening bus subscriptions with `source`.
-    pub fn new(source: TopicSource) -> Hub {
-        Hub {
-            inner: Arc::new(HubInner {
-                source,
-                topics: Mutex::new(HashMap::new()),
-                stats: HubStats::default(),
-            }),
-        }
+    /// A hub opening bus subscriptions with `source`, counting deliveries in `metrics`.
+    pub fn new(source: TopicSource, metrics: Arc<Metrics>) -> Hub {
+        Hub { inner: Arc::new(HubInner { source, topics: Mutex::new(HashMap::new()), metrics }) }
     }
 
     /// A hub over the engine's unchecked `subscribe_topic`.
-    pub fn for_engine(engine: shoot_core::ChatEngine) -> Hub {
-        Hub::new(Arc::new(move |topic| {
+    pub fn for_engine(engine: shoot_core::ChatEngine, metrics: Arc<Metrics>) -> Hub {
+        let source: TopicSource = Arc::new(move |topic| {
             let engine = engine.clone();
             Box::pin(async move { engine.subscribe_topic(topic).await })
-        }))
-    }
-
-    /// Delivery counters.
-    pub fn stats(&self) -> &HubStats {
-        &self.inner.stats
+        });
+        Hub::new(source, metrics)
     }
 
     /// Number of topics with a bus subscription.
@@ -265,7 +242,6 @@ impl Hub {
                     *entry.task.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(task.abort_handle());
                     topics.insert(topic, entry.clone());
-                    self.inner.stats.topics.fetch_add(1, Ordering::Relaxed);
                     entry
                 }
             };
@@ -323,7 +299,6 @@ impl HubInner {
     ) {
         if topics.get(&entry.topic).is_some_and(|e| Arc::ptr_eq(e, entry)) {
             topics.remove(&entry.topic);
-            self.stats.topics.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(task) = entry.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
             task.abort();
@@ -332,13 +307,13 @@ impl HubInner {
 
     fn record(&self, d: Delivery) {
         if d.delivered > 0 {
-            self.stats.delivered.fetch_add(d.delivered, Ordering::Relaxed);
+            self.metrics.stomp_deliveries.add(d.delivered);
         }
         if d.dropped > 0 {
-            self.stats.dropped.fetch_add(d.dropped, Ordering::Relaxed);
+            self.metrics.stomp_dropped_frames.add(d.dropped);
         }
         if d.overflowed > 0 {
-            self.stats.slow_consumers.fetch_add(d.overflowed, Ordering::Relaxed);
+            self.metrics.stomp_slow_consumers.add(d.overflowed);
         }
     }
 }
@@ -372,7 +347,6 @@ async fn forward(hub: Weak<HubInner>, entry: Arc<TopicEntry>, source: TopicSourc
                         let mut topics = hub.lock_topics();
                         if topics.get(&topic).is_some_and(|x| Arc::ptr_eq(x, &entry)) {
                             topics.remove(&topic);
-                            hub.stats.topics.fetch_sub(1, Ordering::Relaxed);
                         }
                     }
                     return;
@@ -394,7 +368,7 @@ mod tests {
     use shoot_core::ids::UserId;
     use shoot_core::time::Timestamp;
     use std::collections::VecDeque;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::sync::broadcast;
 
     /// A bus: one broadcast channel per topic, counting open subscriptions.
@@ -495,7 +469,7 @@ mod tests {
     #[tokio::test]
     async fn one_bus_subscription_per_topic_refcounted() {
         let bus = TestBus::default();
-        let hub = Hub::new(bus.source());
+        let hub = Hub::new(bus.source(), Arc::new(Metrics::default()));
         let room = Topic::Room(RoomId(7));
         let a = Arc::new(Outbox::new(16));
         let b = Arc::new(Outbox::new(16));
@@ -530,7 +504,7 @@ mod tests {
     #[tokio::test]
     async fn failed_bus_subscribe_is_reported_and_retried() {
         let bus = TestBus::default();
-        let hub = Hub::new(bus.source());
+        let hub = Hub::new(bus.source(), Arc::new(Metrics::default()));
         let a = Arc::new(Outbox::new(16));
         bus.fail.store(true, Ordering::SeqCst);
         let topic = Topic::User(UserId(1));
@@ -551,7 +525,7 @@ mod tests {
     #[tokio::test]
     async fn slow_consumer_drops_droppable_then_overflows() {
         let bus = TestBus::default();
-        let hub = Hub::new(bus.source());
+        let hub = Hub::new(bus.source(), Arc::new(Metrics::default()));
         let room = Topic::Room(RoomId(1));
         let slow = Arc::new(Outbox::new(2));
         let fast = Arc::new(Outbox::new(100));
@@ -563,7 +537,7 @@ mod tests {
         }
         wait_until(|| fast.len() == 5).await;
         assert_eq!(slow.len(), 2);
-        wait_until(|| hub.stats().dropped.load(Ordering::SeqCst) == 3).await;
+        wait_until(|| hub.inner.metrics.stomp_dropped_frames.get() == 3).await;
         assert!(!slow.is_closed());
     }
 }

@@ -73,13 +73,13 @@ impl Default for StompSettings {
 }
 
 impl StompSettings {
-    /// The settings in force for `state`: defaults, with presence refreshed three times per
-    /// presence TTL.
+    /// The settings in force for `state`: the configured ones, with presence refreshed three
+    /// times per presence TTL.
     pub fn for_state(state: &AppState) -> StompSettings {
         let ttl = state.engine.limits().presence_ttl;
         StompSettings {
             presence_refresh: (ttl / 3).max(Duration::from_millis(100)),
-            ..StompSettings::default()
+            ..state.config.stomp.clone()
         }
     }
 }
@@ -98,7 +98,10 @@ struct Endpoint {
 impl Endpoint {
     fn get(&self, state: &AppState) -> (Hub, Arc<StompSettings>) {
         let (hub, settings) = self.inner.get_or_init(|| {
-            (Hub::for_engine(state.engine.clone()), Arc::new(StompSettings::for_state(state)))
+            (
+                Hub::for_engine(state.engine.clone(), state.metrics.clone()),
+                Arc::new(StompSettings::for_state(state)),
+            )
         });
         (hub.clone(), settings.clone())
     }

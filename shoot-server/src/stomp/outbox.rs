@@ -155,3 +155,70 @@ impl Outbox {
         self.lock().queue.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stomp::hub::AckMode;
+    use crate::stomp::routing::Filter;
+
+    fn item(outbox: &Arc<Outbox>, droppable: bool, tag: &str) -> Out {
+        let sub = Arc::new(Subscriber::new(tag, "/d", Filter::RoomMessages, AckMode::Auto, outbox.clone()));
+        Out::Message { sub, payload: Arc::new(Payload::json(tag, "{}", droppable)) }
+    }
+
+    fn tags(outbox: &Outbox) -> Vec<String> {
+        let mut q = VecDeque::new();
+        outbox.take(&mut q);
+        q.into_iter()
+            .map(|o| match o {
+                Out::Message { payload, .. } => {
+                    payload.tail.lines().next().unwrap().trim_start_matches("event-type:").to_owned()
+                }
+                Out::Frame(f) => f,
+                Out::Close => "CLOSE".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn full_queue_drops_droppable_then_evicts_then_overflows() {
+        let o = Arc::new(Outbox::new(3));
+        assert_eq!(o.push(item(&o, false, "c1")), Pushed::Queued);
+        assert_eq!(o.push(item(&o, true, "t1")), Pushed::Queued);
+        assert_eq!(o.push(item(&o, true, "t2")), Pushed::Queued);
+        // Full: a droppable item is dropped.
+        assert_eq!(o.push(item(&o, true, "t3")), Pushed::Dropped);
+        // Full: a chat item evicts the oldest droppable one.
+        assert_eq!(o.push(item(&o, false, "c2")), Pushed::Queued);
+        assert_eq!(o.push(item(&o, false, "c3")), Pushed::Queued);
+        assert_eq!(o.len(), 3);
+        // Nothing left to evict: overflow closes the outbox and discards the queue.
+        assert_eq!(o.push(item(&o, false, "c4")), Pushed::Overflow);
+        assert!(o.is_closed());
+        let mut q = VecDeque::new();
+        assert_eq!(o.take(&mut q), Some(Closed::SlowConsumer));
+        assert!(q.is_empty());
+        assert_eq!(o.push(item(&o, false, "c5")), Pushed::Closed);
+    }
+
+    #[test]
+    fn order_is_kept_and_close_is_last() {
+        let o = Arc::new(Outbox::new(8));
+        o.push(item(&o, false, "a"));
+        o.push(Out::Frame("F".into()));
+        o.push(item(&o, true, "b"));
+        o.close();
+        assert_eq!(o.push(item(&o, false, "late")), Pushed::Closed);
+        assert_eq!(tags(&o), ["a", "F", "b", "CLOSE"]);
+    }
+
+    #[tokio::test]
+    async fn wait_wakes_on_push_made_before_waiting() {
+        let o = Arc::new(Outbox::new(8));
+        o.push(Out::Frame("x".into()));
+        // The permit stored by the push completes the wait immediately.
+        tokio::time::timeout(std::time::Duration::from_secs(5), o.wait()).await.unwrap();
+        assert_eq!(tags(&o), ["x"]);
+    }
+}

@@ -13,27 +13,27 @@ use shoot_server::metrics::Metrics;
 use shoot_server::{AppState, app, build_engine};
 use tower::ServiceExt;
 
-pub struct TestApp {
-    pub state: AppState,
-    pub router: Router,
+pub(crate) struct TestApp {
+    pub(crate) state: AppState,
+    pub(crate) router: Router,
 }
 
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
 }
 
 impl Reply {
-    pub fn data(&self) -> &Value {
+    pub(crate) fn data(&self) -> &Value {
         &self.body["data"]
     }
 
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["errorCode"].as_str().unwrap_or("")
     }
 
     #[track_caller]
-    pub fn expect(self, status: u16) -> Reply {
+    pub(crate) fn expect(self, status: u16) -> Reply {
         assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
         if status < 300 {
             assert_eq!(self.body["success"], json!(true), "{}", self.body);
@@ -46,25 +46,25 @@ impl Reply {
     }
 
     #[track_caller]
-    pub fn expect_err(self, status: u16, code: &str) -> Reply {
+    pub(crate) fn expect_err(self, status: u16, code: &str) -> Reply {
         let r = self.expect(status);
         assert_eq!(r.code(), code, "{}", r.body);
         r
     }
 }
 
-pub struct Session {
-    pub user_id: String,
-    pub access: String,
-    pub refresh: String,
+pub(crate) struct Session {
+    pub(crate) user_id: String,
+    pub(crate) access: String,
+    pub(crate) refresh: String,
 }
 
 impl TestApp {
-    pub async fn new() -> TestApp {
+    pub(crate) async fn new() -> TestApp {
         TestApp::with_config(Config::for_tests()).await
     }
 
-    pub async fn with_config(config: Config) -> TestApp {
+    pub(crate) async fn with_config(config: Config) -> TestApp {
         let metrics = Arc::new(Metrics::default());
         let engine = build_engine(&config, metrics.clone()).await.expect("engine");
         engine.start().await.expect("start");
@@ -73,11 +73,11 @@ impl TestApp {
         TestApp { state, router }
     }
 
-    pub async fn raw(&self, req: Request<Body>) -> axum::response::Response {
+    pub(crate) async fn raw(&self, req: Request<Body>) -> axum::response::Response {
         self.router.clone().oneshot(req).await.expect("infallible")
     }
 
-    pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -94,23 +94,23 @@ impl TestApp {
         Reply { status, body }
     }
 
-    pub async fn get(&self, uri: &str, token: &str) -> Reply {
+    pub(crate) async fn get(&self, uri: &str, token: &str) -> Reply {
         self.call(Method::GET, uri, Some(token), None).await
     }
 
-    pub async fn post(&self, uri: &str, token: &str, body: Value) -> Reply {
+    pub(crate) async fn post(&self, uri: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, uri, Some(token), Some(body)).await
     }
 
-    pub async fn put(&self, uri: &str, token: &str, body: Value) -> Reply {
+    pub(crate) async fn put(&self, uri: &str, token: &str, body: Value) -> Reply {
         self.call(Method::PUT, uri, Some(token), Some(body)).await
     }
 
-    pub async fn delete(&self, uri: &str, token: &str) -> Reply {
+    pub(crate) async fn delete(&self, uri: &str, token: &str) -> Reply {
         self.call(Method::DELETE, uri, Some(token), None).await
     }
 
-    pub async fn signup(&self, username: &str) -> Value {
+    pub(crate) async fn signup(&self, username: &str) -> Value {
         let body = json!({
             "username": username, "nickname": format!("{username} nick"),
             "email": format!("{username}@example.com"), "password": "Secret#123",
@@ -118,7 +118,7 @@ impl TestApp {
         self.call(Method::POST, "/api/v1/auth/signup", None, Some(body)).await.expect(201).data().clone()
     }
 
-    pub async fn login(&self, username: &str) -> Session {
+    pub(crate) async fn login(&self, username: &str) -> Session {
         let r = self
             .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": username, "password": "Secret#123"})))
             .await
@@ -130,14 +130,14 @@ impl TestApp {
         }
     }
 
-    pub async fn user(&self, username: &str) -> Session {
+    pub(crate) async fn user(&self, username: &str) -> Session {
         self.signup(username).await;
         self.login(username).await
     }
 }
 
 /// Polls `f` until it returns `Some`, failing after `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,

@@ -1,0 +1,2 @@
+#[path = "it/stomp.rs"]
+mod stomp;
