@@ -80,7 +80,9 @@ pub struct JwtAuth {
 
 impl std::fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtAuth").field("access_ttl", &self.access_ttl).finish_non_exhaustive()
+        f.debug_struct("JwtAuth")
+            .field("access_ttl", &self.access_ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,8 +121,12 @@ impl JwtAuth {
     }
 
     fn sign(&self, claims: &Claims) -> Result<String, Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(|e| Error::new(ErrorCode::InternalError, format!("token signing failed: {e}")))
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(|e| {
+            Error::new(
+                ErrorCode::InternalError,
+                format!("token signing failed: {e}"),
+            )
+        })
     }
 
     /// An access token for `user`.
@@ -164,7 +170,8 @@ impl JwtAuth {
     }
 
     fn decode(&self, token: &str, typ: &str) -> Result<Claims, Error> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| invalid())?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| invalid())?;
         let claims = data.claims;
         if data.header.alg != Algorithm::HS256 || claims.typ != typ {
             return Err(invalid());
@@ -190,7 +197,11 @@ impl JwtAuth {
     pub fn verify_refresh(&self, token: &str) -> Result<VerifiedRefresh, Error> {
         let claims = self.decode(token, REFRESH)?;
         let user_id = claims.sub.parse::<UserId>().map_err(|_| invalid())?;
-        Ok(VerifiedRefresh { user_id, token_id: claims.jti, family: claims.fam })
+        Ok(VerifiedRefresh {
+            user_id,
+            token_id: claims.jti,
+            family: claims.fam,
+        })
     }
 
     /// The current time of the clock the tokens are checked against.
@@ -203,7 +214,10 @@ impl JwtAuth {
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The authenticated caller (from `Authorization: Bearer <access token>`).
@@ -214,7 +228,8 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<AuthUser, ApiError> {
-        let token = bearer(&parts.headers).ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
         Ok(AuthUser(state.auth.verify_access(token)?))
     }
 }
@@ -287,7 +302,11 @@ mod tests {
     #[test]
     fn wrong_signature_is_refused() {
         let (clock, auth) = setup();
-        let other = JwtAuth::new(b"another-secret-another-secret-xx", Duration::from_secs(3600), clock);
+        let other = JwtAuth::new(
+            b"another-secret-another-secret-xx",
+            Duration::from_secs(3600),
+            clock,
+        );
         let token = other.issue_access(UserId(1)).unwrap();
         assert_eq!(code(auth.verify_access(&token)), ErrorCode::InvalidToken);
         let mut tampered = auth.issue_access(UserId(1)).unwrap();
@@ -304,11 +323,16 @@ mod tests {
 
     mod base64_url {
         pub(super) fn encode(s: &str) -> String {
-            const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            const A: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             let bytes = s.as_bytes();
             let mut out = String::new();
             for chunk in bytes.chunks(3) {
-                let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+                let b = [
+                    chunk[0],
+                    *chunk.get(1).unwrap_or(&0),
+                    *chunk.get(2).unwrap_or(&0),
+                ];
                 let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
                 for i in 0..=chunk.len() {
                     out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -327,8 +351,16 @@ mod tests {
             T0 / 1000 + 3600
         );
         for alg in ["none", "None", "HS512", "RS256"] {
-            let token = format!("{}.{}.", b64(&format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)), b64(&payload));
-            assert_eq!(code(auth.verify_access(&token)), ErrorCode::InvalidToken, "{alg}");
+            let token = format!(
+                "{}.{}.",
+                b64(&format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)),
+                b64(&payload)
+            );
+            assert_eq!(
+                code(auth.verify_access(&token)),
+                ErrorCode::InvalidToken,
+                "{alg}"
+            );
         }
         // HS512 correctly signed with the same key is still refused.
         let hs512 = jsonwebtoken::encode(
@@ -352,10 +384,23 @@ mod tests {
     fn refresh_and_access_are_not_interchangeable() {
         let (_, auth) = setup();
         let pair = auth.issue_pair(UserId(7), &refresh_record()).unwrap();
-        assert_eq!(code(auth.verify_access(&pair.refresh_token)), ErrorCode::InvalidToken);
-        assert_eq!(code(auth.verify_refresh(&pair.access_token)), ErrorCode::InvalidToken);
+        assert_eq!(
+            code(auth.verify_access(&pair.refresh_token)),
+            ErrorCode::InvalidToken
+        );
+        assert_eq!(
+            code(auth.verify_refresh(&pair.access_token)),
+            ErrorCode::InvalidToken
+        );
         let v = auth.verify_refresh(&pair.refresh_token).unwrap();
-        assert_eq!(v, VerifiedRefresh { user_id: UserId(7), token_id: "tok-1".into(), family: Some("fam-1".into()) });
+        assert_eq!(
+            v,
+            VerifiedRefresh {
+                user_id: UserId(7),
+                token_id: "tok-1".into(),
+                family: Some("fam-1".into())
+            }
+        );
         assert_eq!(pair.expires_in, 3600);
     }
 

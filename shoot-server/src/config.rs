@@ -145,7 +145,9 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 }
 
 fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.trim().parse::<T>().map_err(|_| format!("expected a number, got {v:?}"))
+    v.trim()
+        .parse::<T>()
+        .map_err(|_| format!("expected a number, got {v:?}"))
 }
 
 /// Parses a duration: an integer with an optional unit `ms`, `s` (default), `m`, `h`, `d`.
@@ -172,7 +174,12 @@ pub fn format_duration(d: Duration) -> String {
     if ms == 0 {
         return "0s".to_owned();
     }
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -203,7 +210,10 @@ fn parse_reactions(v: &str) -> Result<Vec<ReactionType>, String> {
 }
 
 fn format_reactions(r: &[ReactionType]) -> String {
-    r.iter().map(|r| format!("{}:{}:{}", r.code, r.emoji, r.description)).collect::<Vec<_>>().join(",")
+    r.iter()
+        .map(|r| format!("{}:{}:{}", r.code, r.emoji, r.description))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 macro_rules! limit_kind {
@@ -220,7 +230,11 @@ macro_rules! limit_kind {
         (
             |v: &str| {
                 let x = parse_num::<f64>(v)?;
-                if x.is_finite() && x >= 0.0 { Ok(x) } else { Err(format!("expected a number ≥ 0, got {v:?}")) }
+                if x.is_finite() && x >= 0.0 {
+                    Ok(x)
+                } else {
+                    Err(format!("expected a number ≥ 0, got {v:?}"))
+                }
             },
             |x: &f64| x.to_string(),
         )
@@ -258,7 +272,10 @@ pub const SETTINGS: &[Setting] = &[
         help: "listen address",
         default: |c| c.http_addr.to_string(),
         apply: |c, v| {
-            c.http_addr = v.trim().parse().map_err(|_| format!("expected host:port, got {v:?}"))?;
+            c.http_addr = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected host:port, got {v:?}"))?;
             Ok(())
         },
     },
@@ -359,7 +376,12 @@ pub const SETTINGS: &[Setting] = &[
         default: |_| "(generated)".to_owned(),
         apply: |c, v| {
             let v = v.trim();
-            if v.is_empty() || v.len() > 64 || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+            if v.is_empty()
+                || v.len() > 64
+                || !v
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            {
                 return Err(format!("expected 1–64 of [A-Za-z0-9._-], got {v:?}"));
             }
             c.instance_id = v.to_owned();
@@ -544,7 +566,9 @@ pub const LIMIT_SETTINGS: &[Setting] = limit_settings! {
 fn local_only(v: &str) -> Result<String, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "local" => Ok("local".to_owned()),
-        other => Err(format!("{other:?} is not available in this build (only local)")),
+        other => Err(format!(
+            "{other:?} is not available in this build (only local)"
+        )),
     }
 }
 
@@ -562,9 +586,17 @@ pub fn help_text() -> String {
          limits in a [limits] table), then from these environment variables, which win:\n\n",
     );
     let width = all_settings().map(|s| s.env.len()).max().unwrap_or(0);
-    out.push_str(&format!("  {:width$}  {}\n", "SHOOT_CONFIG", "path of shoot.toml (default: none)"));
+    out.push_str(&format!(
+        "  {:width$}  {}\n",
+        "SHOOT_CONFIG", "path of shoot.toml (default: none)"
+    ));
     for s in all_settings() {
-        out.push_str(&format!("  {:width$}  {} (default: {})\n", s.env, s.help, (s.default)(&defaults)));
+        out.push_str(&format!(
+            "  {:width$}  {} (default: {})\n",
+            s.env,
+            s.help,
+            (s.default)(&defaults)
+        ));
     }
     out.push_str("\nDurations accept ms, s, m, h, d suffixes (e.g. 500ms, 30s, 24h).\n");
     out
@@ -588,10 +620,11 @@ impl Config {
     /// Loads the configuration of the process: `SHOOT_CONFIG` file, then the environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         let file = match std::env::var("SHOOT_CONFIG") {
-            Ok(path) if !path.trim().is_empty() => Some(
-                std::fs::read_to_string(&path)
-                    .map_err(|e| ConfigError(format!("cannot read SHOOT_CONFIG file {path}: {e}")))?,
-            ),
+            Ok(path) if !path.trim().is_empty() => {
+                Some(std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!("cannot read SHOOT_CONFIG file {path}: {e}"))
+                })?)
+            }
             _ => None,
         };
         Config::load(file.as_deref(), |name| std::env::var(name).ok())
@@ -599,16 +632,21 @@ impl Config {
 
     /// Builds a configuration from optional `shoot.toml` text and an environment lookup
     /// (environment wins), then validates it.
-    pub fn load(file: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         if let Some(text) = file {
-            let table: toml::Table =
-                toml::from_str(text).map_err(|e| ConfigError(format!("invalid shoot.toml: {}", e.message())))?;
+            let table: toml::Table = toml::from_str(text)
+                .map_err(|e| ConfigError(format!("invalid shoot.toml: {}", e.message())))?;
             let mut pairs: Vec<(String, &toml::Value)> = Vec::new();
             for (key, value) in &table {
                 if key == "limits" {
                     let Some(limits) = value.as_table() else {
-                        return Err(ConfigError("invalid shoot.toml: limits must be a table".to_owned()));
+                        return Err(ConfigError(
+                            "invalid shoot.toml: limits must be a table".to_owned(),
+                        ));
                     };
                     for (k, v) in limits {
                         pairs.push((format!("limits.{k}"), v));
@@ -621,14 +659,17 @@ impl Config {
                 let setting = all_settings()
                     .find(|s| s.key == key)
                     .ok_or_else(|| ConfigError(format!("invalid shoot.toml: unknown key {key}")))?;
-                let text = toml_value_to_string(value)
-                    .ok_or_else(|| ConfigError(format!("invalid shoot.toml: {key} has an unsupported type")))?;
-                (setting.apply)(&mut config, &text).map_err(|e| ConfigError(format!("invalid {key} in shoot.toml: {e}")))?;
+                let text = toml_value_to_string(value).ok_or_else(|| {
+                    ConfigError(format!("invalid shoot.toml: {key} has an unsupported type"))
+                })?;
+                (setting.apply)(&mut config, &text)
+                    .map_err(|e| ConfigError(format!("invalid {key} in shoot.toml: {e}")))?;
             }
         }
         for setting in all_settings() {
             if let Some(value) = env(setting.env) {
-                (setting.apply)(&mut config, &value).map_err(|e| ConfigError(format!("invalid {}: {e}", setting.env)))?;
+                (setting.apply)(&mut config, &value)
+                    .map_err(|e| ConfigError(format!("invalid {}: {e}", setting.env)))?;
             }
         }
         config.validate()?;
@@ -638,9 +679,16 @@ impl Config {
     fn validate(&mut self) -> Result<(), ConfigError> {
         if self.mode == Mode::Production {
             match self.jwt_secret.as_deref() {
-                None => return Err(ConfigError("SHOOT_JWT_SECRET is required in production mode".to_owned())),
+                None => {
+                    return Err(ConfigError(
+                        "SHOOT_JWT_SECRET is required in production mode".to_owned(),
+                    ));
+                }
                 Some(DEV_JWT_SECRET) => {
-                    return Err(ConfigError("refusing to start in production mode with the development JWT key".to_owned()));
+                    return Err(ConfigError(
+                        "refusing to start in production mode with the development JWT key"
+                            .to_owned(),
+                    ));
                 }
                 Some(s) if s.len() < MIN_PRODUCTION_SECRET_LEN => {
                     return Err(ConfigError(format!(
@@ -651,25 +699,39 @@ impl Config {
             }
         }
         if matches!(self.jwt_secret.as_deref(), Some("")) {
-            return Err(ConfigError("invalid SHOOT_JWT_SECRET: must not be empty".to_owned()));
+            return Err(ConfigError(
+                "invalid SHOOT_JWT_SECRET: must not be empty".to_owned(),
+            ));
         }
         if self.storage == StorageKind::Postgres && self.postgres_url.is_none() {
-            return Err(ConfigError("SHOOT_POSTGRES_URL is required with SHOOT_STORAGE=postgres".to_owned()));
+            return Err(ConfigError(
+                "SHOOT_POSTGRES_URL is required with SHOOT_STORAGE=postgres".to_owned(),
+            ));
         }
         let l = &self.limits;
         if l.username_min == 0 || l.username_min > l.username_max {
-            return Err(ConfigError("invalid limits: username_min must be in 1..=username_max".to_owned()));
+            return Err(ConfigError(
+                "invalid limits: username_min must be in 1..=username_max".to_owned(),
+            ));
         }
         if l.group_min_members < 2 || l.group_min_members > l.group_max_members {
-            return Err(ConfigError("invalid limits: group_min_members must be in 2..=group_max_members".to_owned()));
+            return Err(ConfigError(
+                "invalid limits: group_min_members must be in 2..=group_max_members".to_owned(),
+            ));
         }
         if !(4..=12).contains(&l.user_code_len) {
-            return Err(ConfigError("invalid limits: user_code_len must be in 4..=12".to_owned()));
+            return Err(ConfigError(
+                "invalid limits: user_code_len must be in 4..=12".to_owned(),
+            ));
         }
         if l.history_default_limit == 0 || l.history_default_limit > l.history_max_limit {
-            return Err(ConfigError("invalid limits: history_default_limit must be in 1..=history_max_limit".to_owned()));
+            return Err(ConfigError(
+                "invalid limits: history_default_limit must be in 1..=history_max_limit".to_owned(),
+            ));
         }
-        if l.recommendation_default_depth == 0 || l.recommendation_default_depth > l.recommendation_max_depth {
+        if l.recommendation_default_depth == 0
+            || l.recommendation_default_depth > l.recommendation_max_depth
+        {
             return Err(ConfigError(
                 "invalid limits: recommendation_default_depth must be in 1..=recommendation_max_depth".to_owned(),
             ));
@@ -711,7 +773,10 @@ mod tests {
     use super::*;
 
     fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load(file, |k| env.get(k).cloned())
     }
 
@@ -730,10 +795,20 @@ mod tests {
     #[test]
     fn env_wins_over_file() {
         let file = "http_addr = \"127.0.0.1:9000\"\nmode = \"dev\"\n[limits]\nmessages_per_second = 5\npins_per_room = 7\n";
-        let c = load(Some(file), &[("SHOOT_LIMITS_MESSAGES_PER_SECOND", "0"), ("SHOOT_HTTP_ADDR", "127.0.0.1:9100")]).unwrap();
+        let c = load(
+            Some(file),
+            &[
+                ("SHOOT_LIMITS_MESSAGES_PER_SECOND", "0"),
+                ("SHOOT_HTTP_ADDR", "127.0.0.1:9100"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:9100");
         assert_eq!(c.limits.messages_per_second, 0.0);
-        assert_eq!(c.limits.pins_per_room, 7, "file value kept when env is silent");
+        assert_eq!(
+            c.limits.pins_per_room, 7,
+            "file value kept when env is silent"
+        );
     }
 
     #[test]
@@ -757,7 +832,12 @@ mod tests {
         }
         let err = load(None, &[("SHOOT_BUS", "redis")]).unwrap_err();
         assert!(err.0.contains("not available in this build"), "{err}");
-        assert!(load(Some("unknown_key = 1"), &[]).unwrap_err().0.contains("unknown key"));
+        assert!(
+            load(Some("unknown_key = 1"), &[])
+                .unwrap_err()
+                .0
+                .contains("unknown key")
+        );
         assert!(load(Some("not toml ["), &[]).is_err());
     }
 
@@ -765,18 +845,43 @@ mod tests {
     fn production_requires_a_real_key() {
         let err = load(None, &[("SHOOT_MODE", "production")]).unwrap_err();
         assert!(err.0.contains("SHOOT_JWT_SECRET"), "{err}");
-        let err = load(None, &[("SHOOT_MODE", "production"), ("SHOOT_JWT_SECRET", DEV_JWT_SECRET)]).unwrap_err();
+        let err = load(
+            None,
+            &[
+                ("SHOOT_MODE", "production"),
+                ("SHOOT_JWT_SECRET", DEV_JWT_SECRET),
+            ],
+        )
+        .unwrap_err();
         assert!(err.0.contains("development"), "{err}");
-        let err = load(None, &[("SHOOT_MODE", "production"), ("SHOOT_JWT_SECRET", "short")]).unwrap_err();
+        let err = load(
+            None,
+            &[("SHOOT_MODE", "production"), ("SHOOT_JWT_SECRET", "short")],
+        )
+        .unwrap_err();
         assert!(err.0.contains("32"), "{err}");
-        let ok = load(None, &[("SHOOT_MODE", "production"), ("SHOOT_JWT_SECRET", &"k".repeat(32))]).unwrap();
-        assert_eq!(ok.jwt_key().1, false);
+        let ok = load(
+            None,
+            &[
+                ("SHOOT_MODE", "production"),
+                ("SHOOT_JWT_SECRET", &"k".repeat(32)),
+            ],
+        )
+        .unwrap();
+        assert!(!ok.jwt_key().1);
     }
 
     #[test]
     fn postgres_needs_a_url() {
         assert!(load(None, &[("SHOOT_STORAGE", "postgres")]).is_err());
-        let c = load(None, &[("SHOOT_STORAGE", "postgres"), ("SHOOT_POSTGRES_URL", "postgres://x/y")]).unwrap();
+        let c = load(
+            None,
+            &[
+                ("SHOOT_STORAGE", "postgres"),
+                ("SHOOT_POSTGRES_URL", "postgres://x/y"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.postgres_url.as_deref(), Some("postgres://x/y"));
     }
 

@@ -42,7 +42,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 `VALIDATION_FAILED`.
@@ -62,7 +66,11 @@ impl ApiError {
 
     /// 413 `PAYLOAD_TOO_LARGE`.
     pub fn payload_too_large() -> ApiError {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body too large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "request body too large",
+        )
     }
 
     /// 404 for an unknown route.
@@ -85,7 +93,11 @@ impl From<Error> for ApiError {
             let cause = std::error::Error::source(&e).map(|s| s.to_string());
             tracing::error!(code = %e.code(), message = e.message(), cause = cause.as_deref(), "request failed");
         }
-        ApiError { status, code: e.code().as_str(), message: e.message().to_owned() }
+        ApiError {
+            status,
+            code: e.code().as_str(),
+            message: e.message().to_owned(),
+        }
     }
 }
 
@@ -129,12 +141,20 @@ pub struct ApiResponse<T> {
 impl<T: Serialize> ApiResponse<T> {
     /// 200 with `data`.
     pub fn ok(data: T) -> ApiResponse<T> {
-        ApiResponse { status: StatusCode::OK, data, message: None }
+        ApiResponse {
+            status: StatusCode::OK,
+            data,
+            message: None,
+        }
     }
 
     /// 201 with `data`.
     pub fn created(data: T) -> ApiResponse<T> {
-        ApiResponse { status: StatusCode::CREATED, data, message: None }
+        ApiResponse {
+            status: StatusCode::CREATED,
+            data,
+            message: None,
+        }
     }
 
     /// Adds a message.
@@ -146,7 +166,12 @@ impl<T: Serialize> ApiResponse<T> {
 
 impl<T: Serialize> IntoResponse for ApiResponse<T> {
     fn into_response(self) -> Response {
-        let body = Envelope { success: true, data: Some(self.data), message: self.message, error_code: None };
+        let body = Envelope {
+            success: true,
+            data: Some(self.data),
+            message: self.message,
+            error_code: None,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -181,10 +206,22 @@ mod tests {
             assert_eq!(e.status, status_of(code.kind()), "{code}");
             assert_eq!(e.code, code.as_str());
         }
-        assert_eq!(ApiError::from(Error::new(ErrorCode::NotRoomParticipant, "x")).status, StatusCode::FORBIDDEN);
-        assert_eq!(ApiError::from(Error::new(ErrorCode::UnknownReaction, "x")).status, StatusCode::BAD_REQUEST);
-        assert_eq!(ApiError::from(Error::new(ErrorCode::AccountLocked, "x")).status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(ApiError::from(Error::new(ErrorCode::TokenReused, "x")).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            ApiError::from(Error::new(ErrorCode::NotRoomParticipant, "x")).status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            ApiError::from(Error::new(ErrorCode::UnknownReaction, "x")).status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::from(Error::new(ErrorCode::AccountLocked, "x")).status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            ApiError::from(Error::new(ErrorCode::TokenReused, "x")).status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[test]

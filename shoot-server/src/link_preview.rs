@@ -69,15 +69,30 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
     // IPv4-compatible (deprecated) ::a.b.c.d
     if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_unspecified() && !ip.is_loopback() {
-        return is_public_v4(Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        ));
     }
     // NAT64 well-known prefix 64:ff9b::/96
     if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-        return is_public_v4(Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        ));
     }
     // 6to4 2002:AABB:CCDD::/48 embeds an IPv4 address.
     if seg[0] == 0x2002 {
-        return is_public_v4(Ipv4Addr::new((seg[1] >> 8) as u8, seg[1] as u8, (seg[2] >> 8) as u8, seg[2] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        ));
     }
     !(ip.is_unspecified()
         || ip.is_loopback()
@@ -117,7 +132,10 @@ impl Resolve for SafeResolver {
 
 /// Whether `url` may be requested at all (scheme, host form, literal addresses).
 pub fn url_allowed(url: &Url, allow_private: bool) -> bool {
-    if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return false;
     }
     match url.host() {
@@ -126,7 +144,11 @@ pub fn url_allowed(url: &Url, allow_private: bool) -> bool {
         Some(url::Host::Ipv6(ip)) => allow_private || is_public(IpAddr::V6(ip)),
         Some(url::Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
-            allow_private || !(d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal") || d.ends_with(".local"))
+            allow_private
+                || !(d == "localhost"
+                    || d.ends_with(".localhost")
+                    || d.ends_with(".internal")
+                    || d.ends_with(".local"))
         }
     }
 }
@@ -141,13 +163,19 @@ pub struct HttpLinkFetcher {
 
 impl std::fmt::Debug for HttpLinkFetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpLinkFetcher").field("allow_private", &self.allow_private).finish_non_exhaustive()
+        f.debug_struct("HttpLinkFetcher")
+            .field("allow_private", &self.allow_private)
+            .finish_non_exhaustive()
     }
 }
 
 impl HttpLinkFetcher {
     /// A fetcher caching in `cache`.
-    pub fn new(allow_private: bool, cache: Arc<dyn EphemeralStore>, metrics: Arc<Metrics>) -> anyhow::Result<HttpLinkFetcher> {
+    pub fn new(
+        allow_private: bool,
+        cache: Arc<dyn EphemeralStore>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<HttpLinkFetcher> {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error("too many redirects")
@@ -165,7 +193,12 @@ impl HttpLinkFetcher {
             .dns_resolver(Arc::new(SafeResolver { allow_private }))
             .user_agent("ShootLinkPreview/0.1 (+https://example.invalid/shoot)")
             .build()?;
-        Ok(HttpLinkFetcher { client, allow_private, cache, metrics })
+        Ok(HttpLinkFetcher {
+            client,
+            allow_private,
+            cache,
+            metrics,
+        })
     }
 
     async fn fetch_uncached(&self, url: &Url) -> Option<UrlPreview> {
@@ -173,7 +206,13 @@ impl HttpLinkFetcher {
             self.metrics.link_previews_refused.inc();
             return None;
         }
-        let mut response = match self.client.get(url.clone()).header("accept", "text/html,application/xhtml+xml").send().await {
+        let mut response = match self
+            .client
+            .get(url.clone())
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(url = %url, error = %e, "link preview fetch failed");
@@ -211,7 +250,8 @@ impl HttpLinkFetcher {
         let mut preview = parse_preview(&html, final_url.as_str());
         preview.url = url.to_string();
         self.metrics.link_previews_fetched.inc();
-        (preview.title.is_some() || preview.description.is_some() || preview.image_url.is_some()).then_some(preview)
+        (preview.title.is_some() || preview.description.is_some() || preview.image_url.is_some())
+            .then_some(preview)
     }
 }
 
@@ -233,7 +273,9 @@ impl LinkFetcher for HttpLinkFetcher {
             return Ok(c.preview);
         }
         let preview = self.fetch_uncached(&parsed).await;
-        if let Ok(json) = serde_json::to_string(&Cached { preview: preview.clone() }) {
+        if let Ok(json) = serde_json::to_string(&Cached {
+            preview: preview.clone(),
+        }) {
             // A cache failure only costs a refetch later.
             let _ = self.cache.set(&key, &json, Some(CACHE_TTL)).await;
         }
@@ -268,20 +310,27 @@ pub fn parse_preview(html: &str, base_url: &str) -> UrlPreview {
         let start = pos + rel;
         let rest = &lower[start..];
         if rest.starts_with("<!--") {
-            pos = lower[start..].find("-->").map_or(lower.len(), |e| start + e + 3);
+            pos = lower[start..]
+                .find("-->")
+                .map_or(lower.len(), |e| start + e + 3);
             continue;
         }
         let Some(end_rel) = rest.find('>') else { break };
         let end = start + end_rel;
         let tag_lower = &lower[start + 1..end];
         let tag_orig = &html[start + 1..end];
-        if tag_lower.starts_with("meta") && tag_lower[4..].starts_with(|c: char| c.is_ascii_whitespace() || c == '/') {
+        if tag_lower.starts_with("meta")
+            && tag_lower[4..].starts_with(|c: char| c.is_ascii_whitespace() || c == '/')
+        {
             let attrs = parse_attributes(&tag_orig[4..]);
             let key = attrs
                 .iter()
                 .find(|(k, _)| k == "property" || k == "name")
                 .map(|(_, v)| v.to_ascii_lowercase());
-            let content = attrs.iter().find(|(k, _)| k == "content").map(|(_, v)| v.clone());
+            let content = attrs
+                .iter()
+                .find(|(k, _)| k == "content")
+                .map(|(_, v)| v.clone());
             if let (Some(key), Some(content)) = (key, content) {
                 let slot = match key.as_str() {
                     "og:title" => &mut og_title,
@@ -301,14 +350,21 @@ pub fn parse_preview(html: &str, base_url: &str) -> UrlPreview {
                     *slot = Some(content);
                 }
             }
-        } else if title.is_none() && tag_lower.starts_with("title") && tag_lower[5..].trim().is_empty() {
+        } else if title.is_none()
+            && tag_lower.starts_with("title")
+            && tag_lower[5..].trim().is_empty()
+        {
             if let Some(close) = lower[end + 1..].find("</title") {
                 title = Some(html[end + 1..end + 1 + close].to_owned());
             }
         } else if tag_lower.starts_with("/head") || tag_lower.starts_with("body") {
             break;
         } else if tag_lower.starts_with("script") || tag_lower.starts_with("style") {
-            let closing = if tag_lower.starts_with("script") { "</script" } else { "</style" };
+            let closing = if tag_lower.starts_with("script") {
+                "</script"
+            } else {
+                "</style"
+            };
             pos = lower[end..].find(closing).map_or(lower.len(), |e| end + e);
             continue;
         }
@@ -316,7 +372,8 @@ pub fn parse_preview(html: &str, base_url: &str) -> UrlPreview {
     }
 
     let clean = |s: Option<String>, max: usize| {
-        s.map(|s| truncate(&collapse_whitespace(&decode_entities(&s)), max)).filter(|s| !s.is_empty())
+        s.map(|s| truncate(&collapse_whitespace(&decode_entities(&s)), max))
+            .filter(|s| !s.is_empty())
     };
     let base = Url::parse(base_url).ok();
     let image = og_image.or(tw_image).and_then(|raw| {
@@ -330,7 +387,10 @@ pub fn parse_preview(html: &str, base_url: &str) -> UrlPreview {
     UrlPreview {
         url: base_url.to_owned(),
         title: clean(og_title.or(tw_title).or(title), TITLE_MAX),
-        description: clean(og_description.or(tw_description).or(meta_description), DESCRIPTION_MAX),
+        description: clean(
+            og_description.or(tw_description).or(meta_description),
+            DESCRIPTION_MAX,
+        ),
         image_url: image,
         site_name: clean(site_name, TITLE_MAX),
     }
@@ -406,7 +466,12 @@ pub fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest.char_indices().take(12).find(|(_, c)| *c == ';').map(|(i, _)| i) else {
+        let Some(semi) = rest
+            .char_indices()
+            .take(12)
+            .find(|(_, c)| *c == ';')
+            .map(|(i, _)| i)
+        else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -419,7 +484,9 @@ pub fn decode_entities(s: &str) -> String {
             "quot" => Some('"'),
             "apos" | "#39" => Some('\''),
             "nbsp" => Some(' '),
-            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
             e if e.starts_with('#') => e[1..].parse::<u32>().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -463,18 +530,51 @@ mod tests {
     #[test]
     fn address_classification() {
         for ip in [
-            "127.0.0.1", "127.8.9.10", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "0.0.0.0", "0.1.2.3", "100.64.0.1", "100.127.255.255", "224.0.0.1",
-            "255.255.255.255", "240.0.0.1", "192.0.2.1", "198.18.0.1", "192.0.0.8",
-            "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "2001:db8::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::10.0.0.1",
-            "2002:c0a8:0101::1", "::127.0.0.1", "fec0::1",
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "192.0.0.8",
+            "::",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::10.0.0.1",
+            "2002:c0a8:0101::1",
+            "::127.0.0.1",
+            "fec0::1",
         ] {
             check(ip, false);
         }
         for ip in [
-            "8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1", "192.169.0.1",
-            "2606:4700:4700::1111", "2a00:1450:4001::1", "::ffff:8.8.8.8", "64:ff9b::808:808",
+            "8.8.8.8",
+            "1.1.1.1",
+            "93.184.216.34",
+            "172.32.0.1",
+            "100.128.0.1",
+            "192.169.0.1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
         ] {
             check(ip, true);
         }
@@ -513,7 +613,10 @@ mod tests {
         let p = parse_preview(html, "https://example.com/page");
         assert_eq!(p.title.as_deref(), Some("OG & title"));
         assert_eq!(p.description.as_deref(), Some("OG description"));
-        assert_eq!(p.image_url.as_deref(), Some("https://example.com/img/a.png"));
+        assert_eq!(
+            p.image_url.as_deref(),
+            Some("https://example.com/img/a.png")
+        );
         assert_eq!(p.site_name.as_deref(), Some("Site"));
         assert_eq!(p.url, "https://example.com/page");
     }
@@ -541,9 +644,20 @@ mod tests {
     #[test]
     fn never_panics_on_garbage() {
         for html in [
-            "", "<", "<meta", "<meta property=", "<meta property=\"og:title\" content=\"é", "<title>unterminated",
-            "&#xFFFFFFFF; &#99999999; &", "<<<>>>", "<!--", "<script>", "<meta\u{0}>", "<titleé>",
-            "<meta content=x property=og:image>", "\u{feff}<title>bom</title>",
+            "",
+            "<",
+            "<meta",
+            "<meta property=",
+            "<meta property=\"og:title\" content=\"é",
+            "<title>unterminated",
+            "&#xFFFFFFFF; &#99999999; &",
+            "<<<>>>",
+            "<!--",
+            "<script>",
+            "<meta\u{0}>",
+            "<titleé>",
+            "<meta content=x property=og:image>",
+            "\u{feff}<title>bom</title>",
         ] {
             let _ = parse_preview(html, "https://example.com/");
             let _ = parse_preview(html, "not a url");
@@ -555,6 +669,9 @@ mod tests {
 
     #[test]
     fn entities() {
-        assert_eq!(decode_entities("a &amp; b &lt;&gt; &quot;&#39;&#x41;&#66; &bogus; &"), "a & b <> \"'AB &bogus; &");
+        assert_eq!(
+            decode_entities("a &amp; b &lt;&gt; &quot;&#39;&#x41;&#66; &bogus; &"),
+            "a & b <> \"'AB &bogus; &"
+        );
     }
 }

@@ -10,7 +10,9 @@ use tracing_subscriber::EnvFilter;
 
 fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Pretty => builder.init(),
@@ -44,7 +46,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(arg) = std::env::args().nth(1) {
-        eprintln!("shoot-server: unexpected argument {arg:?} (configuration is by environment; see --help)");
+        eprintln!(
+            "shoot-server: unexpected argument {arg:?} (configuration is by environment; see --help)"
+        );
         return ExitCode::from(2);
     }
     let config = match Config::from_env() {
@@ -56,9 +60,14 @@ fn main() -> ExitCode {
     };
     init_tracing(&config);
     if config.jwt_key().1 && config.mode == Mode::Dev {
-        tracing::warn!("USING THE DEVELOPMENT JWT KEY: tokens can be forged by anyone; set SHOOT_JWT_SECRET");
+        tracing::warn!(
+            "USING THE DEVELOPMENT JWT KEY: tokens can be forged by anyone; set SHOOT_JWT_SECRET"
+        );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("shoot-server: cannot start the runtime: {e}");

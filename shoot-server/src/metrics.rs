@@ -53,7 +53,9 @@ impl Gauge {
 }
 
 /// Upper bounds of the latency histogram buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// A latency histogram with fixed buckets.
 #[derive(Debug, Default)]
@@ -73,7 +75,8 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Number of observations.
@@ -146,10 +149,26 @@ impl Metrics {
                 ("class=\"5xx\"", self.http_requests_5xx.get()),
             ],
         );
-        counter("shoot_stomp_frames_in_total", "STOMP frames received.", &[("", self.stomp_frames_in.get())]);
-        counter("shoot_stomp_frames_out_total", "STOMP frames sent.", &[("", self.stomp_frames_out.get())]);
-        counter("shoot_stomp_errors_total", "STOMP ERROR frames sent.", &[("", self.stomp_errors.get())]);
-        counter("shoot_stomp_deliveries_total", "STOMP fan-out deliveries queued.", &[("", self.stomp_deliveries.get())]);
+        counter(
+            "shoot_stomp_frames_in_total",
+            "STOMP frames received.",
+            &[("", self.stomp_frames_in.get())],
+        );
+        counter(
+            "shoot_stomp_frames_out_total",
+            "STOMP frames sent.",
+            &[("", self.stomp_frames_out.get())],
+        );
+        counter(
+            "shoot_stomp_errors_total",
+            "STOMP ERROR frames sent.",
+            &[("", self.stomp_errors.get())],
+        );
+        counter(
+            "shoot_stomp_deliveries_total",
+            "STOMP fan-out deliveries queued.",
+            &[("", self.stomp_deliveries.get())],
+        );
         counter(
             "shoot_stomp_dropped_frames_total",
             "Droppable STOMP frames dropped for slow consumers.",
@@ -160,10 +179,26 @@ impl Metrics {
             "STOMP sessions closed as slow consumers.",
             &[("", self.stomp_slow_consumers.get())],
         );
-        counter("shoot_sse_events_total", "SSE events sent.", &[("", self.sse_events_sent.get())]);
-        counter("shoot_sse_resyncs_total", "SSE resumes that required a resync.", &[("", self.sse_resyncs.get())]);
-        counter("shoot_messages_sent_total", "Messages accepted.", &[("", self.messages_sent.get())]);
-        counter("shoot_login_failures_total", "Failed logins.", &[("", self.login_failures.get())]);
+        counter(
+            "shoot_sse_events_total",
+            "SSE events sent.",
+            &[("", self.sse_events_sent.get())],
+        );
+        counter(
+            "shoot_sse_resyncs_total",
+            "SSE resumes that required a resync.",
+            &[("", self.sse_resyncs.get())],
+        );
+        counter(
+            "shoot_messages_sent_total",
+            "Messages accepted.",
+            &[("", self.messages_sent.get())],
+        );
+        counter(
+            "shoot_login_failures_total",
+            "Failed logins.",
+            &[("", self.login_failures.get())],
+        );
         counter(
             "shoot_link_previews_total",
             "Link preview fetches by outcome.",
@@ -173,20 +208,43 @@ impl Metrics {
             ],
         );
         for (name, help, g) in [
-            ("shoot_stomp_connections", "Open STOMP sessions.", &self.stomp_connections),
-            ("shoot_sse_connections", "Open SSE streams.", &self.sse_connections),
+            (
+                "shoot_stomp_connections",
+                "Open STOMP sessions.",
+                &self.stomp_connections,
+            ),
+            (
+                "shoot_sse_connections",
+                "Open SSE streams.",
+                &self.sse_connections,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", g.get());
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                g.get()
+            );
         }
         let h = &self.http_request_duration;
         let name = "shoot_http_request_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} HTTP request latency.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} HTTP request latency.\n# TYPE {name} histogram"
+        );
         for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", h.buckets[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                h.buckets[i].load(Ordering::Relaxed)
+            );
         }
         let count = h.count();
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
         out
     }
@@ -206,12 +264,30 @@ mod tests {
         m.http_request_duration.observe(Duration::from_millis(3));
         m.http_request_duration.observe(Duration::from_secs(20));
         let text = m.render();
-        assert!(text.contains("shoot_http_requests_total{class=\"2xx\"} 1"), "{text}");
+        assert!(
+            text.contains("shoot_http_requests_total{class=\"2xx\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("shoot_stomp_connections 1"), "{text}");
-        assert!(text.contains("shoot_http_request_duration_seconds_bucket{le=\"0.001\"} 0"), "{text}");
-        assert!(text.contains("shoot_http_request_duration_seconds_bucket{le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("shoot_http_request_duration_seconds_bucket{le=\"10\"} 1"), "{text}");
-        assert!(text.contains("shoot_http_request_duration_seconds_bucket{le=\"+Inf\"} 2"), "{text}");
-        assert!(text.contains("shoot_http_request_duration_seconds_count 2"), "{text}");
+        assert!(
+            text.contains("shoot_http_request_duration_seconds_bucket{le=\"0.001\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoot_http_request_duration_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoot_http_request_duration_seconds_bucket{le=\"10\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoot_http_request_duration_seconds_bucket{le=\"+Inf\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoot_http_request_duration_seconds_count 2"),
+            "{text}"
+        );
     }
 }

@@ -38,7 +38,15 @@ pub struct CheckView {
 /// Liveness: the process serves requests.
 #[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Envelope<HealthView>)))]
 pub async fn health() -> Response {
-    let body = Envelope { success: true, data: Some(HealthView { status: "UP".into(), checks: vec![] }), message: None, error_code: None };
+    let body = Envelope {
+        success: true,
+        data: Some(HealthView {
+            status: "UP".into(),
+            checks: vec![],
+        }),
+        message: None,
+        error_code: None,
+    };
     Json(body).into_response()
 }
 
@@ -54,7 +62,11 @@ where
         }
         Err(_) => ("DOWN", Some("timed out".to_owned())),
     };
-    CheckView { name: name.to_owned(), status: status.to_owned(), error }
+    CheckView {
+        name: name.to_owned(),
+        status: status.to_owned(),
+        error,
+    }
 }
 
 /// Readiness: each configured backend answers a cheap query.
@@ -69,12 +81,23 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         check("ephemeral", p.ephemeral.get("shoot:ready-probe")).await,
     ];
     let up = checks.iter().all(|c| c.status == "UP") && !state.shutdown.is_cancelled();
-    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Envelope {
         success: up,
-        data: Some(HealthView { status: if up { "UP" } else { "DOWN" }.into(), checks }),
+        data: Some(HealthView {
+            status: if up { "UP" } else { "DOWN" }.into(),
+            checks,
+        }),
         message: (!up).then(|| "not ready".to_owned()),
-        error_code: (!up).then(|| shoot_core::ErrorCode::BackendUnavailable.as_str().to_owned()),
+        error_code: (!up).then(|| {
+            shoot_core::ErrorCode::BackendUnavailable
+                .as_str()
+                .to_owned()
+        }),
     };
     (status, Json(body)).into_response()
 }
@@ -82,5 +105,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }

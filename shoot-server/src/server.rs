@@ -37,7 +37,11 @@ pub fn app(state: AppState) -> Router {
         .merge(docs::routes())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed")
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed",
+            )
         })
         .layer(DefaultBodyLimit::max(state.config.http_body_limit))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), track))
@@ -73,12 +77,16 @@ pub async fn build_engine(config: &Config, metrics: Arc<Metrics>) -> anyhow::Res
     let spawner: Arc<dyn Spawner> = Arc::new(TokioSpawner::current());
     let memory = MemoryStores::new(clock.clone());
     let mut ports = memory.ports(clock.clone(), spawner);
-    ports.ids = Arc::new(SnowflakeIds::new(clock.clone(), node_id(&config.instance_id)));
+    ports.ids = Arc::new(SnowflakeIds::new(
+        clock.clone(),
+        node_id(&config.instance_id),
+    ));
     match config.storage {
         StorageKind::Memory => {}
         StorageKind::Sqlite => {
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("cannot create data directory {}", config.data_dir.display())
+            })?;
             let db = config.data_dir.join("shoot.sqlite");
             let store = Arc::new(
                 shoot_sql::SqliteStore::open(&db.to_string_lossy())
@@ -95,7 +103,10 @@ pub async fn build_engine(config: &Config, metrics: Arc<Metrics>) -> anyhow::Res
             ports.log = Arc::new(open_log(config).await?);
         }
         StorageKind::Postgres => {
-            let url = config.postgres_url.as_deref().context("SHOOT_POSTGRES_URL is required")?;
+            let url = config
+                .postgres_url
+                .as_deref()
+                .context("SHOOT_POSTGRES_URL is required")?;
             let store = Arc::new(
                 shoot_sql::PostgresStore::connect(url)
                     .await
@@ -113,8 +124,12 @@ pub async fn build_engine(config: &Config, metrics: Arc<Metrics>) -> anyhow::Res
         }
     }
     if config.link_preview_enabled {
-        let fetcher = HttpLinkFetcher::new(config.link_preview_allow_private, ports.ephemeral.clone(), metrics)
-            .context("cannot build the link-preview HTTP client")?;
+        let fetcher = HttpLinkFetcher::new(
+            config.link_preview_allow_private,
+            ports.ephemeral.clone(),
+            metrics,
+        )
+        .context("cannot build the link-preview HTTP client")?;
         ports.link_fetcher = Some(Arc::new(fetcher));
     }
     let engine_config = EngineConfig {
@@ -149,7 +164,9 @@ pub struct ServerHandle {
 
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHandle").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,26 +186,42 @@ impl ServerHandle {
     /// Waits until the shutdown token is cancelled (by [`shutdown`](Self::shutdown) or a
     /// signal handler) and the server has drained.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.serve.await.context("server task panicked")?.context("server failed")?;
-        self.state.engine.shutdown().await.map_err(|e| anyhow::anyhow!("engine shutdown failed: {e}"))?;
+        self.serve
+            .await
+            .context("server task panicked")?
+            .context("server failed")?;
+        self.state
+            .engine
+            .shutdown()
+            .await
+            .map_err(|e| anyhow::anyhow!("engine shutdown failed: {e}"))?;
         Ok(())
     }
 }
 
 /// Builds the stack from `config`, starts the engine and serves on `listener` until
 /// [`ServerHandle::shutdown`].
-pub async fn serve(config: Config, listener: tokio::net::TcpListener) -> anyhow::Result<ServerHandle> {
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<ServerHandle> {
     let metrics = Arc::new(Metrics::default());
     let engine = build_engine(&config, metrics.clone()).await?;
-    engine.start().await.map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+    engine
+        .start()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
     let state = AppState::with_metrics(engine, config, metrics);
     let addr = listener.local_addr()?;
     let router = app(state.clone());
     let token = state.shutdown.clone();
     let serve = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
     });
     tracing::info!(addr = %addr, "listening");
     Ok(ServerHandle { addr, state, serve })

@@ -66,14 +66,23 @@ pub struct Replay {
 impl Replay {
     /// An empty buffer of `capacity` events whose ids start with `epoch`.
     pub fn new(epoch: u64, capacity: usize) -> Replay {
-        Replay { epoch, next: 1, capacity: capacity.max(1), items: VecDeque::new() }
+        Replay {
+            epoch,
+            next: 1,
+            capacity: capacity.max(1),
+            items: VecDeque::new(),
+        }
     }
 
     /// Numbers and stores an event, evicting the oldest when full.
     pub fn push(&mut self, event: &'static str, data: String) -> SseItem {
         let n = self.next;
         self.next += 1;
-        let item = SseItem { id: format!("{}-{n}", self.epoch), event, data };
+        let item = SseItem {
+            id: format!("{}-{n}", self.epoch),
+            event,
+            data,
+        };
         if self.items.len() == self.capacity {
             self.items.pop_front();
         }
@@ -96,7 +105,13 @@ impl Replay {
         if n + 1 < oldest {
             return Resume::Resync;
         }
-        Resume::Events(self.items.iter().filter(|(k, _)| *k > n).map(|(_, i)| i.clone()).collect())
+        Resume::Events(
+            self.items
+                .iter()
+                .filter(|(k, _)| *k > n)
+                .map(|(_, i)| i.clone())
+                .collect(),
+        )
     }
 }
 
@@ -104,12 +119,30 @@ impl Replay {
 pub fn encode(event: &Event) -> Option<(&'static str, String)> {
     let json = |v: &dyn erased::Json| v.to_json();
     let (name, data) = match event {
-        Event::RoomUpdate { room_id, unread_count, last_message, at } => {
-            ("room-update", json(&RoomUpdateView::new(*room_id, *unread_count, last_message.as_ref(), *at)))
-        }
+        Event::RoomUpdate {
+            room_id,
+            unread_count,
+            last_message,
+            at,
+        } => (
+            "room-update",
+            json(&RoomUpdateView::new(
+                *room_id,
+                *unread_count,
+                last_message.as_ref(),
+                *at,
+            )),
+        ),
         Event::Notification(n) => ("notification", json(&NotificationView::from(n))),
-        Event::RoomChanged { room, change, by } => ("room-change", json(&RoomChangeView::new(room, change, *by))),
-        Event::ReadReceipt { room_id, user_id, last_read_seq, .. } => (
+        Event::RoomChanged { room, change, by } => {
+            ("room-change", json(&RoomChangeView::new(room, change, *by)))
+        }
+        Event::ReadReceipt {
+            room_id,
+            user_id,
+            last_read_seq,
+            ..
+        } => (
             "read",
             json(&ReadView {
                 room_id: room_id.to_string(),
@@ -118,7 +151,11 @@ pub fn encode(event: &Event) -> Option<(&'static str, String)> {
             }),
         ),
         Event::Status(s) => ("message-status", json(&StatusView::from(s))),
-        Event::UserStatusChanged { user_id, status, last_seen_at } => (
+        Event::UserStatusChanged {
+            user_id,
+            status,
+            last_seen_at,
+        } => (
             "user-status",
             serde_json::json!({
                 "userId": user_id.to_string(),
@@ -159,7 +196,9 @@ pub struct ReplayBuffers {
 
 impl std::fmt::Debug for ReplayBuffers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplayBuffers").field("capacity", &self.capacity).finish_non_exhaustive()
+        f.debug_struct("ReplayBuffers")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
     }
 }
 
@@ -182,7 +221,10 @@ fn random_epoch() -> u64 {
 impl ReplayBuffers {
     /// Buffers of `capacity` events per user.
     pub fn new(capacity: usize) -> ReplayBuffers {
-        ReplayBuffers { capacity, users: Mutex::new(HashMap::new()) }
+        ReplayBuffers {
+            capacity,
+            users: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Arc<UserChannel>>> {
@@ -268,16 +310,26 @@ pub struct SseQuery {
 }
 
 fn item_event(item: &SseItem) -> SseEvent {
-    SseEvent::default().id(item.id.clone()).event(item.event).data(item.data.clone())
+    SseEvent::default()
+        .id(item.id.clone())
+        .event(item.event)
+        .data(item.data.clone())
 }
 
 async fn unread_snapshot(engine: &ChatEngine, user: UserId) -> Option<SseEvent> {
     let counts = engine.unread_counts(user).await.ok()?;
     let views: Vec<UnreadCountView> = counts
         .into_iter()
-        .map(|(room, n)| UnreadCountView { room_id: room.to_string(), unread_count: n })
+        .map(|(room, n)| UnreadCountView {
+            room_id: room.to_string(),
+            unread_count: n,
+        })
         .collect();
-    Some(SseEvent::default().event("unread-counts").data(serde_json::to_string(&views).ok()?))
+    Some(
+        SseEvent::default()
+            .event("unread-counts")
+            .data(serde_json::to_string(&views).ok()?),
+    )
 }
 
 /// `GET /api/v1/sse/subscribe`.
@@ -303,7 +355,11 @@ pub async fn subscribe(
     }
 }
 
-async fn subscribe_inner(state: AppState, query: SseQuery, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn subscribe_inner(
+    state: AppState,
+    query: SseQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let token = crate::auth::bearer(&headers)
         .map(str::to_owned)
         .or(query.token)
@@ -315,7 +371,10 @@ async fn subscribe_inner(state: AppState, query: SseQuery, headers: HeaderMap) -
         .map(str::to_owned)
         .or(query.last_event_id);
 
-    let ch = state.sse.attach(&state.engine, user, &state.shutdown).await?;
+    let ch = state
+        .sse
+        .attach(&state.engine, user, &state.shutdown)
+        .await?;
     state.metrics.sse_connections.inc();
     let guard = ClientGuard(ch.clone(), state.metrics.clone());
 
@@ -378,7 +437,11 @@ where
     S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
 {
     Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive"))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text("keep-alive"),
+        )
         .into_response()
 }
 

@@ -39,7 +39,11 @@ pub fn de_id<'de, D: Deserializer<'de>, T: From<i64>>(d: D) -> Result<T, D::Erro
     }
     match Raw::deserialize(d)? {
         Raw::Num(n) => Ok(T::from(n)),
-        Raw::Str(s) => s.trim().parse::<i64>().map(T::from).map_err(|_| serde::de::Error::custom(format!("invalid id {s:?}"))),
+        Raw::Str(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(T::from)
+            .map_err(|_| serde::de::Error::custom(format!("invalid id {s:?}"))),
     }
 }
 
@@ -54,7 +58,10 @@ pub fn de_opt_id<'de, D: Deserializer<'de>, T: From<i64>>(d: D) -> Result<Option
 pub fn de_ids<'de, D: Deserializer<'de>, T: From<i64>>(d: D) -> Result<Vec<T>, D::Error> {
     #[derive(Deserialize)]
     struct Wrap<T: From<i64>>(#[serde(deserialize_with = "de_id")] T);
-    Ok(Vec::<Wrap<T>>::deserialize(d)?.into_iter().map(|w| w.0).collect())
+    Ok(Vec::<Wrap<T>>::deserialize(d)?
+        .into_iter()
+        .map(|w| w.0)
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -87,7 +94,10 @@ pub struct UserView {
 impl UserView {
     /// The caller's own view (with e-mail).
     pub fn me(u: &User) -> UserView {
-        UserView { email: Some(u.email.clone()), ..UserView::other(u) }
+        UserView {
+            email: Some(u.email.clone()),
+            ..UserView::other(u)
+        }
     }
 
     /// Another user's view (e-mail withheld).
@@ -107,7 +117,11 @@ impl UserView {
 
     /// The view of `u` as seen by `viewer`.
     pub fn seen_by(u: &User, viewer: UserId) -> UserView {
-        if u.id == viewer { UserView::me(u) } else { UserView::other(u) }
+        if u.id == viewer {
+            UserView::me(u)
+        } else {
+            UserView::other(u)
+        }
     }
 }
 
@@ -155,7 +169,12 @@ pub struct FriendRequestView {
 impl FriendRequestView {
     /// The view of `r` with the users looked up in `users`.
     pub fn new(r: &FriendRequest, users: &[User], viewer: UserId) -> FriendRequestView {
-        let find = |id: UserId| users.iter().find(|u| u.id == id).map(|u| UserView::seen_by(u, viewer));
+        let find = |id: UserId| {
+            users
+                .iter()
+                .find(|u| u.id == id)
+                .map(|u| UserView::seen_by(u, viewer))
+        };
         FriendRequestView {
             request_id: r.id.to_string(),
             from_user: find(r.from),
@@ -358,7 +377,12 @@ impl MessageView {
             reactions: m
                 .reactions
                 .iter()
-                .map(|(code, users)| (code.clone(), users.iter().map(ToString::to_string).collect()))
+                .map(|(code, users)| {
+                    (
+                        code.clone(),
+                        users.iter().map(ToString::to_string).collect(),
+                    )
+                })
                 .collect(),
             pinned: m.pin.is_some(),
             read_count,
@@ -443,7 +467,11 @@ pub struct ReactionTypeView {
 
 impl From<&ReactionType> for ReactionTypeView {
     fn from(r: &ReactionType) -> ReactionTypeView {
-        ReactionTypeView { code: r.code.clone(), emoji: r.emoji.clone(), description: r.description.clone() }
+        ReactionTypeView {
+            code: r.code.clone(),
+            emoji: r.emoji.clone(),
+            description: r.description.clone(),
+        }
     }
 }
 
@@ -642,7 +670,10 @@ impl RoomView {
             room_type: room.room_type.as_str().to_owned(),
             title,
             announcement: room.announcement.clone(),
-            participants: participants.iter().map(|p| ParticipantView::new(p, users)).collect(),
+            participants: participants
+                .iter()
+                .map(|p| ParticipantView::new(p, users))
+                .collect(),
             last_message: last_message.map(MessageView::from),
             unread_count,
             favorite: me.is_some_and(|p| p.favorite),
@@ -669,7 +700,12 @@ pub struct RoomUpdateView {
 
 impl RoomUpdateView {
     /// From the fields of `Event::RoomUpdate`.
-    pub fn new(room_id: shoot_core::RoomId, unread_count: u64, last_message: Option<&Message>, at: Timestamp) -> RoomUpdateView {
+    pub fn new(
+        room_id: shoot_core::RoomId,
+        unread_count: u64,
+        last_message: Option<&Message>,
+        at: Timestamp,
+    ) -> RoomUpdateView {
         RoomUpdateView {
             room_id: room_id.to_string(),
             unread_count,
@@ -715,9 +751,13 @@ impl RoomChangeView {
         let (name, user_ids, role, favorite) = match change {
             RoomChange::Created => ("CREATED", vec![], None, None),
             RoomChange::Updated => ("UPDATED", vec![], None, None),
-            RoomChange::ParticipantsAdded(users) => ("PARTICIPANTS_ADDED", users.clone(), None, None),
+            RoomChange::ParticipantsAdded(users) => {
+                ("PARTICIPANTS_ADDED", users.clone(), None, None)
+            }
             RoomChange::ParticipantRemoved(u) => ("PARTICIPANT_REMOVED", vec![*u], None, None),
-            RoomChange::RoleChanged(u, r) => ("ROLE_CHANGED", vec![*u], Some(r.as_str().to_owned()), None),
+            RoomChange::RoleChanged(u, r) => {
+                ("ROLE_CHANGED", vec![*u], Some(r.as_str().to_owned()), None)
+            }
             RoomChange::FavoriteChanged(f) => ("FAVORITE_CHANGED", vec![], None, Some(*f)),
             RoomChange::Deleted => ("DELETED", vec![], None, None),
         };
@@ -877,7 +917,9 @@ pub struct UpdateProfileRequest {
 }
 
 /// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
-pub fn de_double_opt<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub fn de_double_opt<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -1112,7 +1154,10 @@ mod tests {
             forwarded_from: None,
             mentions: vec![UserId(2)],
             reactions,
-            pin: Some(Pin { pinned_by: UserId(1), pinned_at: Timestamp(0) }),
+            pin: Some(Pin {
+                pinned_by: UserId(1),
+                pinned_at: Timestamp(0),
+            }),
             created_at: Timestamp(1_700_000_000_123),
             updated_at: None,
             status: MessageStatus::Saved,
@@ -1137,7 +1182,8 @@ mod tests {
         let b: TargetUserRequest = serde_json::from_str(r#"{"targetUserId":12}"#).unwrap();
         assert_eq!(a.target_user_id, b.target_user_id);
         assert!(serde_json::from_str::<TargetUserRequest>(r#"{"targetUserId":"x"}"#).is_err());
-        let r: CreateRoomRequest = serde_json::from_str(r#"{"type":"GROUP","participantIds":["1",2]}"#).unwrap();
+        let r: CreateRoomRequest =
+            serde_json::from_str(r#"{"type":"GROUP","participantIds":["1",2]}"#).unwrap();
         assert_eq!(r.participant_ids, vec![UserId(1), UserId(2)]);
     }
 

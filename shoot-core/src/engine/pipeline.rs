@@ -697,7 +697,11 @@ impl ChatEngine {
             }
             Err(e) => {
                 warn!(error = %e, count = batch.len(), "log append failed");
-                self.fail_batch(batch, Error::from(e)).await;
+                self.fail_batch(
+                    batch,
+                    Error::new(ErrorCode::BackendUnavailable, "message log is unavailable"),
+                )
+                .await;
                 return;
             }
         };

@@ -273,6 +273,9 @@ async fn a_send_goes_through_every_status_in_order() {
     );
 }
 
+/// A change to a valid send command.
+type Edit<'a> = Box<dyn FnOnce(&mut SendMessage) + 'a>;
+
 #[tokio::test]
 async fn rejected_sends_fail_with_the_precise_code_and_a_failed_status() {
     let h = Harness::started().await;
@@ -286,7 +289,7 @@ async fn rejected_sends_fail_with_the_precise_code_and_a_failed_status() {
         .unwrap();
     let mut mine = h.subscribe(Topic::User(alice)).await;
 
-    let cases: Vec<(Box<dyn FnOnce(&mut SendMessage)>, ErrorCode)> = vec![
+    let cases: Vec<(Edit, ErrorCode)> = vec![
         (Box::new(|c| c.text = "   ".into()), ErrorCode::MessageEmpty),
         (
             Box::new(|c| c.text = "x".repeat(4001)),
@@ -853,4 +856,84 @@ async fn subscriptions_are_authorised() {
     })
     .await;
     assert_eq!(created, r.message_id);
+}
+
+/// A log that records the size of every append and holds the first one until released, so
+/// that sends queue up behind it.
+struct GatedLog {
+    inner: Arc<shoot_core::memory::MemoryLog>,
+    sizes: Mutex<Vec<usize>>,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl shoot_core::ports::MessageLog for GatedLog {
+    async fn append(&self, batch: Vec<Message>) -> PortResult<Vec<Message>> {
+        self.sizes.lock().unwrap().push(batch.len());
+        let permit = self.gate.acquire().await.expect("gate");
+        permit.forget();
+        self.gate.add_permits(1);
+        self.inner.append(batch).await
+    }
+    async fn consumer(&self, group: &str) -> PortResult<Box<dyn shoot_core::ports::LogConsumer>> {
+        self.inner.consumer(group).await
+    }
+    async fn dead_letter(
+        &self,
+        entry: &shoot_core::ports::LogEntry,
+        reason: &str,
+    ) -> PortResult<()> {
+        self.inner.dead_letter(entry, reason).await
+    }
+}
+
+#[tokio::test]
+async fn appends_batch_up_behind_a_slow_log() {
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_2024());
+    let log = Arc::new(GatedLog {
+        inner: Arc::new(shoot_core::memory::MemoryLog::new(clock)),
+        sizes: Mutex::new(Vec::new()),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let gated = log.clone();
+    let h = Arc::new(Harness::custom(|_| {}, move |p| p.log = gated));
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let first = {
+        let h = h.clone();
+        tokio::spawn(async move { h.send(alice, room, "first").await })
+    };
+    h.until(|| async { (log.sizes.lock().unwrap().len() == 1).then_some(()) })
+        .await;
+    let mut bobs = h.subscribe(Topic::User(bob)).await;
+    let mut rest = Vec::new();
+    for i in 0..10 {
+        let h = h.clone();
+        rest.push(tokio::spawn(async move {
+            h.send(bob, room, &format!("queued {i}")).await
+        }));
+    }
+    // Every queued send emits SENDING right before it joins the lane (no await in between).
+    for _ in 0..10 {
+        let sending = wait_for(&mut bobs, |e| match e {
+            Event::Status(s) => Some(s.status),
+            _ => None,
+        })
+        .await;
+        assert_eq!(sending, MessageStatus::Sending);
+    }
+    tokio::task::yield_now().await;
+    log.gate.add_permits(1);
+    assert_eq!(first.await.unwrap().seq, Seq(1));
+    let mut seqs = Vec::new();
+    for t in rest {
+        seqs.push(t.await.unwrap().seq.0);
+    }
+    seqs.sort();
+    assert_eq!(seqs, (2..=11).collect::<Vec<_>>());
+    assert_eq!(
+        *log.sizes.lock().unwrap(),
+        vec![1, 10],
+        "one append for everything queued"
+    );
 }

@@ -25,8 +25,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// Sign up.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = Envelope<UserView>), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<UserView> {
-    let new = NewUser { username: req.username, nickname: req.nickname, email: req.email, password: req.password, bio: req.bio };
+pub async fn signup(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> ApiResult<UserView> {
+    let new = NewUser {
+        username: req.username,
+        nickname: req.nickname,
+        email: req.email,
+        password: req.password,
+        bio: req.bio,
+    };
     let engine = state.engine.clone();
     let user = blocking(async move { engine.signup(new).await }).await?;
     Ok(ApiResponse::created(UserView::me(&user)))
@@ -35,11 +44,18 @@ pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupR
 /// Sign up (alias of `POST /auth/signup`).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = SignupRequest,
     responses((status = 201, body = Envelope<UserView>), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-pub async fn signup_alias(state: State<AppState>, body: ApiJson<SignupRequest>) -> ApiResult<UserView> {
+pub async fn signup_alias(
+    state: State<AppState>,
+    body: ApiJson<SignupRequest>,
+) -> ApiResult<UserView> {
     signup(state, body).await
 }
 
-async fn new_pair(state: &AppState, user: UserId, family: Option<String>) -> Result<TokenView, ApiError> {
+async fn new_pair(
+    state: &AppState,
+    user: UserId,
+    family: Option<String>,
+) -> Result<TokenView, ApiError> {
     let refresh = state.engine.issue_refresh_token(user, family).await?;
     Ok(state.auth.issue_pair(user, &refresh)?.into())
 }
@@ -59,11 +75,18 @@ pub async fn login(
         .ok_or_else(|| ApiError::validation("username or email is required"))?;
     let password = req.password;
     let engine = state.engine.clone();
-    let result = blocking(async move { engine.authenticate(&login, &password, addr.as_deref()).await }).await;
+    let result = blocking(async move {
+        engine
+            .authenticate(&login, &password, addr.as_deref())
+            .await
+    })
+    .await;
     let user = match result {
         Ok(u) => u,
         Err(e) => {
-            if e.code == ErrorCode::InvalidCredentials.as_str() || e.code == ErrorCode::AccountLocked.as_str() {
+            if e.code == ErrorCode::InvalidCredentials.as_str()
+                || e.code == ErrorCode::AccountLocked.as_str()
+            {
                 state.metrics.login_failures.inc();
             }
             return Err(e);
@@ -87,19 +110,29 @@ pub async fn refresh(
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<RefreshRequest>,
 ) -> ApiResult<TokenView> {
-    let token = refresh_token_of(&headers, body).ok_or_else(|| ApiError::unauthenticated("missing refresh token"))?;
+    let token = refresh_token_of(&headers, body)
+        .ok_or_else(|| ApiError::unauthenticated("missing refresh token"))?;
     let verified = state.auth.verify_refresh(&token)?;
-    let next = state.engine.rotate_refresh_token(&verified.token_id).await?;
+    let next = state
+        .engine
+        .rotate_refresh_token(&verified.token_id)
+        .await?;
     if next.user_id != verified.user_id {
         return Err(ApiError::unauthenticated("invalid token"));
     }
-    Ok(ApiResponse::ok(state.auth.issue_pair(next.user_id, &next)?.into()))
+    Ok(ApiResponse::ok(
+        state.auth.issue_pair(next.user_id, &next)?.into(),
+    ))
 }
 
 /// Alias of `POST /auth/refresh`.
 #[utoipa::path(post, path = "/api/v1/auth/refresh-token", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Envelope<TokenView>), (status = 401, body = ErrorEnvelope)))]
-pub async fn refresh_alias(state: State<AppState>, headers: HeaderMap, body: OptionalJson<RefreshRequest>) -> ApiResult<TokenView> {
+pub async fn refresh_alias(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: OptionalJson<RefreshRequest>,
+) -> ApiResult<TokenView> {
     refresh(state, headers, body).await
 }
 
@@ -113,15 +146,24 @@ pub async fn logout(
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<RefreshRequest>,
 ) -> ApiResult<bool> {
-    let explicit = body.and_then(|b| b.refresh_token).filter(|t| !t.trim().is_empty());
+    let explicit = body
+        .and_then(|b| b.refresh_token)
+        .filter(|t| !t.trim().is_empty());
     if let Some(token) = explicit {
         let verified = state.auth.verify_refresh(&token)?;
-        state.engine.revoke_refresh_token_family(&verified.token_id).await?;
+        state
+            .engine
+            .revoke_refresh_token_family(&verified.token_id)
+            .await?;
         return Ok(ApiResponse::ok(true).with_message("logged out"));
     }
-    let bearer_token = bearer(&headers).ok_or_else(|| ApiError::unauthenticated("missing token"))?;
+    let bearer_token =
+        bearer(&headers).ok_or_else(|| ApiError::unauthenticated("missing token"))?;
     if let Ok(verified) = state.auth.verify_refresh(bearer_token) {
-        state.engine.revoke_refresh_token_family(&verified.token_id).await?;
+        state
+            .engine
+            .revoke_refresh_token_family(&verified.token_id)
+            .await?;
         return Ok(ApiResponse::ok(true).with_message("logged out"));
     }
     state.auth.verify_access(bearer_token)?;

@@ -3,7 +3,9 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use shoot_core::engine::{MessageRecord, NewSchedule, ReadTarget, SchedulePatch, SendMessage, SendReceipt};
+use shoot_core::engine::{
+    MessageRecord, NewSchedule, ReadTarget, SchedulePatch, SendMessage, SendReceipt,
+};
 use shoot_core::messages::{HistoryQuery, MessageType};
 use shoot_core::schedule::Repeat;
 use shoot_core::{MessageId, RoomId, ScheduleId, Seq, Timestamp};
@@ -14,9 +16,9 @@ use crate::error::{ApiError, ApiResponse, ApiResult, Envelope, ErrorEnvelope};
 use crate::rest::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::views::{
-    BookmarkRequest, BookmarkView, EditMessageRequest, ForwardRequest, MessageIdRequest, MessageView,
-    ReactionRequest, ReactionTypeView, ScheduleRequest, ScheduleUpdateRequest, ScheduleView, SendReceiptView,
-    ThreadReplyRequest, ThreadSummaryView, ThreadView,
+    BookmarkRequest, BookmarkView, EditMessageRequest, ForwardRequest, MessageIdRequest,
+    MessageView, ReactionRequest, ReactionTypeView, ScheduleRequest, ScheduleUpdateRequest,
+    ScheduleView, SendReceiptView, ThreadReplyRequest, ThreadSummaryView, ThreadView,
 };
 
 fn record_view(r: &MessageRecord) -> MessageView {
@@ -30,7 +32,9 @@ fn receipt_view(r: &SendReceipt) -> SendReceiptView {
         seq: r.seq.0,
         temp_id: Some(r.temp_id.clone()),
         duplicate: r.duplicate,
-        status: shoot_core::messages::MessageStatus::SentToKafka.as_str().to_owned(),
+        status: shoot_core::messages::MessageStatus::SentToKafka
+            .as_str()
+            .to_owned(),
     }
 }
 
@@ -38,7 +42,10 @@ fn message_type(t: Option<&str>) -> Result<MessageType, ApiError> {
     match t {
         None => Ok(MessageType::Text),
         Some(s) => MessageType::parse(s).ok_or_else(|| {
-            ApiError::from_code(shoot_core::ErrorCode::InvalidMessageType, format!("unknown message type {s:?}"))
+            ApiError::from_code(
+                shoot_core::ErrorCode::InvalidMessageType,
+                format!("unknown message type {s:?}"),
+            )
         }),
     }
 }
@@ -48,7 +55,8 @@ fn parse_repeat(s: &str) -> Result<Repeat, ApiError> {
 }
 
 fn parse_time(s: &str, field: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse_rfc3339(s).ok_or_else(|| ApiError::validation(format!("{field} must be an RFC 3339 date-time")))
+    Timestamp::parse_rfc3339(s)
+        .ok_or_else(|| ApiError::validation(format!("{field} must be an RFC 3339 date-time")))
 }
 
 /// `?before=&after=&limit=`.
@@ -81,9 +89,15 @@ pub async fn history(
         Some(n) => n.min(limits.history_max_limit),
     };
     if q.before.is_some_and(|b| b < 0) || q.after.is_some_and(|a| a < 0) {
-        return Err(ApiError::validation("before/after must be non-negative sequence numbers"));
+        return Err(ApiError::validation(
+            "before/after must be non-negative sequence numbers",
+        ));
     }
-    let query = HistoryQuery { before: q.before.map(Seq), after: q.after.map(Seq), limit };
+    let query = HistoryQuery {
+        before: q.before.map(Seq),
+        after: q.after.map(Seq),
+        limit,
+    };
     let page = state.engine.history(actor, room, query).await?;
     Ok(ApiResponse::ok(page.iter().map(record_view).collect()))
 }
@@ -96,7 +110,9 @@ pub async fn detail(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<MessageId>,
 ) -> ApiResult<MessageView> {
-    Ok(ApiResponse::ok(record_view(&state.engine.message(actor, id).await?)))
+    Ok(ApiResponse::ok(record_view(
+        &state.engine.message(actor, id).await?,
+    )))
 }
 
 /// Edit one's own message (within the edit window).
@@ -155,8 +171,14 @@ pub async fn mark_read(
     AuthUser(actor): AuthUser,
     ApiQuery(q): ApiQuery<RoomParam>,
 ) -> ApiResult<ReadCursorView> {
-    let seq = state.engine.mark_read(actor, q.room_id, ReadTarget::All).await?;
-    Ok(ApiResponse::ok(ReadCursorView { room_id: q.room_id.to_string(), last_read_seq: seq.0 }))
+    let seq = state
+        .engine
+        .mark_read(actor, q.room_id, ReadTarget::All)
+        .await?;
+    Ok(ApiResponse::ok(ReadCursorView {
+        room_id: q.room_id.to_string(),
+        last_read_seq: seq.0,
+    }))
 }
 
 /// Forward a message to rooms of the caller (each copy keeps `forwardedFrom`).
@@ -173,10 +195,17 @@ pub async fn forward(
     }
     let receipts = state
         .engine
-        .forward_message(actor, req.message_id, req.target_room_ids, req.additional_content)
+        .forward_message(
+            actor,
+            req.message_id,
+            req.target_room_ids,
+            req.additional_content,
+        )
         .await?;
     state.metrics.messages_sent.add(receipts.len() as u64);
-    Ok(ApiResponse::created(receipts.iter().map(receipt_view).collect()))
+    Ok(ApiResponse::created(
+        receipts.iter().map(receipt_view).collect(),
+    ))
 }
 
 /// Pin a message.
@@ -188,7 +217,9 @@ pub async fn pin(
     AuthUser(actor): AuthUser,
     ApiJson(req): ApiJson<MessageIdRequest>,
 ) -> ApiResult<MessageView> {
-    Ok(ApiResponse::ok(MessageView::from(&state.engine.pin_message(actor, req.message_id).await?)))
+    Ok(ApiResponse::ok(MessageView::from(
+        &state.engine.pin_message(actor, req.message_id).await?,
+    )))
 }
 
 /// Unpin a message.
@@ -199,7 +230,9 @@ pub async fn unpin(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<MessageId>,
 ) -> ApiResult<MessageView> {
-    Ok(ApiResponse::ok(MessageView::from(&state.engine.unpin_message(actor, id).await?)))
+    Ok(ApiResponse::ok(MessageView::from(
+        &state.engine.unpin_message(actor, id).await?,
+    )))
 }
 
 /// Pinned messages of a room.
@@ -211,7 +244,9 @@ pub async fn pins(
     ApiPath(room): ApiPath<RoomId>,
 ) -> ApiResult<Vec<MessageView>> {
     let list = state.engine.pinned_messages(actor, room).await?;
-    Ok(ApiResponse::ok(list.iter().map(MessageView::from).collect()))
+    Ok(ApiResponse::ok(
+        list.iter().map(MessageView::from).collect(),
+    ))
 }
 
 /// Add a reaction.
@@ -222,7 +257,10 @@ pub async fn add_reaction(
     AuthUser(actor): AuthUser,
     ApiJson(req): ApiJson<ReactionRequest>,
 ) -> ApiResult<MessageView> {
-    let m = state.engine.add_reaction(actor, req.message_id, &req.reaction).await?;
+    let m = state
+        .engine
+        .add_reaction(actor, req.message_id, &req.reaction)
+        .await?;
     Ok(ApiResponse::ok(MessageView::from(&m)))
 }
 
@@ -234,16 +272,24 @@ pub async fn remove_reaction(
     AuthUser(actor): AuthUser,
     ApiJson(req): ApiJson<ReactionRequest>,
 ) -> ApiResult<MessageView> {
-    let m = state.engine.remove_reaction(actor, req.message_id, &req.reaction).await?;
+    let m = state
+        .engine
+        .remove_reaction(actor, req.message_id, &req.reaction)
+        .await?;
     Ok(ApiResponse::ok(MessageView::from(&m)))
 }
 
 /// The configured reaction types.
 #[utoipa::path(get, path = "/api/v1/messages/reactions/types", tag = "messages",
     responses((status = 200, body = Envelope<Vec<ReactionTypeView>>)), security(("bearer" = [])))]
-pub async fn reaction_types(State(state): State<AppState>, _caller: AuthUser) -> ApiResult<Vec<ReactionTypeView>> {
+pub async fn reaction_types(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+) -> ApiResult<Vec<ReactionTypeView>> {
     let types = state.engine.reaction_types().await?;
-    Ok(ApiResponse::ok(types.iter().map(ReactionTypeView::from).collect()))
+    Ok(ApiResponse::ok(
+        types.iter().map(ReactionTypeView::from).collect(),
+    ))
 }
 
 /// `?parentId=&after=&limit=`.
@@ -269,8 +315,14 @@ pub async fn thread(
     ApiQuery(q): ApiQuery<ThreadParams>,
 ) -> ApiResult<ThreadView> {
     let limits = state.engine.limits();
-    let limit = q.limit.unwrap_or(limits.history_default_limit).clamp(1, limits.history_max_limit);
-    let t = state.engine.thread(actor, q.parent_id, q.after.map(Seq), limit).await?;
+    let limit = q
+        .limit
+        .unwrap_or(limits.history_default_limit)
+        .clamp(1, limits.history_max_limit);
+    let t = state
+        .engine
+        .thread(actor, q.parent_id, q.after.map(Seq), limit)
+        .await?;
     Ok(ApiResponse::ok(ThreadView {
         root: MessageView::from(&t.root),
         replies: t.replies.iter().map(MessageView::from).collect(),
@@ -321,7 +373,10 @@ pub async fn threads(
     AuthUser(actor): AuthUser,
     ApiQuery(q): ApiQuery<ThreadsParams>,
 ) -> ApiResult<Vec<ThreadSummaryView>> {
-    let list = state.engine.threads(actor, q.room_id, q.limit.unwrap_or(0)).await?;
+    let list = state
+        .engine
+        .threads(actor, q.room_id, q.limit.unwrap_or(0))
+        .await?;
     Ok(ApiResponse::ok(
         list.iter()
             .map(|t| ThreadSummaryView {
@@ -357,9 +412,14 @@ pub async fn schedule(
 /// The caller's scheduled messages.
 #[utoipa::path(get, path = "/api/v1/messages/schedule", tag = "schedules",
     responses((status = 200, body = Envelope<Vec<ScheduleView>>)), security(("bearer" = [])))]
-pub async fn schedules(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<Vec<ScheduleView>> {
+pub async fn schedules(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<Vec<ScheduleView>> {
     let list = state.engine.scheduled_messages(actor).await?;
-    Ok(ApiResponse::ok(list.iter().map(ScheduleView::from).collect()))
+    Ok(ApiResponse::ok(
+        list.iter().map(ScheduleView::from).collect(),
+    ))
 }
 
 /// Edit a PENDING scheduled message.
@@ -375,7 +435,11 @@ pub async fn update_schedule(
 ) -> ApiResult<ScheduleView> {
     let patch = SchedulePatch {
         text: req.content,
-        scheduled_at: req.scheduled_at.as_deref().map(|s| parse_time(s, "scheduledAt")).transpose()?,
+        scheduled_at: req
+            .scheduled_at
+            .as_deref()
+            .map(|s| parse_time(s, "scheduledAt"))
+            .transpose()?,
         repeat: match req.repeat {
             None => None,
             Some(None) => Some(None),
@@ -395,7 +459,9 @@ pub async fn cancel_schedule(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<ScheduleId>,
 ) -> ApiResult<ScheduleView> {
-    Ok(ApiResponse::ok(ScheduleView::from(&state.engine.cancel_schedule(actor, id).await?)))
+    Ok(ApiResponse::ok(ScheduleView::from(
+        &state.engine.cancel_schedule(actor, id).await?,
+    )))
 }
 
 /// Bookmark a message (again: replaces the note).
@@ -406,7 +472,10 @@ pub async fn bookmark(
     AuthUser(actor): AuthUser,
     ApiJson(req): ApiJson<BookmarkRequest>,
 ) -> ApiResult<BookmarkView> {
-    let b = state.engine.bookmark_message(actor, req.message_id, req.note).await?;
+    let b = state
+        .engine
+        .bookmark_message(actor, req.message_id, req.note)
+        .await?;
     Ok(ApiResponse::created(BookmarkView::new(&b, None)))
 }
 
@@ -442,8 +511,19 @@ pub async fn bookmarks(
     AuthUser(actor): AuthUser,
     ApiQuery(q): ApiQuery<BookmarkParams>,
 ) -> ApiResult<Vec<BookmarkView>> {
-    let list = state.engine.bookmarks(actor, q.room_id, q.q.as_deref().filter(|s| !s.trim().is_empty())).await?;
-    Ok(ApiResponse::ok(list.iter().map(|e| BookmarkView::new(&e.bookmark, Some(&e.message))).collect()))
+    let list = state
+        .engine
+        .bookmarks(
+            actor,
+            q.room_id,
+            q.q.as_deref().filter(|s| !s.trim().is_empty()),
+        )
+        .await?;
+    Ok(ApiResponse::ok(
+        list.iter()
+            .map(|e| BookmarkView::new(&e.bookmark, Some(&e.message)))
+            .collect(),
+    ))
 }
 
 /// `?roomId=&q=&limit=`.
@@ -468,6 +548,11 @@ pub async fn search(
     AuthUser(actor): AuthUser,
     ApiQuery(q): ApiQuery<MessageSearchParams>,
 ) -> ApiResult<Vec<MessageView>> {
-    let list = state.engine.search_messages(actor, q.room_id, &q.q, q.limit.unwrap_or(0)).await?;
-    Ok(ApiResponse::ok(list.iter().map(MessageView::from).collect()))
+    let list = state
+        .engine
+        .search_messages(actor, q.room_id, &q.q, q.limit.unwrap_or(0))
+        .await?;
+    Ok(ApiResponse::ok(
+        list.iter().map(MessageView::from).collect(),
+    ))
 }

@@ -36,13 +36,31 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}", get(users::get_user))
         // friends
         .route("/users/friends", get(users::friends))
-        .route("/users/friends/requests", get(users::friend_requests).post(users::send_friend_request))
-        .route("/users/friends/requests/{id}", delete(users::cancel_friend_request))
-        .route("/users/friends/requests/{id}/accept", post(users::accept_friend_request))
-        .route("/users/friends/requests/{id}/reject", post(users::reject_friend_request))
+        .route(
+            "/users/friends/requests",
+            get(users::friend_requests).post(users::send_friend_request),
+        )
+        .route(
+            "/users/friends/requests/{id}",
+            delete(users::cancel_friend_request),
+        )
+        .route(
+            "/users/friends/requests/{id}/accept",
+            post(users::accept_friend_request),
+        )
+        .route(
+            "/users/friends/requests/{id}/reject",
+            post(users::reject_friend_request),
+        )
         .route("/users/friends/{id}", delete(users::remove_friend))
-        .route("/users/friends/groups", get(users::friend_groups).post(users::create_friend_group))
-        .route("/users/friends/groups/{id}", put(users::update_friend_group).delete(users::delete_friend_group))
+        .route(
+            "/users/friends/groups",
+            get(users::friend_groups).post(users::create_friend_group),
+        )
+        .route(
+            "/users/friends/groups/{id}",
+            put(users::update_friend_group).delete(users::delete_friend_group),
+        )
         .route(
             "/users/friends/groups/{id}/members/{friend}",
             post(users::add_group_member).delete(users::remove_group_member),
@@ -56,32 +74,67 @@ pub fn routes() -> Router<AppState> {
         .route("/chatrooms/favorites", get(rooms::favorites))
         .route("/chatrooms/search", get(rooms::search))
         .route("/chatrooms/multiple", post(rooms::create_multiple))
-        .route("/chatrooms/{id}", get(rooms::get).put(rooms::update).delete(rooms::leave))
-        .route("/chatrooms/{id}/participants", get(rooms::participants).post(rooms::add_participants))
-        .route("/chatrooms/{id}/participants/{user}", delete(rooms::remove_participant))
-        .route("/chatrooms/{id}/notice", get(rooms::get_notice).post(rooms::set_notice))
-        .route("/chatrooms/{id}/favorite", post(rooms::add_favorite).delete(rooms::remove_favorite))
+        .route(
+            "/chatrooms/{id}",
+            get(rooms::get).put(rooms::update).delete(rooms::leave),
+        )
+        .route(
+            "/chatrooms/{id}/participants",
+            get(rooms::participants).post(rooms::add_participants),
+        )
+        .route(
+            "/chatrooms/{id}/participants/{user}",
+            delete(rooms::remove_participant),
+        )
+        .route(
+            "/chatrooms/{id}/notice",
+            get(rooms::get_notice).post(rooms::set_notice),
+        )
+        .route(
+            "/chatrooms/{id}/favorite",
+            post(rooms::add_favorite).delete(rooms::remove_favorite),
+        )
         // messages
-        .route("/messages/{id}", get(messages::history).put(messages::edit).delete(messages::delete))
+        .route(
+            "/messages/{id}",
+            get(messages::history)
+                .put(messages::edit)
+                .delete(messages::delete),
+        )
         .route("/messages/detail/{id}", get(messages::detail))
         .route("/messages/mark-read", post(messages::mark_read))
         .route("/messages/forward", post(messages::forward))
         .route("/messages/pin", post(messages::pin))
         .route("/messages/pin/{id}", delete(messages::unpin))
         .route("/messages/pins/{id}", get(messages::pins))
-        .route("/messages/reaction", post(messages::add_reaction).delete(messages::remove_reaction))
+        .route(
+            "/messages/reaction",
+            post(messages::add_reaction).delete(messages::remove_reaction),
+        )
         .route("/messages/reactions/types", get(messages::reaction_types))
-        .route("/messages/thread", get(messages::thread).post(messages::reply))
+        .route(
+            "/messages/thread",
+            get(messages::thread).post(messages::reply),
+        )
         .route("/messages/threads", get(messages::threads))
-        .route("/messages/schedule", get(messages::schedules).post(messages::schedule))
-        .route("/messages/schedule/{id}", put(messages::update_schedule).delete(messages::cancel_schedule))
+        .route(
+            "/messages/schedule",
+            get(messages::schedules).post(messages::schedule),
+        )
+        .route(
+            "/messages/schedule/{id}",
+            put(messages::update_schedule).delete(messages::cancel_schedule),
+        )
         .route("/messages/bookmark", post(messages::bookmark))
         .route("/messages/bookmark/{id}", delete(messages::remove_bookmark))
         .route("/messages/bookmarks", get(messages::bookmarks))
         .route("/messages/search", get(messages::search))
         // notifications
         .route("/notifications", get(notifications::list))
-        .route("/notifications/unread/count", get(notifications::unread_count))
+        .route(
+            "/notifications/unread/count",
+            get(notifications::unread_count),
+        )
         .route("/notifications/read/all", put(notifications::mark_all_read))
         .route("/notifications/{id}", delete(notifications::delete))
         .route("/notifications/{id}/read", put(notifications::mark_read))

@@ -30,15 +30,25 @@ pub async fn list(
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Vec<NotificationView>> {
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
-    let list = state.engine.notifications(actor, limit, q.offset.unwrap_or(0)).await?;
-    Ok(ApiResponse::ok(list.iter().map(NotificationView::from).collect()))
+    let list = state
+        .engine
+        .notifications(actor, limit, q.offset.unwrap_or(0))
+        .await?;
+    Ok(ApiResponse::ok(
+        list.iter().map(NotificationView::from).collect(),
+    ))
 }
 
 /// Number of unread notifications.
 #[utoipa::path(get, path = "/api/v1/notifications/unread/count", tag = "notifications",
     responses((status = 200, body = Envelope<CountView>)), security(("bearer" = [])))]
-pub async fn unread_count(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<CountView> {
-    Ok(ApiResponse::ok(CountView { count: state.engine.unread_notification_count(actor).await? }))
+pub async fn unread_count(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<CountView> {
+    Ok(ApiResponse::ok(CountView {
+        count: state.engine.unread_notification_count(actor).await?,
+    }))
 }
 
 /// Mark one notification read.
@@ -56,8 +66,13 @@ pub async fn mark_read(
 /// Mark every notification read; returns how many changed.
 #[utoipa::path(put, path = "/api/v1/notifications/read/all", tag = "notifications",
     responses((status = 200, body = Envelope<CountView>)), security(("bearer" = [])))]
-pub async fn mark_all_read(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<CountView> {
-    Ok(ApiResponse::ok(CountView { count: state.engine.mark_all_notifications_read(actor).await? }))
+pub async fn mark_all_read(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<CountView> {
+    Ok(ApiResponse::ok(CountView {
+        count: state.engine.mark_all_notifications_read(actor).await?,
+    }))
 }
 
 /// Delete a notification.

@@ -14,8 +14,8 @@ use crate::error::{ApiError, ApiResponse, ApiResult, Envelope, ErrorEnvelope};
 use crate::rest::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::views::{
-    AddParticipantsRequest, CreateRoomRequest, CreateRoomsRequest, NoticeRequest, NoticeView, ParticipantView,
-    RoomView, UpdateRoomRequest,
+    AddParticipantsRequest, CreateRoomRequest, CreateRoomsRequest, NoticeRequest, NoticeView,
+    ParticipantView, RoomView, UpdateRoomRequest,
 };
 
 async fn users_of(state: &AppState, participants: &[&Participant]) -> Result<Vec<User>, ApiError> {
@@ -25,31 +25,63 @@ async fn users_of(state: &AppState, participants: &[&Participant]) -> Result<Vec
     Ok(state.engine.users(&ids).await?)
 }
 
-async fn summary_views(state: &AppState, actor: UserId, list: &[RoomSummary]) -> Result<Vec<RoomView>, ApiError> {
+async fn summary_views(
+    state: &AppState,
+    actor: UserId,
+    list: &[RoomSummary],
+) -> Result<Vec<RoomView>, ApiError> {
     let all: Vec<&Participant> = list.iter().flat_map(|s| s.participants.iter()).collect();
     let users = users_of(state, &all).await?;
     Ok(list
         .iter()
-        .map(|s| RoomView::new(&s.room, actor, &s.participants, &users, s.last_message.as_ref(), s.unread_count))
+        .map(|s| {
+            RoomView::new(
+                &s.room,
+                actor,
+                &s.participants,
+                &users,
+                s.last_message.as_ref(),
+                s.unread_count,
+            )
+        })
         .collect())
 }
 
 /// The view of one room for `actor` (its entry in the room list when present, so that the
 /// last message and unread count are filled in).
-async fn room_view(state: &AppState, actor: UserId, details: &RoomDetails) -> Result<RoomView, ApiError> {
+async fn room_view(
+    state: &AppState,
+    actor: UserId,
+    details: &RoomDetails,
+) -> Result<RoomView, ApiError> {
     let users = users_of(state, &details.participants.iter().collect::<Vec<_>>()).await?;
-    let summary = state.engine.rooms_of(actor).await?.into_iter().find(|s| s.room.id == details.room.id);
+    let summary = state
+        .engine
+        .rooms_of(actor)
+        .await?
+        .into_iter()
+        .find(|s| s.room.id == details.room.id);
     let (last, unread) = match &summary {
         Some(s) => (s.last_message.as_ref(), s.unread_count),
         None => (None, 0),
     };
-    Ok(RoomView::new(&details.room, actor, &details.participants, &users, last, unread))
+    Ok(RoomView::new(
+        &details.room,
+        actor,
+        &details.participants,
+        &users,
+        last,
+        unread,
+    ))
 }
 
 /// The caller's rooms: favourites first, then by last activity.
 #[utoipa::path(get, path = "/api/v1/chatrooms", tag = "chatrooms",
     responses((status = 200, body = Envelope<Vec<RoomView>>)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<Vec<RoomView>> {
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<Vec<RoomView>> {
     let rooms = state.engine.rooms_of(actor).await?;
     Ok(ApiResponse::ok(summary_views(&state, actor, &rooms).await?))
 }
@@ -57,25 +89,50 @@ pub async fn list(State(state): State<AppState>, AuthUser(actor): AuthUser) -> A
 /// The caller's favourite rooms.
 #[utoipa::path(get, path = "/api/v1/chatrooms/favorites", tag = "chatrooms",
     responses((status = 200, body = Envelope<Vec<RoomView>>)), security(("bearer" = [])))]
-pub async fn favorites(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<Vec<RoomView>> {
-    let rooms: Vec<RoomSummary> = state.engine.rooms_of(actor).await?.into_iter().filter(|s| s.me.favorite).collect();
+pub async fn favorites(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<Vec<RoomView>> {
+    let rooms: Vec<RoomSummary> = state
+        .engine
+        .rooms_of(actor)
+        .await?
+        .into_iter()
+        .filter(|s| s.me.favorite)
+        .collect();
     Ok(ApiResponse::ok(summary_views(&state, actor, &rooms).await?))
 }
 
 /// Creates one room; returns its details and whether it is new.
-async fn create_one(state: &AppState, actor: UserId, req: CreateRoomRequest) -> Result<(RoomDetails, bool), ApiError> {
+async fn create_one(
+    state: &AppState,
+    actor: UserId,
+    req: CreateRoomRequest,
+) -> Result<(RoomDetails, bool), ApiError> {
     let kind = req.room_type.as_deref().map(str::to_ascii_uppercase);
     let direct = match kind.as_deref() {
         Some("DIRECT") => true,
         Some("GROUP") => false,
         None => req.participant_ids.len() == 1 && req.title.is_none(),
-        Some(other) => return Err(ApiError::validation(format!("unknown room type {other:?}: expected DIRECT or GROUP"))),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "unknown room type {other:?}: expected DIRECT or GROUP"
+            )));
+        }
     };
     if direct {
-        let others: Vec<UserId> = req.participant_ids.iter().copied().filter(|u| *u != actor).collect();
+        let others: Vec<UserId> = req
+            .participant_ids
+            .iter()
+            .copied()
+            .filter(|u| *u != actor)
+            .collect();
         let [other] = others.as_slice() else {
             if req.participant_ids.iter().all(|u| *u == actor) && !req.participant_ids.is_empty() {
-                return Err(ApiError::from_code(shoot_core::ErrorCode::DirectRoomWithSelf, "cannot open a direct room with yourself"));
+                return Err(ApiError::from_code(
+                    shoot_core::ErrorCode::DirectRoomWithSelf,
+                    "cannot open a direct room with yourself",
+                ));
             }
             return Err(ApiError::from_code(
                 shoot_core::ErrorCode::DirectRoomMembership,
@@ -87,7 +144,10 @@ async fn create_one(state: &AppState, actor: UserId, req: CreateRoomRequest) -> 
         Ok((details, created))
     } else {
         let title = req.title.unwrap_or_default();
-        let details = state.engine.create_group_room(actor, &title, req.participant_ids).await?;
+        let details = state
+            .engine
+            .create_group_room(actor, &title, req.participant_ids)
+            .await?;
         Ok((details, true))
     }
 }
@@ -105,7 +165,11 @@ pub async fn create(
 ) -> ApiResult<RoomView> {
     let (details, created) = create_one(&state, actor, req).await?;
     let view = room_view(&state, actor, &details).await?;
-    Ok(if created { ApiResponse::created(view) } else { ApiResponse::ok(view) })
+    Ok(if created {
+        ApiResponse::created(view)
+    } else {
+        ApiResponse::ok(view)
+    })
 }
 
 /// Create several rooms in one call (each as `POST /chatrooms`); stops at the first error.
@@ -131,7 +195,11 @@ pub async fn create_multiple(
 #[utoipa::path(get, path = "/api/v1/chatrooms/{roomId}", tag = "chatrooms", params(("roomId" = String, Path)),
     responses((status = 200, body = Envelope<RoomView>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, AuthUser(actor): AuthUser, ApiPath(id): ApiPath<RoomId>) -> ApiResult<RoomView> {
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+) -> ApiResult<RoomView> {
     let details = state.engine.room(actor, id).await?;
     Ok(ApiResponse::ok(room_view(&state, actor, &details).await?))
 }
@@ -147,13 +215,18 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateRoomRequest>,
 ) -> ApiResult<RoomView> {
     if req.title.is_none() && req.announcement.is_none() {
-        return Err(ApiError::validation("nothing to update: give title and/or announcement"));
+        return Err(ApiError::validation(
+            "nothing to update: give title and/or announcement",
+        ));
     }
     if let Some(title) = &req.title {
         state.engine.update_room_title(actor, id, title).await?;
     }
     if let Some(announcement) = req.announcement {
-        state.engine.set_announcement(actor, id, announcement).await?;
+        state
+            .engine
+            .set_announcement(actor, id, announcement)
+            .await?;
     }
     let details = state.engine.room(actor, id).await?;
     Ok(ApiResponse::ok(room_view(&state, actor, &details).await?))
@@ -163,7 +236,11 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/chatrooms/{roomId}", tag = "chatrooms", params(("roomId" = String, Path)),
     responses((status = 200, body = Envelope<bool>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
-pub async fn leave(State(state): State<AppState>, AuthUser(actor): AuthUser, ApiPath(id): ApiPath<RoomId>) -> ApiResult<bool> {
+pub async fn leave(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<RoomId>,
+) -> ApiResult<bool> {
     state.engine.leave_room(actor, id).await?;
     Ok(ApiResponse::ok(true))
 }
@@ -198,7 +275,9 @@ pub async fn participants(
 ) -> ApiResult<Vec<ParticipantView>> {
     let ps = state.engine.participants(actor, id).await?;
     let users = users_of(&state, &ps.iter().collect::<Vec<_>>()).await?;
-    Ok(ApiResponse::ok(ps.iter().map(|p| ParticipantView::new(p, &users)).collect()))
+    Ok(ApiResponse::ok(
+        ps.iter().map(|p| ParticipantView::new(p, &users)).collect(),
+    ))
 }
 
 /// Add participants to a group room.
@@ -212,7 +291,10 @@ pub async fn add_participants(
     ApiPath(id): ApiPath<RoomId>,
     ApiJson(req): ApiJson<AddParticipantsRequest>,
 ) -> ApiResult<RoomView> {
-    let details = state.engine.add_participants(actor, id, req.participant_ids).await?;
+    let details = state
+        .engine
+        .add_participants(actor, id, req.participant_ids)
+        .await?;
     Ok(ApiResponse::ok(room_view(&state, actor, &details).await?))
 }
 
@@ -242,7 +324,10 @@ pub async fn get_notice(
     ApiPath(id): ApiPath<RoomId>,
 ) -> ApiResult<NoticeView> {
     let details = state.engine.room(actor, id).await?;
-    Ok(ApiResponse::ok(NoticeView { room_id: id.to_string(), announcement: details.room.announcement }))
+    Ok(ApiResponse::ok(NoticeView {
+        room_id: id.to_string(),
+        announcement: details.room.announcement,
+    }))
 }
 
 /// Set (or clear with null/empty) the room announcement.
@@ -257,8 +342,14 @@ pub async fn set_notice(
     ApiJson(req): ApiJson<NoticeRequest>,
 ) -> ApiResult<NoticeView> {
     let announcement = req.announcement.filter(|a| !a.trim().is_empty());
-    let room = state.engine.set_announcement(actor, id, announcement).await?;
-    Ok(ApiResponse::ok(NoticeView { room_id: id.to_string(), announcement: room.announcement }))
+    let room = state
+        .engine
+        .set_announcement(actor, id, announcement)
+        .await?;
+    Ok(ApiResponse::ok(NoticeView {
+        room_id: id.to_string(),
+        announcement: room.announcement,
+    }))
 }
 
 /// Mark a room as favourite.

@@ -14,15 +14,20 @@ use crate::error::{ApiError, ApiResponse, ApiResult, Envelope, ErrorEnvelope};
 use crate::rest::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::views::{
-    FriendGroupRequest, FriendGroupView, FriendRequestView, FriendRequestsView, RecommendationView, StatusRequest,
-    TargetUserRequest, UpdateProfileRequest, UserView,
+    FriendGroupRequest, FriendGroupView, FriendRequestView, FriendRequestsView, RecommendationView,
+    StatusRequest, TargetUserRequest, UpdateProfileRequest, UserView,
 };
 
 /// The caller's profile.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
     responses((status = 200, body = Envelope<UserView>), (status = 401, body = ErrorEnvelope)), security(("bearer" = [])))]
-pub async fn get_me(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<UserView> {
-    Ok(ApiResponse::ok(UserView::me(&state.engine.user(actor).await?)))
+pub async fn get_me(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<UserView> {
+    Ok(ApiResponse::ok(UserView::me(
+        &state.engine.user(actor).await?,
+    )))
 }
 
 /// Update the caller's profile.
@@ -33,8 +38,14 @@ pub async fn update_me(
     AuthUser(actor): AuthUser,
     ApiJson(req): ApiJson<UpdateProfileRequest>,
 ) -> ApiResult<UserView> {
-    let patch = ProfilePatch { nickname: req.nickname, bio: req.bio, profile_image_url: req.profile_image_url };
-    Ok(ApiResponse::ok(UserView::me(&state.engine.update_profile(actor, patch).await?)))
+    let patch = ProfilePatch {
+        nickname: req.nickname,
+        bio: req.bio,
+        profile_image_url: req.profile_image_url,
+    };
+    Ok(ApiResponse::ok(UserView::me(
+        &state.engine.update_profile(actor, patch).await?,
+    )))
 }
 
 /// Set the caller's status.
@@ -47,7 +58,9 @@ pub async fn set_status(
 ) -> ApiResult<UserView> {
     let status = UserStatus::parse(&req.status)
         .ok_or_else(|| ApiError::validation("status must be ONLINE, AWAY, BUSY or OFFLINE"))?;
-    Ok(ApiResponse::ok(UserView::me(&state.engine.set_status(actor, status).await?)))
+    Ok(ApiResponse::ok(UserView::me(
+        &state.engine.set_status(actor, status).await?,
+    )))
 }
 
 /// `?q=&limit=`.
@@ -68,8 +81,13 @@ pub async fn search(
     AuthUser(actor): AuthUser,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult<Vec<UserView>> {
-    let users = state.engine.search_users(actor, &q.q, q.limit.unwrap_or(20)).await?;
-    Ok(ApiResponse::ok(users.iter().map(|u| UserView::seen_by(u, actor)).collect()))
+    let users = state
+        .engine
+        .search_users(actor, &q.q, q.limit.unwrap_or(20))
+        .await?;
+    Ok(ApiResponse::ok(
+        users.iter().map(|u| UserView::seen_by(u, actor)).collect(),
+    ))
 }
 
 /// `?code=`.
@@ -100,7 +118,10 @@ pub async fn get_user(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<UserView> {
-    Ok(ApiResponse::ok(UserView::seen_by(&state.engine.user(id).await?, actor)))
+    Ok(ApiResponse::ok(UserView::seen_by(
+        &state.engine.user(id).await?,
+        actor,
+    )))
 }
 
 // ---- friends ----
@@ -108,23 +129,36 @@ pub async fn get_user(
 /// The caller's friends.
 #[utoipa::path(get, path = "/api/v1/users/friends", tag = "friends",
     responses((status = 200, body = Envelope<Vec<UserView>>)), security(("bearer" = [])))]
-pub async fn friends(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<Vec<UserView>> {
+pub async fn friends(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<Vec<UserView>> {
     let users = state.engine.friends(actor).await?;
     Ok(ApiResponse::ok(users.iter().map(UserView::other).collect()))
 }
 
-async fn request_views(state: &AppState, actor: UserId, requests: &[&FriendRequest]) -> Result<Vec<FriendRequestView>, ApiError> {
+async fn request_views(
+    state: &AppState,
+    actor: UserId,
+    requests: &[&FriendRequest],
+) -> Result<Vec<FriendRequestView>, ApiError> {
     let mut ids: Vec<UserId> = requests.iter().flat_map(|r| [r.from, r.to]).collect();
     ids.sort();
     ids.dedup();
     let users: Vec<User> = state.engine.users(&ids).await?;
-    Ok(requests.iter().map(|r| FriendRequestView::new(r, &users, actor)).collect())
+    Ok(requests
+        .iter()
+        .map(|r| FriendRequestView::new(r, &users, actor))
+        .collect())
 }
 
 /// Pending friend requests.
 #[utoipa::path(get, path = "/api/v1/users/friends/requests", tag = "friends",
     responses((status = 200, body = Envelope<FriendRequestsView>)), security(("bearer" = [])))]
-pub async fn friend_requests(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<FriendRequestsView> {
+pub async fn friend_requests(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<FriendRequestsView> {
     let r = state.engine.friend_requests(actor).await?;
     let incoming = request_views(&state, actor, &r.incoming.iter().collect::<Vec<_>>()).await?;
     let outgoing = request_views(&state, actor, &r.outgoing.iter().collect::<Vec<_>>()).await?;
@@ -140,7 +174,10 @@ pub async fn send_friend_request(
     AuthUser(actor): AuthUser,
     ApiJson(req): ApiJson<TargetUserRequest>,
 ) -> ApiResult<FriendRequestView> {
-    let r = state.engine.send_friend_request(actor, req.target_user_id).await?;
+    let r = state
+        .engine
+        .send_friend_request(actor, req.target_user_id)
+        .await?;
     let view = request_views(&state, actor, &[&r]).await?.remove(0);
     Ok(ApiResponse::created(view))
 }
@@ -167,7 +204,10 @@ pub async fn accept_friend_request(
 ) -> ApiResult<AcceptedView> {
     let (r, room) = state.engine.accept_friend_request(actor, id).await?;
     let request = request_views(&state, actor, &[&r]).await?.remove(0);
-    Ok(ApiResponse::ok(AcceptedView { request, room_id: room.id.to_string() }))
+    Ok(ApiResponse::ok(AcceptedView {
+        request,
+        room_id: room.id.to_string(),
+    }))
 }
 
 /// Reject a friend request addressed to the caller.
@@ -179,7 +219,9 @@ pub async fn reject_friend_request(
     ApiPath(id): ApiPath<FriendRequestId>,
 ) -> ApiResult<FriendRequestView> {
     let r = state.engine.reject_friend_request(actor, id).await?;
-    Ok(ApiResponse::ok(request_views(&state, actor, &[&r]).await?.remove(0)))
+    Ok(ApiResponse::ok(
+        request_views(&state, actor, &[&r]).await?.remove(0),
+    ))
 }
 
 /// Cancel a friend request sent by the caller.
@@ -191,7 +233,9 @@ pub async fn cancel_friend_request(
     ApiPath(id): ApiPath<FriendRequestId>,
 ) -> ApiResult<FriendRequestView> {
     let r = state.engine.cancel_friend_request(actor, id).await?;
-    Ok(ApiResponse::ok(request_views(&state, actor, &[&r]).await?.remove(0)))
+    Ok(ApiResponse::ok(
+        request_views(&state, actor, &[&r]).await?.remove(0),
+    ))
 }
 
 /// Remove a friend (mutual).
@@ -229,11 +273,20 @@ pub async fn recommendations(
 ) -> ApiResult<Vec<RecommendationView>> {
     let recs = state
         .engine
-        .recommendations(actor, q.max_depth, q.limit.unwrap_or(20), q.skip.unwrap_or(0))
+        .recommendations(
+            actor,
+            q.max_depth,
+            q.limit.unwrap_or(20),
+            q.skip.unwrap_or(0),
+        )
         .await?;
     Ok(ApiResponse::ok(
         recs.iter()
-            .map(|r| RecommendationView { user: UserView::other(&r.user), mutual_friends: r.mutual_friends, depth: r.depth })
+            .map(|r| RecommendationView {
+                user: UserView::other(&r.user),
+                mutual_friends: r.mutual_friends,
+                depth: r.depth,
+            })
             .collect(),
     ))
 }
@@ -267,7 +320,10 @@ pub async fn unblock(
 /// Users the caller blocks.
 #[utoipa::path(get, path = "/api/v1/users/blocked", tag = "blocking",
     responses((status = 200, body = Envelope<Vec<UserView>>)), security(("bearer" = [])))]
-pub async fn blocked(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<Vec<UserView>> {
+pub async fn blocked(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<Vec<UserView>> {
     let users = state.engine.blocked_users(actor).await?;
     Ok(ApiResponse::ok(users.iter().map(UserView::other).collect()))
 }
@@ -277,9 +333,14 @@ pub async fn blocked(State(state): State<AppState>, AuthUser(actor): AuthUser) -
 /// The caller's friend groups.
 #[utoipa::path(get, path = "/api/v1/users/friends/groups", tag = "friends",
     responses((status = 200, body = Envelope<Vec<FriendGroupView>>)), security(("bearer" = [])))]
-pub async fn friend_groups(State(state): State<AppState>, AuthUser(actor): AuthUser) -> ApiResult<Vec<FriendGroupView>> {
+pub async fn friend_groups(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+) -> ApiResult<Vec<FriendGroupView>> {
     let groups = state.engine.friend_groups(actor).await?;
-    Ok(ApiResponse::ok(groups.iter().map(FriendGroupView::from).collect()))
+    Ok(ApiResponse::ok(
+        groups.iter().map(FriendGroupView::from).collect(),
+    ))
 }
 
 /// Create a friend group.
@@ -290,7 +351,9 @@ pub async fn create_friend_group(
     AuthUser(actor): AuthUser,
     ApiJson(req): ApiJson<FriendGroupRequest>,
 ) -> ApiResult<FriendGroupView> {
-    let name = req.name.ok_or_else(|| ApiError::validation("name is required"))?;
+    let name = req
+        .name
+        .ok_or_else(|| ApiError::validation("name is required"))?;
     let g = state
         .engine
         .create_friend_group(actor, name, req.description.flatten(), req.member_ids)
@@ -308,7 +371,10 @@ pub async fn update_friend_group(
     ApiPath(id): ApiPath<FriendGroupId>,
     ApiJson(req): ApiJson<FriendGroupRequest>,
 ) -> ApiResult<FriendGroupView> {
-    let g = state.engine.update_friend_group(actor, id, req.name, req.description).await?;
+    let g = state
+        .engine
+        .update_friend_group(actor, id, req.name, req.description)
+        .await?;
     Ok(ApiResponse::ok(FriendGroupView::from(&g)))
 }
 
@@ -333,7 +399,10 @@ pub async fn add_group_member(
     AuthUser(actor): AuthUser,
     ApiPath((id, friend)): ApiPath<(FriendGroupId, UserId)>,
 ) -> ApiResult<FriendGroupView> {
-    let g = state.engine.add_friend_group_member(actor, id, friend).await?;
+    let g = state
+        .engine
+        .add_friend_group_member(actor, id, friend)
+        .await?;
     Ok(ApiResponse::ok(FriendGroupView::from(&g)))
 }
 
@@ -346,6 +415,9 @@ pub async fn remove_group_member(
     AuthUser(actor): AuthUser,
     ApiPath((id, friend)): ApiPath<(FriendGroupId, UserId)>,
 ) -> ApiResult<FriendGroupView> {
-    let g = state.engine.remove_friend_group_member(actor, id, friend).await?;
+    let g = state
+        .engine
+        .remove_friend_group_member(actor, id, friend)
+        .await?;
     Ok(ApiResponse::ok(FriendGroupView::from(&g)))
 }

@@ -35,9 +35,7 @@ use shoot_core::{ChatEngine, Error, ErrorCode, MessageId, RoomId, UserId};
 
 use super::hub::Payload;
 use super::routing::{ActiveUsersView, Filter, UserQueue, to_json};
-use crate::views::{
-    MessageView, RoomView, ThreadSummaryView, ThreadView, de_ids, de_opt_id,
-};
+use crate::views::{MessageView, RoomView, ThreadSummaryView, ThreadView, de_ids, de_opt_id};
 
 /// A reply for the requesting session only.
 pub(crate) struct Reply {
@@ -75,7 +73,13 @@ pub(crate) struct Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
-        Failure { error, temp_id: None, room_id: None, reported: false, is_send: false }
+        Failure {
+            error,
+            temp_id: None,
+            room_id: None,
+            reported: false,
+            is_send: false,
+        }
     }
 }
 
@@ -86,7 +90,11 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Error> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| invalid(format!("invalid payload: {e}")))
 }
 
@@ -111,11 +119,18 @@ impl ContentIn {
     }
 }
 
-fn message_type(explicit: Option<String>, from_content: Option<String>) -> Result<MessageType, Error> {
+fn message_type(
+    explicit: Option<String>,
+    from_content: Option<String>,
+) -> Result<MessageType, Error> {
     match explicit.or(from_content) {
         None => Ok(MessageType::Text),
-        Some(t) => MessageType::parse(&t)
-            .ok_or_else(|| Error::new(ErrorCode::InvalidMessageType, format!("unknown message type {t:?}"))),
+        Some(t) => MessageType::parse(&t).ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidMessageType,
+                format!("unknown message type {t:?}"),
+            )
+        }),
     }
 }
 
@@ -138,7 +153,11 @@ struct ChatIn {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ThreadIn {
-    #[serde(alias = "threadId", alias = "parentId", deserialize_with = "crate::views::de_id")]
+    #[serde(
+        alias = "threadId",
+        alias = "parentId",
+        deserialize_with = "crate::views::de_id"
+    )]
     parent_message_id: MessageId,
     content: ContentIn,
     #[serde(rename = "type", default)]
@@ -165,7 +184,13 @@ fn loose_ids(body: &[u8]) -> (Option<String>, Option<RoomId>) {
 
 fn send_failure(error: Error, body: &[u8]) -> Failure {
     let (temp_id, room_id) = loose_ids(body);
-    Failure { error, temp_id, room_id, reported: false, is_send: true }
+    Failure {
+        error,
+        temp_id,
+        room_id,
+        reported: false,
+        is_send: true,
+    }
 }
 
 #[derive(Deserialize)]
@@ -257,7 +282,12 @@ struct GroupChatIn {
     room_id: Option<RoomId>,
     #[serde(default)]
     title: Option<String>,
-    #[serde(default, alias = "userIds", alias = "members", deserialize_with = "de_ids")]
+    #[serde(
+        default,
+        alias = "userIds",
+        alias = "members",
+        deserialize_with = "de_ids"
+    )]
     participant_ids: Vec<UserId>,
     #[serde(default, deserialize_with = "de_opt_id")]
     user_id: Option<UserId>,
@@ -266,7 +296,12 @@ struct GroupChatIn {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ThreadQueryIn {
-    #[serde(alias = "parentId", alias = "rootId", alias = "messageId", alias = "parentMessageId")]
+    #[serde(
+        alias = "parentId",
+        alias = "rootId",
+        alias = "messageId",
+        alias = "parentMessageId"
+    )]
     #[serde(deserialize_with = "crate::views::de_id")]
     thread_id: MessageId,
     #[serde(default, alias = "lastSeq")]
@@ -300,13 +335,20 @@ fn user_reply(actor: UserId, queue: UserQueue, event_type: &str, body: String) -
 }
 
 /// Handles `SEND` to `destination` with `body` for `actor`.
-pub(crate) async fn handle(engine: &ChatEngine, actor: UserId, destination: &str, body: &[u8]) -> Handled {
+pub(crate) async fn handle(
+    engine: &ChatEngine,
+    actor: UserId,
+    destination: &str,
+    body: &[u8],
+) -> Handled {
     match destination {
         "/app/chat" => chat(engine, actor, body).await,
         "/app/thread" => thread_reply(engine, actor, body).await,
         "/app/edit" => {
             let req: EditIn = parse(body)?;
-            engine.edit_message(actor, req.message_id, &req.content.into_parts().0).await?;
+            engine
+                .edit_message(actor, req.message_id, &req.content.into_parts().0)
+                .await?;
             Ok(Outcome::default())
         }
         "/app/delete" => {
@@ -318,7 +360,10 @@ pub(crate) async fn handle(engine: &ChatEngine, actor: UserId, destination: &str
         "/app/pin/toggle" | "/app/pin" => {
             let req: MessageIdIn = parse(body)?;
             let m = engine.toggle_pin(actor, req.message_id).await?;
-            Ok(Outcome { receipt: vec![("pinned", m.pin.is_some().to_string())], ..Outcome::default() })
+            Ok(Outcome {
+                receipt: vec![("pinned", m.pin.is_some().to_string())],
+                ..Outcome::default()
+            })
         }
         "/app/typing" => {
             let req: TypingIn = parse(body)?;
@@ -335,18 +380,28 @@ pub(crate) async fn handle(engine: &ChatEngine, actor: UserId, destination: &str
                     };
                     (room, ReadTarget::Message(id))
                 }
-                (None, Some(room)) => {
-                    (room, req.last_seq.map_or(ReadTarget::All, |s| ReadTarget::Seq(Seq(s))))
-                }
+                (None, Some(room)) => (
+                    room,
+                    req.last_seq
+                        .map_or(ReadTarget::All, |s| ReadTarget::Seq(Seq(s))),
+                ),
                 (None, None) => return Err(invalid("messageId or roomId is required").into()),
             };
             let seq = engine.mark_read(actor, room, target).await?;
-            Ok(Outcome { receipt: vec![("last-read-seq", seq.0.to_string())], ..Outcome::default() })
+            Ok(Outcome {
+                receipt: vec![("last-read-seq", seq.0.to_string())],
+                ..Outcome::default()
+            })
         }
         "/app/read-all" => {
             let req: RoomIdIn = parse(body)?;
-            let seq = engine.mark_read(actor, req.room_id, ReadTarget::All).await?;
-            Ok(Outcome { receipt: vec![("last-read-seq", seq.0.to_string())], ..Outcome::default() })
+            let seq = engine
+                .mark_read(actor, req.room_id, ReadTarget::All)
+                .await?;
+            Ok(Outcome {
+                receipt: vec![("last-read-seq", seq.0.to_string())],
+                ..Outcome::default()
+            })
         }
         "/app/sync" => sync(engine, actor, body).await,
         "/app/rooms" => rooms(engine, actor).await,
@@ -373,33 +428,57 @@ pub(crate) async fn handle(engine: &ChatEngine, actor: UserId, destination: &str
         "/app/group-chat" => group_chat(engine, actor, body).await,
         "/app/thread/messages" => {
             let req: ThreadQueryIn = parse(body)?;
-            let detail =
-                engine.thread(actor, req.thread_id, req.after.map(Seq), req.limit.unwrap_or(0)).await?;
+            let detail = engine
+                .thread(
+                    actor,
+                    req.thread_id,
+                    req.after.map(Seq),
+                    req.limit.unwrap_or(0),
+                )
+                .await?;
             let view = ThreadMessagesView {
                 thread_id: detail.root.id.to_string(),
                 messages: detail.replies.iter().map(MessageView::from).collect(),
             };
             Ok(Outcome {
-                replies: vec![user_reply(actor, UserQueue::Thread, "THREAD_MESSAGES", to_json(&view))],
+                replies: vec![user_reply(
+                    actor,
+                    UserQueue::Thread,
+                    "THREAD_MESSAGES",
+                    to_json(&view),
+                )],
                 receipt: Vec::new(),
             })
         }
         "/app/thread/detail" => {
             let req: ThreadQueryIn = parse(body)?;
-            let detail =
-                engine.thread(actor, req.thread_id, req.after.map(Seq), req.limit.unwrap_or(0)).await?;
+            let detail = engine
+                .thread(
+                    actor,
+                    req.thread_id,
+                    req.after.map(Seq),
+                    req.limit.unwrap_or(0),
+                )
+                .await?;
             let view = ThreadView {
                 root: MessageView::from(&detail.root),
                 replies: detail.replies.iter().map(MessageView::from).collect(),
             };
             Ok(Outcome {
-                replies: vec![user_reply(actor, UserQueue::Thread, "THREAD_DETAIL", to_json(&view))],
+                replies: vec![user_reply(
+                    actor,
+                    UserQueue::Thread,
+                    "THREAD_DETAIL",
+                    to_json(&view),
+                )],
                 receipt: Vec::new(),
             })
         }
         "/app/threads" => {
             let req: ThreadsIn = parse(body)?;
-            let list = engine.threads(actor, req.room_id, req.limit.unwrap_or(0)).await?;
+            let list = engine
+                .threads(actor, req.room_id, req.limit.unwrap_or(0))
+                .await?;
             let views: Vec<ThreadSummaryView> = list
                 .iter()
                 .map(|t| ThreadSummaryView {
@@ -410,11 +489,20 @@ pub(crate) async fn handle(engine: &ChatEngine, actor: UserId, destination: &str
                 })
                 .collect();
             Ok(Outcome {
-                replies: vec![user_reply(actor, UserQueue::Thread, "THREAD_LIST", to_json(&views))],
+                replies: vec![user_reply(
+                    actor,
+                    UserQueue::Thread,
+                    "THREAD_LIST",
+                    to_json(&views),
+                )],
                 receipt: Vec::new(),
             })
         }
-        _ => Err(Error::new(ErrorCode::NotFound, format!("unknown destination {destination:?}")).into()),
+        _ => Err(Error::new(
+            ErrorCode::NotFound,
+            format!("unknown destination {destination:?}"),
+        )
+        .into()),
     }
 }
 
@@ -471,7 +559,10 @@ async fn thread_reply(engine: &ChatEngine, actor: UserId, body: &[u8]) -> Handle
         reported: false,
         is_send: true,
     };
-    let parent = engine.message(actor, req.parent_message_id).await.map_err(|e| fail(e, None))?;
+    let parent = engine
+        .message(actor, req.parent_message_id)
+        .await
+        .map_err(|e| fail(e, None))?;
     let room_id = parent.message.room_id;
     let (text, content_type) = req.content.into_parts();
     let message_type =
@@ -496,7 +587,11 @@ async fn reaction(engine: &ChatEngine, actor: UserId, body: &[u8]) -> Handled {
         Some("REMOVE") => false,
         None | Some("TOGGLE") => {
             let record = engine.message(actor, req.message_id).await?;
-            !record.message.reactions.get(&code).is_some_and(|users| users.contains(&actor))
+            !record
+                .message
+                .reactions
+                .get(&code)
+                .is_some_and(|users| users.contains(&actor))
         }
         Some(other) => return Err(invalid(format!("unknown action {other:?}")).into()),
     };
@@ -514,7 +609,12 @@ async fn reaction(engine: &ChatEngine, actor: UserId, body: &[u8]) -> Handled {
 async fn sync(engine: &ChatEngine, actor: UserId, body: &[u8]) -> Handled {
     let req: SyncIn = parse(body)?;
     let has_cursor = req.last_seq.is_some() || req.last_message_id.is_some();
-    let direction = match req.direction.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let direction = match req
+        .direction
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         Some("INITIAL") => SyncDirection::Initial,
         Some("BEFORE") => SyncDirection::Before,
         Some("AFTER") => SyncDirection::After,
@@ -569,11 +669,23 @@ async fn rooms(engine: &ChatEngine, actor: UserId) -> Handled {
     let views: Vec<RoomView> = list
         .iter()
         .map(|s| {
-            RoomView::new(&s.room, actor, &s.participants, &users, s.last_message.as_ref(), s.unread_count)
+            RoomView::new(
+                &s.room,
+                actor,
+                &s.participants,
+                &users,
+                s.last_message.as_ref(),
+                s.unread_count,
+            )
         })
         .collect();
     Ok(Outcome {
-        replies: vec![user_reply(actor, UserQueue::Rooms, "ROOM_LIST", to_json(&views))],
+        replies: vec![user_reply(
+            actor,
+            UserQueue::Rooms,
+            "ROOM_LIST",
+            to_json(&views),
+        )],
         receipt: Vec::new(),
     })
 }
@@ -584,13 +696,26 @@ async fn group_chat(engine: &ChatEngine, actor: UserId, body: &[u8]) -> Handled 
     match req.action.to_ascii_uppercase().as_str() {
         "CREATE" => {
             let title = req.title.as_deref().unwrap_or_default();
-            let details = engine.create_group_room(actor, title, req.participant_ids.clone()).await?;
+            let details = engine
+                .create_group_room(actor, title, req.participant_ids.clone())
+                .await?;
             let users = engine
-                .users(&details.participants.iter().map(|p| p.user_id).collect::<Vec<_>>())
+                .users(
+                    &details
+                        .participants
+                        .iter()
+                        .map(|p| p.user_id)
+                        .collect::<Vec<_>>(),
+                )
                 .await?;
             let view = RoomView::new(&details.room, actor, &details.participants, &users, None, 0);
             Ok(Outcome {
-                replies: vec![user_reply(actor, UserQueue::Rooms, "ROOM_CREATED", to_json(&view))],
+                replies: vec![user_reply(
+                    actor,
+                    UserQueue::Rooms,
+                    "ROOM_CREATED",
+                    to_json(&view),
+                )],
                 receipt: vec![("room-id", details.room.id.to_string())],
             })
         }
@@ -610,7 +735,10 @@ async fn group_chat(engine: &ChatEngine, actor: UserId, body: &[u8]) -> Handled 
             Ok(Outcome::default())
         }
         "UPDATE_TITLE" => {
-            let title = req.title.as_deref().ok_or_else(|| invalid("title is required"))?;
+            let title = req
+                .title
+                .as_deref()
+                .ok_or_else(|| invalid("title is required"))?;
             engine.update_room_title(actor, room()?, title).await?;
             Ok(Outcome::default())
         }
@@ -634,9 +762,10 @@ mod tests {
         assert_eq!(a.mentions, vec![UserId(2), UserId(3)]);
         let (text, ty) = a.content.into_parts();
         assert_eq!((text.as_str(), ty), ("hi", None));
-        let b: ChatIn =
-            parse(br#"{"roomId":5,"content":{"text":"yo","type":"URL"},"tempId":"t2","threadId":"9"}"#)
-                .unwrap();
+        let b: ChatIn = parse(
+            br#"{"roomId":5,"content":{"text":"yo","type":"URL"},"tempId":"t2","threadId":"9"}"#,
+        )
+        .unwrap();
         assert_eq!(b.thread_id, Some(MessageId(9)));
         let (text, ty) = b.content.into_parts();
         assert_eq!(message_type(None, ty).unwrap(), MessageType::Url);
@@ -651,8 +780,14 @@ mod tests {
 
     #[test]
     fn loose_ids_recover_what_they_can() {
-        assert_eq!(loose_ids(br#"{"tempId":"t","roomId":"7"}"#), (Some("t".into()), Some(RoomId(7))));
-        assert_eq!(loose_ids(br#"{"tempId":"t","roomId":7,"content":5}"#), (Some("t".into()), Some(RoomId(7))));
+        assert_eq!(
+            loose_ids(br#"{"tempId":"t","roomId":"7"}"#),
+            (Some("t".into()), Some(RoomId(7)))
+        );
+        assert_eq!(
+            loose_ids(br#"{"tempId":"t","roomId":7,"content":5}"#),
+            (Some("t".into()), Some(RoomId(7)))
+        );
         assert_eq!(loose_ids(b"{"), (None, None));
     }
 
@@ -663,10 +798,14 @@ mod tests {
         let t: TypingIn = parse(br#"{"roomId":"1","typing":false}"#).unwrap();
         assert!(!t.is_typing);
         let r: ReadIn = parse(br#"{"roomId":"1","lastSeq":4}"#).unwrap();
-        assert_eq!((r.room_id, r.last_seq, r.message_id), (Some(RoomId(1)), Some(4), None));
+        assert_eq!(
+            (r.room_id, r.last_seq, r.message_id),
+            (Some(RoomId(1)), Some(4), None)
+        );
         let e: EditIn = parse(br#"{"messageId":"3","newContent":"x"}"#).unwrap();
         assert_eq!(e.content.into_parts().0, "x");
-        let g: GroupChatIn = parse(br#"{"action":"CREATE","title":"t","userIds":["2","3"]}"#).unwrap();
+        let g: GroupChatIn =
+            parse(br#"{"action":"CREATE","title":"t","userIds":["2","3"]}"#).unwrap();
         assert_eq!(g.participant_ids, vec![UserId(2), UserId(3)]);
         let q: ThreadQueryIn = parse(br#"{"parentId":"8"}"#).unwrap();
         assert_eq!(q.thread_id, MessageId(8));

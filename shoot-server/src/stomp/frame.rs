@@ -168,7 +168,9 @@ impl Command {
 
     /// Parses a wire name (exact, case-sensitive as the spec requires).
     pub fn parse(s: &[u8]) -> Option<Command> {
-        Command::ALL.into_iter().find(|c| c.as_str().as_bytes() == s)
+        Command::ALL
+            .into_iter()
+            .find(|c| c.as_str().as_bytes() == s)
     }
 
     /// Whether header names and values of this command are escaped (all but CONNECT and
@@ -198,7 +200,11 @@ pub struct Frame {
 impl Frame {
     /// A frame without headers or body.
     pub fn new(command: Command) -> Frame {
-        Frame { command, headers: Vec::new(), body: Bytes::new() }
+        Frame {
+            command,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
 
     /// Adds a header (builder style). A name already present is kept as is, like on decode.
@@ -218,7 +224,10 @@ impl Frame {
 
     /// The value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Encodes the frame, appending to `out`.
@@ -257,7 +266,11 @@ impl Frame {
     }
 
     fn encoded_len_hint(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum();
         self.command.as_str().len() + headers + self.body.len() + 24
     }
 }
@@ -316,8 +329,14 @@ pub fn decode(buf: &[u8], limits: &FrameLimits) -> Result<Option<(Frame, usize)>
     if frame_buf.is_empty() || frame_buf == b"\r" {
         return Ok(None);
     }
-    let too_large = FrameError::FrameTooLarge { max: limits.max_frame_bytes };
-    let mut lines = Lines { buf: frame_buf, pos: 0, max_line: limits.max_header_line };
+    let too_large = FrameError::FrameTooLarge {
+        max: limits.max_frame_bytes,
+    };
+    let mut lines = Lines {
+        buf: frame_buf,
+        pos: 0,
+        max_line: limits.max_header_line,
+    };
 
     // Command line.
     let Some(line) = lines.next_line()? else {
@@ -340,7 +359,9 @@ pub fn decode(buf: &[u8], limits: &FrameLimits) -> Result<Option<(Frame, usize)>
         }
         header_lines += 1;
         if header_lines > limits.max_headers {
-            return Err(FrameError::TooManyHeaders { max: limits.max_headers });
+            return Err(FrameError::TooManyHeaders {
+                max: limits.max_headers,
+            });
         }
         let colon = memchr::memchr(b':', line).ok_or(FrameError::MalformedHeader)?;
         let name = unescape(&line[..colon], escape)?;
@@ -358,14 +379,21 @@ pub fn decode(buf: &[u8], limits: &FrameLimits) -> Result<Option<(Frame, usize)>
     }
 
     // Body.
-    let content_length = headers.iter().find(|(n, _)| n == "content-length").map(|(_, v)| v);
+    let content_length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map(|(_, v)| v);
     let body_end = match content_length {
         Some(v) => {
             let len = parse_content_length(v)?;
             if len > limits.max_body {
-                return Err(FrameError::BodyTooLarge { max: limits.max_body });
+                return Err(FrameError::BodyTooLarge {
+                    max: limits.max_body,
+                });
             }
-            let end = body_start.checked_add(len).ok_or(FrameError::InvalidContentLength)?;
+            let end = body_start
+                .checked_add(len)
+                .ok_or(FrameError::InvalidContentLength)?;
             if end + 1 > limits.max_frame_bytes {
                 return Err(too_large);
             }
@@ -378,7 +406,9 @@ pub fn decode(buf: &[u8], limits: &FrameLimits) -> Result<Option<(Frame, usize)>
         None => match memchr::memchr(0, &frame_buf[body_start..]) {
             Some(len) => {
                 if len > limits.max_body {
-                    return Err(FrameError::BodyTooLarge { max: limits.max_body });
+                    return Err(FrameError::BodyTooLarge {
+                        max: limits.max_body,
+                    });
                 }
                 if body_start + len + 1 > limits.max_frame_bytes {
                     return Err(too_large);
@@ -388,19 +418,30 @@ pub fn decode(buf: &[u8], limits: &FrameLimits) -> Result<Option<(Frame, usize)>
             None => {
                 let have = frame_buf.len() - body_start;
                 if have > limits.max_body {
-                    return Err(FrameError::BodyTooLarge { max: limits.max_body });
+                    return Err(FrameError::BodyTooLarge {
+                        max: limits.max_body,
+                    });
                 }
                 return incomplete(frame_buf.len(), limits);
             }
         },
     };
     let body = Bytes::copy_from_slice(&frame_buf[body_start..body_end]);
-    Ok(Some((Frame { command, headers, body }, start + body_end + 1)))
+    Ok(Some((
+        Frame {
+            command,
+            headers,
+            body,
+        },
+        start + body_end + 1,
+    )))
 }
 
 fn incomplete<T>(have: usize, limits: &FrameLimits) -> Result<Option<T>, FrameError> {
     if have > limits.max_frame_bytes {
-        Err(FrameError::FrameTooLarge { max: limits.max_frame_bytes })
+        Err(FrameError::FrameTooLarge {
+            max: limits.max_frame_bytes,
+        })
     } else {
         Ok(None)
     }
@@ -411,7 +452,8 @@ fn parse_content_length(v: &str) -> Result<usize, FrameError> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FrameError::InvalidContentLength);
     }
-    v.parse::<usize>().map_err(|_| FrameError::InvalidContentLength)
+    v.parse::<usize>()
+        .map_err(|_| FrameError::InvalidContentLength)
 }
 
 /// Line splitter over the header section.
@@ -446,7 +488,9 @@ impl<'a> Lines<'a> {
 
 fn unescape(raw: &[u8], escape: bool) -> Result<String, FrameError> {
     if !escape || memchr::memchr(b'\\', raw).is_none() {
-        return std::str::from_utf8(raw).map(str::to_owned).map_err(|_| FrameError::InvalidUtf8);
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| FrameError::InvalidUtf8);
     }
     let mut out = Vec::with_capacity(raw.len());
     let mut bytes = raw.iter();
@@ -494,19 +538,41 @@ mod tests {
     }
 
     fn check(input: &[u8], expect: &str) {
-        assert_eq!(render(input, &limits()), expect, "input {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            render(input, &limits()),
+            expect,
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 
     fn check_with(input: &[u8], limits: FrameLimits, expect: &str) {
-        assert_eq!(render(input, &limits), expect, "input {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            render(input, &limits),
+            expect,
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 
     #[test]
     fn decodes_valid_frames() {
-        check(b"CONNECT\naccept-version:1.2\nhost:x\n\n\0", "CONNECT[accept-version=1.2,host=x]()+36");
-        check(b"SEND\ndestination:/app/chat\n\nhello\0", "SEND[destination=/app/chat](hello)+34");
-        check(b"SEND\r\ndestination:/a\r\n\r\nhi\0", "SEND[destination=/a](hi)+27");
-        check(b"DISCONNECT\nreceipt:77\n\n\0", "DISCONNECT[receipt=77]()+24");
+        check(
+            b"CONNECT\naccept-version:1.2\nhost:x\n\n\0",
+            "CONNECT[accept-version=1.2,host=x]()+36",
+        );
+        check(
+            b"SEND\ndestination:/app/chat\n\nhello\0",
+            "SEND[destination=/app/chat](hello)+34",
+        );
+        check(
+            b"SEND\r\ndestination:/a\r\n\r\nhi\0",
+            "SEND[destination=/a](hi)+27",
+        );
+        check(
+            b"DISCONNECT\nreceipt:77\n\n\0",
+            "DISCONNECT[receipt=77]()+24",
+        );
         check(b"STOMP\n\n\0", "STOMP[]()+8");
         check(b"ACK\nid:1\n\n\0", "ACK[id=1]()+11");
         // Heart-beats before a frame are consumed with it.
@@ -519,13 +585,25 @@ mod tests {
 
     #[test]
     fn content_length_bodies() {
-        check(b"SEND\ncontent-length:3\n\na\0b\0", "SEND[content-length=3](a\0b)+27");
-        check(b"SEND\ncontent-length:0\n\n\0", "SEND[content-length=0]()+24");
-        check(b"SEND\ncontent-length: 2 \n\nab\0", "SEND[content-length= 2 ](ab)+28");
+        check(
+            b"SEND\ncontent-length:3\n\na\0b\0",
+            "SEND[content-length=3](a\0b)+27",
+        );
+        check(
+            b"SEND\ncontent-length:0\n\n\0",
+            "SEND[content-length=0]()+24",
+        );
+        check(
+            b"SEND\ncontent-length: 2 \n\nab\0",
+            "SEND[content-length= 2 ](ab)+28",
+        );
         check(b"SEND\ncontent-length:3\n\nab", "None");
         check(b"SEND\ncontent-length:2\n\nabc\0", "Err(MissingNul)");
         check(b"SEND\ncontent-length:x\n\n\0", "Err(InvalidContentLength)");
-        check(b"SEND\ncontent-length:-1\n\n\0", "Err(InvalidContentLength)");
+        check(
+            b"SEND\ncontent-length:-1\n\n\0",
+            "Err(InvalidContentLength)",
+        );
         check(b"SEND\ncontent-length:\n\n\0", "Err(InvalidContentLength)");
         check(
             b"SEND\ncontent-length:99999999999999999999999\n\n\0",
@@ -535,11 +613,17 @@ mod tests {
 
     #[test]
     fn escaping_rules() {
-        check(b"SEND\na\\cb:c\\nd\\re\\\\f\n\n\0", "SEND[a:b=c\nd\re\\f]()+23");
+        check(
+            b"SEND\na\\cb:c\\nd\\re\\\\f\n\n\0",
+            "SEND[a:b=c\nd\re\\f]()+23",
+        );
         check(b"SEND\na:\\t\n\n\0", "Err(InvalidEscape)");
         check(b"SEND\na:x\\\n\n\0", "Err(InvalidEscape)");
         // CONNECT and CONNECTED are never unescaped.
-        check(b"CONNECT\npasscode:a\\cb\n\n\0", "CONNECT[passcode=a\\cb]()+24");
+        check(
+            b"CONNECT\npasscode:a\\cb\n\n\0",
+            "CONNECT[passcode=a\\cb]()+24",
+        );
         check(b"CONNECTED\nx:a\\tb\n\n\0", "CONNECTED[x=a\\tb]()+19");
     }
 
@@ -547,7 +631,10 @@ mod tests {
     fn first_repeated_header_wins() {
         check(b"SEND\nfoo:1\nfoo:2\nbar:3\n\n\0", "SEND[foo=1,bar=3]()+25");
         // The first content-length decides the body.
-        check(b"SEND\ncontent-length:1\ncontent-length:5\n\nx\0", "SEND[content-length=1](x)+42");
+        check(
+            b"SEND\ncontent-length:1\ncontent-length:5\n\nx\0",
+            "SEND[content-length=1](x)+42",
+        );
     }
 
     #[test]
@@ -582,21 +669,60 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        let small =
-            FrameLimits { max_frame_bytes: 40, max_headers: 2, max_header_line: 20, max_body: 8 };
-        check_with(b"SEND\na:1\nb:2\nc:3\n\n\0", small, "Err(TooManyHeaders { max: 2 })");
+        let small = FrameLimits {
+            max_frame_bytes: 40,
+            max_headers: 2,
+            max_header_line: 20,
+            max_body: 8,
+        };
+        check_with(
+            b"SEND\na:1\nb:2\nc:3\n\n\0",
+            small,
+            "Err(TooManyHeaders { max: 2 })",
+        );
         check_with(b"SEND\na:1\nb:2\n\n\0", small, "SEND[a=1,b=2]()+15");
-        check_with(b"SEND\nabcdefghijklmnopqrstu:1\n\n\0", small, "Err(HeaderLineTooLong { max: 20 })");
+        check_with(
+            b"SEND\nabcdefghijklmnopqrstu:1\n\n\0",
+            small,
+            "Err(HeaderLineTooLong { max: 20 })",
+        );
         // Detected before the EOL arrives.
-        check_with(b"SEND\nabcdefghijklmnopqrstuvwxyz", small, "Err(HeaderLineTooLong { max: 20 })");
-        check_with(b"SENDSENDSENDSENDSENDSEND", small, "Err(HeaderLineTooLong { max: 20 })");
-        check_with(b"SEND\n\n123456789\0", small, "Err(BodyTooLarge { max: 8 })");
+        check_with(
+            b"SEND\nabcdefghijklmnopqrstuvwxyz",
+            small,
+            "Err(HeaderLineTooLong { max: 20 })",
+        );
+        check_with(
+            b"SENDSENDSENDSENDSENDSEND",
+            small,
+            "Err(HeaderLineTooLong { max: 20 })",
+        );
+        check_with(
+            b"SEND\n\n123456789\0",
+            small,
+            "Err(BodyTooLarge { max: 8 })",
+        );
         check_with(b"SEND\n\n123456789", small, "Err(BodyTooLarge { max: 8 })");
-        check_with(b"SEND\ncontent-length:9\n\n", small, "Err(BodyTooLarge { max: 8 })");
+        check_with(
+            b"SEND\ncontent-length:9\n\n",
+            small,
+            "Err(BodyTooLarge { max: 8 })",
+        );
         check_with(b"SEND\n\n12345678\0", small, "SEND[](12345678)+15");
-        let tight = FrameLimits { max_frame_bytes: 13, ..small };
-        check_with(b"SEND\na:1\n\n12345\0", tight, "Err(FrameTooLarge { max: 13 })");
-        check_with(b"SEND\na:1\n\n1234", tight, "Err(FrameTooLarge { max: 13 })");
+        let tight = FrameLimits {
+            max_frame_bytes: 13,
+            ..small
+        };
+        check_with(
+            b"SEND\na:1\n\n12345\0",
+            tight,
+            "Err(FrameTooLarge { max: 13 })",
+        );
+        check_with(
+            b"SEND\na:1\n\n1234",
+            tight,
+            "Err(FrameTooLarge { max: 13 })",
+        );
         check_with(b"SEND\na:1\n\n12\0", tight, "SEND[a=1](12)+13");
         check_with(b"\n\n\nSEND\na:1\n\n12\0", tight, "SEND[a=1](12)+16");
     }
@@ -625,8 +751,13 @@ mod tests {
             .with_header("destination", "/topic/a:b")
             .with_header("x", "l1\nl2\\")
             .with_body("hi");
-        assert_eq!(f.encode(), b"MESSAGE\ndestination:/topic/a\\cb\nx:l1\\nl2\\\\\n\nhi\0");
-        let c = Frame::new(Command::Connected).with_header("version", "1.2").with_header("k", "a:b");
+        assert_eq!(
+            f.encode(),
+            b"MESSAGE\ndestination:/topic/a\\cb\nx:l1\\nl2\\\\\n\nhi\0"
+        );
+        let c = Frame::new(Command::Connected)
+            .with_header("version", "1.2")
+            .with_header("k", "a:b");
         assert_eq!(c.encode(), b"CONNECTED\nversion:1.2\nk:a:b\n\n\0");
         // A NUL in the body forces a content-length.
         let n = Frame::new(Command::Message).with_body(&b"a\0b"[..]);

@@ -26,8 +26,8 @@ use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 
 use super::outbox::{Out, Outbox, Pushed};
-use crate::metrics::Metrics;
 use super::routing::{self, Filter};
+use crate::metrics::Metrics;
 
 /// Opens a bus subscription for a topic (the engine's `subscribe_topic` in production).
 pub type TopicSource =
@@ -54,7 +54,10 @@ impl Payload {
         tail.push_str("\n\n");
         tail.push_str(body);
         tail.push('\0');
-        Payload { droppable, tail: tail.into_boxed_str() }
+        Payload {
+            droppable,
+            tail: tail.into_boxed_str(),
+        }
     }
 }
 
@@ -98,7 +101,12 @@ impl Subscriber {
         head.push_str("\ndestination:");
         head.push_str(&dest_esc);
         head.push('\n');
-        Subscriber { head: head.into_boxed_str(), filter, ack, outbox }
+        Subscriber {
+            head: head.into_boxed_str(),
+            filter,
+            ack,
+            outbox,
+        }
     }
 }
 
@@ -138,7 +146,10 @@ impl TopicEntry {
                 let payload = payload
                     .get_or_insert_with(|| Arc::new(routing::render(*route, event)))
                     .clone();
-                match sub.outbox.push(Out::Message { sub: sub.clone(), payload }) {
+                match sub.outbox.push(Out::Message {
+                    sub: sub.clone(),
+                    payload,
+                }) {
                     Pushed::Queued => stats.delivered += 1,
                     Pushed::Dropped => stats.dropped += 1,
                     Pushed::Overflow => stats.overflowed += 1,
@@ -199,7 +210,13 @@ impl Drop for Subscription {
 impl Hub {
     /// A hub opening bus subscriptions with `source`, counting deliveries in `metrics`.
     pub fn new(source: TopicSource, metrics: Arc<Metrics>) -> Hub {
-        Hub { inner: Arc::new(HubInner { source, topics: Mutex::new(HashMap::new()), metrics }) }
+        Hub {
+            inner: Arc::new(HubInner {
+                source,
+                topics: Mutex::new(HashMap::new()),
+                metrics,
+            }),
+        }
     }
 
     /// A hub over the engine's unchecked `subscribe_topic`.
@@ -252,14 +269,20 @@ impl Hub {
                 .push(subscriber.clone());
             entry
         };
-        let subscription =
-            Subscription { hub: Arc::downgrade(&self.inner), entry: entry.clone(), subscriber };
+        let subscription = Subscription {
+            hub: Arc::downgrade(&self.inner),
+            entry: entry.clone(),
+            subscriber,
+        };
         let mut ready = entry.ready.subscribe();
         let state = ready
             .wait_for(|r| *r != Ready::Pending)
             .await
             .map(|r| r.clone())
-            .unwrap_or(Ready::Failed(ErrorCode::BackendUnavailable, "bus closed".into()));
+            .unwrap_or(Ready::Failed(
+                ErrorCode::BackendUnavailable,
+                "bus closed".into(),
+            ));
         match state {
             Ready::Failed(code, message) => Err(Error::new(code, message)),
             _ => Ok(subscription),
@@ -292,12 +315,11 @@ impl HubInner {
 
     /// Removes `entry` from the map (if it is still the current entry of its topic) and
     /// stops its task, which drops the bus subscription.
-    fn remove_entry(
-        &self,
-        topics: &mut HashMap<Topic, Arc<TopicEntry>>,
-        entry: &Arc<TopicEntry>,
-    ) {
-        if topics.get(&entry.topic).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+    fn remove_entry(&self, topics: &mut HashMap<Topic, Arc<TopicEntry>>, entry: &Arc<TopicEntry>) {
+        if topics
+            .get(&entry.topic)
+            .is_some_and(|e| Arc::ptr_eq(e, entry))
+        {
             topics.remove(&entry.topic);
         }
         if let Some(task) = entry.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -342,7 +364,9 @@ async fn forward(hub: Weak<HubInner>, entry: Arc<TopicEntry>, source: TopicSourc
                     // Nobody received anything yet: fail the waiting subscribers and forget
                     // the entry so that a later subscribe tries again.
                     debug!(?topic, error = %e, "bus subscribe failed");
-                    entry.ready.send_replace(Ready::Failed(e.code(), e.message().to_owned()));
+                    entry
+                        .ready
+                        .send_replace(Ready::Failed(e.code(), e.message().to_owned()));
                     if let Some(hub) = hub.upgrade() {
                         let mut topics = hub.lock_topics();
                         if topics.get(&topic).is_some_and(|x| Arc::ptr_eq(x, &entry)) {
@@ -410,7 +434,9 @@ mod tests {
                     }
                     let rx = bus.sender(topic).subscribe();
                     bus.opened.fetch_add(1, Ordering::SeqCst);
-                    let guard = Guarded { opened: bus.opened.clone() };
+                    let guard = Guarded {
+                        opened: bus.opened.clone(),
+                    };
                     let s = stream::unfold((rx, guard), |(mut rx, guard)| async move {
                         loop {
                             match rx.recv().await {
@@ -436,17 +462,29 @@ mod tests {
     }
 
     fn active(room: i64) -> Event {
-        Event::ActiveUsers { room_id: RoomId(room), user_ids: vec![UserId(1)] }
+        Event::ActiveUsers {
+            room_id: RoomId(room),
+            user_ids: vec![UserId(1)],
+        }
     }
 
     fn sub(outbox: &Arc<Outbox>, id: &str, dest: &str, filter: Filter) -> Arc<Subscriber> {
-        Arc::new(Subscriber::new(id, dest, filter, AckMode::Auto, outbox.clone()))
+        Arc::new(Subscriber::new(
+            id,
+            dest,
+            filter,
+            AckMode::Auto,
+            outbox.clone(),
+        ))
     }
 
     async fn wait_until(mut cond: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !cond() {
-            assert!(tokio::time::Instant::now() < deadline, "condition not met in time");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not met in time"
+            );
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -473,9 +511,18 @@ mod tests {
         let room = Topic::Room(RoomId(7));
         let a = Arc::new(Outbox::new(16));
         let b = Arc::new(Outbox::new(16));
-        let s1 = hub.subscribe(room, sub(&a, "1", "/topic/typing/7", Filter::RoomTyping)).await.unwrap();
-        let s2 = hub.subscribe(room, sub(&b, "x", "/topic/typing/7", Filter::RoomTyping)).await.unwrap();
-        let s3 = hub.subscribe(room, sub(&b, "y", "/topic/active/7", Filter::RoomActive)).await.unwrap();
+        let s1 = hub
+            .subscribe(room, sub(&a, "1", "/topic/typing/7", Filter::RoomTyping))
+            .await
+            .unwrap();
+        let s2 = hub
+            .subscribe(room, sub(&b, "x", "/topic/typing/7", Filter::RoomTyping))
+            .await
+            .unwrap();
+        let s3 = hub
+            .subscribe(room, sub(&b, "y", "/topic/active/7", Filter::RoomActive))
+            .await
+            .unwrap();
         assert_eq!(bus.opened.load(Ordering::SeqCst), 1);
         assert_eq!(hub.topic_count(), 1);
 
@@ -497,7 +544,10 @@ mod tests {
         wait_until(|| bus.opened.load(Ordering::SeqCst) == 0).await;
 
         // Re-subscribing opens a fresh bus subscription.
-        let _s = hub.subscribe(room, sub(&a, "1", "/topic/typing/7", Filter::RoomTyping)).await.unwrap();
+        let _s = hub
+            .subscribe(room, sub(&a, "1", "/topic/typing/7", Filter::RoomTyping))
+            .await
+            .unwrap();
         assert_eq!(bus.opened.load(Ordering::SeqCst), 1);
     }
 
@@ -509,14 +559,21 @@ mod tests {
         bus.fail.store(true, Ordering::SeqCst);
         let topic = Topic::User(UserId(1));
         let err = hub
-            .subscribe(topic, sub(&a, "1", "/user/queue/x", Filter::User(UserQueue::Presence)))
+            .subscribe(
+                topic,
+                sub(&a, "1", "/user/queue/x", Filter::User(UserQueue::Presence)),
+            )
             .await
             .err()
             .unwrap();
         assert_eq!(err.code(), ErrorCode::BackendUnavailable);
         assert_eq!(hub.topic_count(), 0);
         bus.fail.store(false, Ordering::SeqCst);
-        let _s = hub.subscribe(topic, sub(&a, "1", "/user/queue/x", Filter::User(UserQueue::Presence)))
+        let _s = hub
+            .subscribe(
+                topic,
+                sub(&a, "1", "/user/queue/x", Filter::User(UserQueue::Presence)),
+            )
             .await
             .unwrap();
         assert_eq!(hub.topic_count(), 1);
@@ -529,9 +586,18 @@ mod tests {
         let room = Topic::Room(RoomId(1));
         let slow = Arc::new(Outbox::new(2));
         let fast = Arc::new(Outbox::new(100));
-        let _s1 = hub.subscribe(room, sub(&slow, "t", "/topic/typing/1", Filter::RoomTyping)).await.unwrap();
-        let _s2 = hub.subscribe(room, sub(&slow, "a", "/topic/active/1", Filter::RoomActive)).await.unwrap();
-        let _s3 = hub.subscribe(room, sub(&fast, "t", "/topic/typing/1", Filter::RoomTyping)).await.unwrap();
+        let _s1 = hub
+            .subscribe(room, sub(&slow, "t", "/topic/typing/1", Filter::RoomTyping))
+            .await
+            .unwrap();
+        let _s2 = hub
+            .subscribe(room, sub(&slow, "a", "/topic/active/1", Filter::RoomActive))
+            .await
+            .unwrap();
+        let _s3 = hub
+            .subscribe(room, sub(&fast, "t", "/topic/typing/1", Filter::RoomTyping))
+            .await
+            .unwrap();
         for u in 0..5 {
             bus.publish(room, typing(1, u));
         }

@@ -66,7 +66,7 @@ impl Default for StompSettings {
             max_subscriptions: 1000,
             connect_timeout: Duration::from_secs(10),
             presence_refresh: Duration::from_secs(20),
-            ws_read_buffer: 4 * 1024,
+            ws_read_buffer: 2 * 1024,
             ws_write_buffer: 16 * 1024,
         }
     }

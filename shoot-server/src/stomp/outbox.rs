@@ -77,7 +77,10 @@ impl Outbox {
     /// An empty outbox holding at most `capacity` items.
     pub(crate) fn new(capacity: usize) -> Outbox {
         Outbox {
-            state: Mutex::new(State { queue: VecDeque::new(), closed: None }),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                closed: None,
+            }),
             notify: Notify::new(),
             capacity: capacity.max(1),
         }
@@ -163,8 +166,17 @@ mod tests {
     use crate::stomp::routing::Filter;
 
     fn item(outbox: &Arc<Outbox>, droppable: bool, tag: &str) -> Out {
-        let sub = Arc::new(Subscriber::new(tag, "/d", Filter::RoomMessages, AckMode::Auto, outbox.clone()));
-        Out::Message { sub, payload: Arc::new(Payload::json(tag, "{}", droppable)) }
+        let sub = Arc::new(Subscriber::new(
+            tag,
+            "/d",
+            Filter::RoomMessages,
+            AckMode::Auto,
+            outbox.clone(),
+        ));
+        Out::Message {
+            sub,
+            payload: Arc::new(Payload::json(tag, "{}", droppable)),
+        }
     }
 
     fn tags(outbox: &Outbox) -> Vec<String> {
@@ -172,9 +184,13 @@ mod tests {
         outbox.take(&mut q);
         q.into_iter()
             .map(|o| match o {
-                Out::Message { payload, .. } => {
-                    payload.tail.lines().next().unwrap().trim_start_matches("event-type:").to_owned()
-                }
+                Out::Message { payload, .. } => payload
+                    .tail
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .trim_start_matches("event-type:")
+                    .to_owned(),
                 Out::Frame(f) => f,
                 Out::Close => "CLOSE".to_owned(),
             })
@@ -218,7 +234,9 @@ mod tests {
         let o = Arc::new(Outbox::new(8));
         o.push(Out::Frame("x".into()));
         // The permit stored by the push completes the wait immediately.
-        tokio::time::timeout(std::time::Duration::from_secs(5), o.wait()).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), o.wait())
+            .await
+            .unwrap();
         assert_eq!(tags(&o), ["x"]);
     }
 }

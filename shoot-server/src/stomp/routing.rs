@@ -211,7 +211,9 @@ pub fn routes(topic: Topic, event: &Event, out: &mut Vec<Filter>) {
                     out.push(Filter::Thread(root));
                 }
             }
-            Event::MessageChanged { message, change, .. } => {
+            Event::MessageChanged {
+                message, change, ..
+            } => {
                 out.push(Filter::RoomMessages);
                 if let Some(root) = message.thread_id {
                     out.push(Filter::Thread(root));
@@ -227,7 +229,8 @@ pub fn routes(topic: Topic, event: &Event, out: &mut Vec<Filter>) {
             Event::ActiveUsers { .. } => out.push(Filter::RoomActive),
             // Presence is delivered on the user topics of friends; room topics show it
             // through ActiveUsers.
-            Event::UserStatusChanged { .. } | Event::RoomUpdate { .. } | Event::Notification(_) => {}
+            Event::UserStatusChanged { .. } | Event::RoomUpdate { .. } | Event::Notification(_) => {
+            }
         },
         Topic::User(_) => match event {
             Event::RoomUpdate { .. } => out.push(Filter::User(UserQueue::RoomUpdates)),
@@ -342,8 +345,14 @@ fn render_parts(filter: Filter, event: &Event) -> (&'static str, String, bool) {
     match (filter, event) {
         (Filter::User(UserQueue::Errors), Event::Status(s)) => {
             let view = ErrorView {
-                error_code: s.error_code.clone().unwrap_or_else(|| "SEND_FAILED".to_owned()),
-                message: s.error_message.clone().unwrap_or_else(|| "message failed".to_owned()),
+                error_code: s
+                    .error_code
+                    .clone()
+                    .unwrap_or_else(|| "SEND_FAILED".to_owned()),
+                message: s
+                    .error_message
+                    .clone()
+                    .unwrap_or_else(|| "message failed".to_owned()),
                 destination: "/app/chat".to_owned(),
                 temp_id: s.temp_id.clone(),
                 room_id: Some(s.room_id.to_string()),
@@ -351,14 +360,38 @@ fn render_parts(filter: Filter, event: &Event) -> (&'static str, String, bool) {
             ("MESSAGE_FAILED", to_json(&view), false)
         }
         (_, Event::MessageCreated(m)) => ("MESSAGE_CREATED", to_json(&MessageView::from(m)), false),
-        (_, Event::MessageChanged { message, change: MessageChange::Edited, .. }) => {
-            ("MESSAGE_EDITED", to_json(&MessageView::from(message)), false)
-        }
-        (_, Event::MessageChanged { message, change, by }) => {
+        (
+            _,
+            Event::MessageChanged {
+                message,
+                change: MessageChange::Edited,
+                ..
+            },
+        ) => (
+            "MESSAGE_EDITED",
+            to_json(&MessageView::from(message)),
+            false,
+        ),
+        (
+            _,
+            Event::MessageChanged {
+                message,
+                change,
+                by,
+            },
+        ) => {
             let (event_type, reaction, user_id) = match change {
                 MessageChange::Deleted => ("MESSAGE_DELETED", None, None),
-                MessageChange::Reaction { code, user_id, added } => (
-                    if *added { "REACTION_ADDED" } else { "REACTION_REMOVED" },
+                MessageChange::Reaction {
+                    code,
+                    user_id,
+                    added,
+                } => (
+                    if *added {
+                        "REACTION_ADDED"
+                    } else {
+                        "REACTION_REMOVED"
+                    },
                     Some(code.as_str()),
                     Some(user_id.to_string()),
                 ),
@@ -378,7 +411,15 @@ fn render_parts(filter: Filter, event: &Event) -> (&'static str, String, bool) {
             (event_type, to_json(&view), false)
         }
         (_, Event::Status(s)) => ("MESSAGE_STATUS", to_json(&StatusView::from(s)), false),
-        (_, Event::Typing { room_id, user_id, typing, at }) => {
+        (
+            _,
+            Event::Typing {
+                room_id,
+                user_id,
+                typing,
+                at,
+            },
+        ) => {
             let view = TypingView {
                 room_id: room_id.to_string(),
                 user_id: user_id.to_string(),
@@ -387,7 +428,15 @@ fn render_parts(filter: Filter, event: &Event) -> (&'static str, String, bool) {
             };
             ("TYPING", to_json(&view), true)
         }
-        (_, Event::ReadReceipt { room_id, user_id, last_read_seq, at }) => {
+        (
+            _,
+            Event::ReadReceipt {
+                room_id,
+                user_id,
+                last_read_seq,
+                at,
+            },
+        ) => {
             let view = ReadEventView {
                 event_type: "READ",
                 read: ReadView {
@@ -407,19 +456,38 @@ fn render_parts(filter: Filter, event: &Event) -> (&'static str, String, bool) {
             ("ACTIVE_USERS", to_json(&view), true)
         }
         (Filter::RoomMessages, Event::RoomChanged { room, change, by }) => {
-            let view =
-                RoomEventView { event_type: "ROOM_CHANGED", room: RoomChangeView::new(room, change, *by) };
+            let view = RoomEventView {
+                event_type: "ROOM_CHANGED",
+                room: RoomChangeView::new(room, change, *by),
+            };
             ("ROOM_CHANGED", to_json(&view), false)
         }
-        (_, Event::RoomChanged { room, change, by }) => {
-            ("ROOM_CHANGED", to_json(&RoomChangeView::new(room, change, *by)), false)
-        }
-        (_, Event::RoomUpdate { room_id, unread_count, last_message, at }) => {
+        (_, Event::RoomChanged { room, change, by }) => (
+            "ROOM_CHANGED",
+            to_json(&RoomChangeView::new(room, change, *by)),
+            false,
+        ),
+        (
+            _,
+            Event::RoomUpdate {
+                room_id,
+                unread_count,
+                last_message,
+                at,
+            },
+        ) => {
             let view = RoomUpdateView::new(*room_id, *unread_count, last_message.as_ref(), *at);
             ("ROOM_UPDATE", to_json(&view), false)
         }
         (_, Event::Notification(n)) => ("NOTIFICATION", to_json(&NotificationView::from(n)), false),
-        (_, Event::UserStatusChanged { user_id, status, last_seen_at }) => {
+        (
+            _,
+            Event::UserStatusChanged {
+                user_id,
+                status,
+                last_seen_at,
+            },
+        ) => {
             let view = PresenceView {
                 user_id: user_id.to_string(),
                 status: status.as_str(),
@@ -445,13 +513,28 @@ mod tests {
     #[test]
     fn parses_destinations() {
         use Destination as D;
-        check_parse("/topic/messages/12", Some(D::Room(RoomId(12), Filter::RoomMessages)));
-        check_parse("/topic/message/status/12", Some(D::Room(RoomId(12), Filter::RoomStatus)));
-        check_parse("/topic/typing/3", Some(D::Room(RoomId(3), Filter::RoomTyping)));
-        check_parse("/topic/active/3", Some(D::Room(RoomId(3), Filter::RoomActive)));
+        check_parse(
+            "/topic/messages/12",
+            Some(D::Room(RoomId(12), Filter::RoomMessages)),
+        );
+        check_parse(
+            "/topic/message/status/12",
+            Some(D::Room(RoomId(12), Filter::RoomStatus)),
+        );
+        check_parse(
+            "/topic/typing/3",
+            Some(D::Room(RoomId(3), Filter::RoomTyping)),
+        );
+        check_parse(
+            "/topic/active/3",
+            Some(D::Room(RoomId(3), Filter::RoomActive)),
+        );
         check_parse("/topic/thread/99", Some(D::Thread(MessageId(99))));
         check_parse("/user/queue/rooms", Some(D::UserQueue(UserQueue::Rooms)));
-        check_parse("/user/queue/room-updates", Some(D::UserQueue(UserQueue::RoomUpdates)));
+        check_parse(
+            "/user/queue/room-updates",
+            Some(D::UserQueue(UserQueue::RoomUpdates)),
+        );
         check_parse("/user/queue/errors", Some(D::UserQueue(UserQueue::Errors)));
         check_parse("/user/queue/sync", Some(D::UserQueue(UserQueue::Sync)));
         check_parse("/queue/user/5", Some(D::UserAlias(UserId(5))));
@@ -483,14 +566,26 @@ mod tests {
             let got = access(me, parse_destination(dest).unwrap()).map_err(|e| e.code());
             assert_eq!(got, expect, "{dest}");
         };
-        check("/topic/messages/1", Ok(Access::Room(RoomId(1), Filter::RoomMessages)));
-        check("/topic/typing/1", Ok(Access::Room(RoomId(1), Filter::RoomTyping)));
+        check(
+            "/topic/messages/1",
+            Ok(Access::Room(RoomId(1), Filter::RoomMessages)),
+        );
+        check(
+            "/topic/typing/1",
+            Ok(Access::Room(RoomId(1), Filter::RoomTyping)),
+        );
         check("/topic/thread/8", Ok(Access::Message(MessageId(8))));
         check(
             "/user/queue/notifications",
-            Ok(Access::Granted(Topic::User(me), Filter::User(UserQueue::Notifications))),
+            Ok(Access::Granted(
+                Topic::User(me),
+                Filter::User(UserQueue::Notifications),
+            )),
         );
-        check("/queue/user/5", Ok(Access::Granted(Topic::User(me), Filter::UserAll)));
+        check(
+            "/queue/user/5",
+            Ok(Access::Granted(Topic::User(me), Filter::UserAll)),
+        );
         check("/queue/user/6", Err(ErrorCode::RoomPermissionDenied));
     }
 
@@ -544,7 +639,11 @@ mod tests {
         let room = Topic::Room(RoomId(1));
         let user = Topic::User(UserId(2));
         let t = Timestamp(0);
-        check_routes(room, Event::MessageCreated(message(None)), &[Filter::RoomMessages]);
+        check_routes(
+            room,
+            Event::MessageCreated(message(None)),
+            &[Filter::RoomMessages],
+        );
         check_routes(
             room,
             Event::MessageCreated(message(Some(4))),
@@ -561,34 +660,63 @@ mod tests {
         );
         check_routes(
             room,
-            Event::MessageChanged { message: message(None), change: MessageChange::Pinned, by: UserId(2) },
+            Event::MessageChanged {
+                message: message(None),
+                change: MessageChange::Pinned,
+                by: UserId(2),
+            },
             &[Filter::RoomMessages],
         );
         check_routes(room, status(MessageStatus::Sending), &[Filter::RoomStatus]);
         check_routes(
             room,
-            Event::Typing { room_id: RoomId(1), user_id: UserId(2), typing: true, at: t },
+            Event::Typing {
+                room_id: RoomId(1),
+                user_id: UserId(2),
+                typing: true,
+                at: t,
+            },
             &[Filter::RoomTyping],
         );
         check_routes(
             room,
-            Event::ActiveUsers { room_id: RoomId(1), user_ids: vec![] },
+            Event::ActiveUsers {
+                room_id: RoomId(1),
+                user_ids: vec![],
+            },
             &[Filter::RoomActive],
         );
         check_routes(
             room,
-            Event::ReadReceipt { room_id: RoomId(1), user_id: UserId(2), last_read_seq: Seq(1), at: t },
+            Event::ReadReceipt {
+                room_id: RoomId(1),
+                user_id: UserId(2),
+                last_read_seq: Seq(1),
+                at: t,
+            },
             &[Filter::RoomMessages],
         );
-        check_routes(user, status(MessageStatus::Saved), &[Filter::User(UserQueue::MessageStatus)]);
+        check_routes(
+            user,
+            status(MessageStatus::Saved),
+            &[Filter::User(UserQueue::MessageStatus)],
+        );
         check_routes(
             user,
             status(MessageStatus::Failed),
-            &[Filter::User(UserQueue::MessageStatus), Filter::User(UserQueue::Errors)],
+            &[
+                Filter::User(UserQueue::MessageStatus),
+                Filter::User(UserQueue::Errors),
+            ],
         );
         check_routes(
             user,
-            Event::RoomUpdate { room_id: RoomId(1), unread_count: 2, last_message: None, at: t },
+            Event::RoomUpdate {
+                room_id: RoomId(1),
+                unread_count: 2,
+                last_message: None,
+                at: t,
+            },
             &[Filter::User(UserQueue::RoomUpdates)],
         );
         check_routes(
@@ -611,7 +739,11 @@ mod tests {
     #[test]
     fn renders_bodies() {
         let created = render(Filter::RoomMessages, &Event::MessageCreated(message(None)));
-        assert!(created.tail.starts_with("event-type:MESSAGE_CREATED\ncontent-type:application/json\n"));
+        assert!(
+            created
+                .tail
+                .starts_with("event-type:MESSAGE_CREATED\ncontent-type:application/json\n")
+        );
         let v = body(&created);
         assert_eq!(v["id"], "10");
         assert_eq!(v["content"]["text"], "hi");
@@ -630,7 +762,11 @@ mod tests {
             Filter::RoomMessages,
             &Event::MessageChanged {
                 message: message(None),
-                change: MessageChange::Reaction { code: "like".into(), user_id: UserId(3), added: true },
+                change: MessageChange::Reaction {
+                    code: "like".into(),
+                    user_id: UserId(3),
+                    added: true,
+                },
                 by: UserId(3),
             },
         );
@@ -640,7 +776,10 @@ mod tests {
         assert_eq!(v["userId"], "3");
         assert_eq!(v["message"]["id"], "10");
 
-        let failed = render(Filter::User(UserQueue::Errors), &status(MessageStatus::Failed));
+        let failed = render(
+            Filter::User(UserQueue::Errors),
+            &status(MessageStatus::Failed),
+        );
         let v = body(&failed);
         assert_eq!(v["errorCode"], "ROOM_NOT_FOUND");
         assert_eq!(v["tempId"], "t1");
@@ -651,7 +790,12 @@ mod tests {
 
         let typing = render(
             Filter::RoomTyping,
-            &Event::Typing { room_id: RoomId(1), user_id: UserId(2), typing: true, at: Timestamp(0) },
+            &Event::Typing {
+                room_id: RoomId(1),
+                user_id: UserId(2),
+                typing: true,
+                at: Timestamp(0),
+            },
         );
         assert!(typing.droppable);
         let v = body(&typing);
@@ -661,7 +805,12 @@ mod tests {
 
         let read = body(&render(
             Filter::RoomMessages,
-            &Event::ReadReceipt { room_id: RoomId(1), user_id: UserId(2), last_read_seq: Seq(7), at: Timestamp(0) },
+            &Event::ReadReceipt {
+                room_id: RoomId(1),
+                user_id: UserId(2),
+                last_read_seq: Seq(7),
+                at: Timestamp(0),
+            },
         ));
         assert_eq!(read["type"], "READ");
         assert_eq!(read["lastReadSeq"], 7);

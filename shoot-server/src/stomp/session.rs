@@ -28,12 +28,12 @@ use shoot_core::{Error, ErrorCode, UserId};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::StompSettings;
 use super::app::{self, Failure, Outcome};
 use super::frame::{self, Command, Frame};
 use super::hub::{AckMode, Hub, Payload, Subscriber, Subscription};
 use super::outbox::{Closed, Out, Outbox};
 use super::routing::{self, Access, ErrorView, Filter, UserQueue, to_json};
-use super::StompSettings;
 use crate::state::AppState;
 use crate::views::StatusView;
 
@@ -64,7 +64,11 @@ async fn writer(
             match closed {
                 Some(Closed::SlowConsumer) => {
                     metrics.stomp_errors.inc();
-                    let error = error_frame("slow consumer", "the client does not read fast enough", None);
+                    let error = error_frame(
+                        "slow consumer",
+                        "the client does not read fast enough",
+                        None,
+                    );
                     let _ = sink.send(Message::Text(error.into())).await;
                     let _ = sink.close().await;
                     return;
@@ -165,7 +169,9 @@ fn error_frame(message: &str, detail: &str, receipt: Option<&str>) -> String {
     if let Some(r) = receipt {
         f = f.with_header("receipt-id", r);
     }
-    f = f.with_header("content-type", "text/plain").with_body(Bytes::copy_from_slice(detail.as_bytes()));
+    f = f
+        .with_header("content-type", "text/plain")
+        .with_body(Bytes::copy_from_slice(detail.as_bytes()));
     encode_text(&f)
 }
 
@@ -253,6 +259,8 @@ pub(crate) async fn run(
                         Message::Ping(_) | Message::Pong(_) => {}
                         Message::Close(_) => break,
                     }
+                    // Time spent in engine calls does not count against the client.
+                    session.last_read = Instant::now();
                 }
                 Some(Err(e)) => {
                     debug!(error = %e, "websocket read failed");
@@ -304,7 +312,11 @@ impl Session {
         if let Some(t) = self.read_timeout {
             if now >= self.last_read + t {
                 debug!(user_id = %user, "client heart-beat missed");
-                self.fail("heart-beat timeout", "no data received within twice the heart-beat interval", None);
+                self.fail(
+                    "heart-beat timeout",
+                    "no data received within twice the heart-beat interval",
+                    None,
+                );
                 return;
             }
         }
@@ -332,11 +344,17 @@ impl Session {
     /// Sends an ERROR frame; the session goes on.
     fn refuse(&self, message: &str, detail: &str, frame: &Frame) {
         self.state.metrics.stomp_errors.inc();
-        self.push(Out::Frame(error_frame(message, detail, frame.header("receipt"))));
+        self.push(Out::Frame(error_frame(
+            message,
+            detail,
+            frame.header("receipt"),
+        )));
     }
 
     fn receipt(&self, frame: &Frame, extra: &[(&'static str, String)]) {
-        let Some(id) = frame.header("receipt") else { return };
+        let Some(id) = frame.header("receipt") else {
+            return;
+        };
         let mut r = Frame::new(Command::Receipt).with_header("receipt-id", id);
         for (k, v) in extra {
             r = r.with_header(*k, v.clone());
@@ -400,13 +418,25 @@ impl Session {
                 self.closing = true;
             }
             Command::Begin | Command::Commit | Command::Abort => {
-                self.refuse("transactions are not supported", "BEGIN/COMMIT/ABORT are not supported", &frame);
+                self.refuse(
+                    "transactions are not supported",
+                    "BEGIN/COMMIT/ABORT are not supported",
+                    &frame,
+                );
             }
             Command::Connect | Command::Stomp => {
-                self.fail("already connected", "CONNECT on a connected session", frame.header("receipt"));
+                self.fail(
+                    "already connected",
+                    "CONNECT on a connected session",
+                    frame.header("receipt"),
+                );
             }
             Command::Connected | Command::Message | Command::Receipt | Command::Error => {
-                self.fail("invalid command", &format!("{} is a server frame", frame.command), None);
+                self.fail(
+                    "invalid command",
+                    &format!("{} is a server frame", frame.command),
+                    None,
+                );
             }
         }
     }
@@ -431,22 +461,41 @@ impl Session {
             Some(token) => self.state.auth.verify_access(token),
             None => match self.handshake_auth.take() {
                 Some(result) => result,
-                None => Err(Error::new(ErrorCode::InvalidToken, "an access token is required")),
+                None => Err(Error::new(
+                    ErrorCode::InvalidToken,
+                    "an access token is required",
+                )),
             },
         };
         let user = match user {
             Ok(user) => user,
             Err(e) => {
-                self.fail("unauthenticated", &format!("{}: {}", e.code(), e.message()), None);
+                self.fail(
+                    "unauthenticated",
+                    &format!("{}: {}", e.code(), e.message()),
+                    None,
+                );
                 return;
             }
         };
         let (client_cx, client_cy) = parse_heartbeat(frame.header("heart-beat"));
-        let (server_cx, server_cy) = (self.settings.heartbeat_send_ms, self.settings.heartbeat_receive_ms);
-        let outgoing = if server_cx == 0 || client_cy == 0 { 0 } else { server_cx.max(client_cy) };
-        let incoming = if client_cx == 0 || server_cy == 0 { 0 } else { client_cx.max(server_cy) };
+        let (server_cx, server_cy) = (
+            self.settings.heartbeat_send_ms,
+            self.settings.heartbeat_receive_ms,
+        );
+        let outgoing = if server_cx == 0 || client_cy == 0 {
+            0
+        } else {
+            server_cx.max(client_cy)
+        };
+        let incoming = if client_cx == 0 || server_cy == 0 {
+            0
+        } else {
+            client_cx.max(server_cy)
+        };
         self.shared.heartbeat_ms.store(outgoing, Ordering::Relaxed);
-        self.read_timeout = (incoming > 0).then(|| Duration::from_millis(incoming.saturating_mul(2)));
+        self.read_timeout =
+            (incoming > 0).then(|| Duration::from_millis(incoming.saturating_mul(2)));
         self.user = Some(user);
         self.handshake_auth = None;
         let now = Instant::now();
@@ -456,7 +505,11 @@ impl Session {
         if let Err(e) = Box::pin(engine.session_connected(user)).await {
             warn!(user_id = %user, error = %e, "presence connect failed");
         }
-        let session_id = format!("{}-{}", self.state.engine.instance_id(), next_session_number());
+        let session_id = format!(
+            "{}-{}",
+            self.state.engine.instance_id(),
+            next_session_number()
+        );
         let connected = Frame::new(Command::Connected)
             .with_header("version", version)
             .with_header("heart-beat", format!("{server_cx},{server_cy}"))
@@ -469,7 +522,11 @@ impl Session {
 
     async fn send(&mut self, user: UserId, frame: Frame) {
         let Some(destination) = frame.header("destination") else {
-            self.fail("missing header", "SEND requires a destination header", frame.header("receipt"));
+            self.fail(
+                "missing header",
+                "SEND requires a destination header",
+                frame.header("receipt"),
+            );
             return;
         };
         let destination = destination.to_owned();
@@ -518,7 +575,11 @@ impl Session {
                 seq: None,
             };
             let payload = Payload::json("MESSAGE_STATUS", &to_json(&status), false);
-            self.reply(me, Filter::User(UserQueue::MessageStatus), Arc::new(payload));
+            self.reply(
+                me,
+                Filter::User(UserQueue::MessageStatus),
+                Arc::new(payload),
+            );
         }
         let view = ErrorView {
             error_code: failure.error.code().as_str().to_owned(),
@@ -527,7 +588,11 @@ impl Session {
             temp_id: failure.temp_id.clone(),
             room_id: failure.room_id.map(|r| r.to_string()),
         };
-        let event_type = if failure.is_send { "MESSAGE_FAILED" } else { "ERROR" };
+        let event_type = if failure.is_send {
+            "MESSAGE_FAILED"
+        } else {
+            "ERROR"
+        };
         let payload = Payload::json(event_type, &to_json(&view), false);
         self.reply(me, Filter::User(UserQueue::Errors), Arc::new(payload));
     }
@@ -540,24 +605,39 @@ impl Session {
             let wanted = sub.filter == filter
                 || (sub.filter == Filter::UserAll && matches!(filter, Filter::User(_)));
             if entry.topic == topic && wanted {
-                self.push(Out::Message { sub: sub.clone(), payload: payload.clone() });
+                self.push(Out::Message {
+                    sub: sub.clone(),
+                    payload: payload.clone(),
+                });
             }
         }
     }
 
     async fn subscribe(&mut self, user: UserId, frame: Frame) {
-        let (Some(id), Some(destination)) = (frame.header("id"), frame.header("destination")) else {
-            self.fail("missing header", "SUBSCRIBE requires id and destination headers", frame.header("receipt"));
+        let (Some(id), Some(destination)) = (frame.header("id"), frame.header("destination"))
+        else {
+            self.fail(
+                "missing header",
+                "SUBSCRIBE requires id and destination headers",
+                frame.header("receipt"),
+            );
             return;
         };
         if self.subs.contains_key(id) {
-            self.refuse("duplicate subscription", &format!("subscription id {id:?} is already in use"), &frame);
+            self.refuse(
+                "duplicate subscription",
+                &format!("subscription id {id:?} is already in use"),
+                &frame,
+            );
             return;
         }
         if self.subs.len() >= self.settings.max_subscriptions {
             self.refuse(
                 "too many subscriptions",
-                &format!("at most {} subscriptions per connection", self.settings.max_subscriptions),
+                &format!(
+                    "at most {} subscriptions per connection",
+                    self.settings.max_subscriptions
+                ),
                 &frame,
             );
             return;
@@ -567,12 +647,20 @@ impl Session {
             "client" => AckMode::Client,
             "client-individual" => AckMode::ClientIndividual,
             other => {
-                self.refuse("invalid ack mode", &format!("unknown ack mode {other:?}"), &frame);
+                self.refuse(
+                    "invalid ack mode",
+                    &format!("unknown ack mode {other:?}"),
+                    &frame,
+                );
                 return;
             }
         };
         let Some(dest) = routing::parse_destination(destination) else {
-            self.refuse("unknown destination", &format!("cannot subscribe to {destination:?}"), &frame);
+            self.refuse(
+                "unknown destination",
+                &format!("cannot subscribe to {destination:?}"),
+                &frame,
+            );
             return;
         };
         let target = match resolve(&self.state.engine, user, dest).await {
@@ -588,22 +676,41 @@ impl Session {
             }
         };
         let (topic, filter) = target;
-        let subscriber =
-            Arc::new(Subscriber::new(id, destination, filter, ack, self.shared.outbox.clone()));
+        let subscriber = Arc::new(Subscriber::new(
+            id,
+            destination,
+            filter,
+            ack,
+            self.shared.outbox.clone(),
+        ));
         match self.hub.subscribe(topic, subscriber).await {
             Ok(subscription) => {
-                self.subs.insert(id.into(), SubEntry { subscription, topic });
+                self.subs.insert(
+                    id.into(),
+                    SubEntry {
+                        subscription,
+                        topic,
+                    },
+                );
                 self.receipt(&frame, &[]);
             }
             Err(e) => {
-                self.refuse("subscribe failed", &format!("{}: {}", e.code(), e.message()), &frame);
+                self.refuse(
+                    "subscribe failed",
+                    &format!("{}: {}", e.code(), e.message()),
+                    &frame,
+                );
             }
         }
     }
 
     fn unsubscribe(&mut self, frame: Frame) {
         let Some(id) = frame.header("id") else {
-            self.fail("missing header", "UNSUBSCRIBE requires an id header", frame.header("receipt"));
+            self.fail(
+                "missing header",
+                "UNSUBSCRIBE requires an id header",
+                frame.header("receipt"),
+            );
             return;
         };
         if let Some(entry) = self.subs.remove(id) {
@@ -619,7 +726,11 @@ impl Session {
 
     fn ack(&mut self, frame: Frame) {
         let Some(raw) = frame.header("id").or_else(|| frame.header("message-id")) else {
-            self.fail("missing header", "ACK/NACK requires an id header", frame.header("receipt"));
+            self.fail(
+                "missing header",
+                "ACK/NACK requires an id header",
+                frame.header("receipt"),
+            );
             return;
         };
         let found = raw.parse::<u64>().ok().is_some_and(|id| {
@@ -640,7 +751,11 @@ impl Session {
         if found {
             self.receipt(&frame, &[]);
         } else {
-            self.refuse("unknown ack id", &format!("no pending message with id {raw:?}"), &frame);
+            self.refuse(
+                "unknown ack id",
+                &format!("no pending message with id {raw:?}"),
+                &frame,
+            );
         }
     }
 }
@@ -672,14 +787,20 @@ fn next_session_number() -> u64 {
 
 /// The highest version both sides speak: `accept-version` absent means 1.0.
 pub(crate) fn negotiate_version(accept: Option<&str>) -> Option<&'static str> {
-    let Some(accept) = accept else { return Some("1.0") };
+    let Some(accept) = accept else {
+        return Some("1.0");
+    };
     let offered: Vec<&str> = accept.split(',').map(str::trim).collect();
-    ["1.2", "1.1", "1.0"].into_iter().find(|v| offered.contains(v))
+    ["1.2", "1.1", "1.0"]
+        .into_iter()
+        .find(|v| offered.contains(v))
 }
 
 /// `heart-beat: cx,cy` (absent or malformed: `0,0`).
 pub(crate) fn parse_heartbeat(value: Option<&str>) -> (u64, u64) {
-    let Some((a, b)) = value.and_then(|v| v.split_once(',')) else { return (0, 0) };
+    let Some((a, b)) = value.and_then(|v| v.split_once(',')) else {
+        return (0, 0);
+    };
     match (a.trim().parse(), b.trim().parse()) {
         (Ok(a), Ok(b)) => (a, b),
         _ => (0, 0),
@@ -737,9 +858,18 @@ mod tests {
             }
             f
         };
-        assert_eq!(connect_token(&f(&[("Authorization", "Bearer abc")])), Some("abc"));
-        assert_eq!(connect_token(&f(&[("authorization", "bearer  abc ")])), Some("abc"));
-        assert_eq!(connect_token(&f(&[("passcode", "xyz"), ("login", "u")])), Some("xyz"));
+        assert_eq!(
+            connect_token(&f(&[("Authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            connect_token(&f(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
+        assert_eq!(
+            connect_token(&f(&[("passcode", "xyz"), ("login", "u")])),
+            Some("xyz")
+        );
         assert_eq!(connect_token(&f(&[("login", "Bearer t")])), Some("t"));
         assert_eq!(connect_token(&f(&[("Authorization", "Bearer ")])), None);
         assert_eq!(connect_token(&f(&[("host", "x")])), None);
@@ -748,10 +878,18 @@ mod tests {
     #[test]
     fn message_frames_prefix_the_shared_tail() {
         let outbox = Arc::new(Outbox::new(4));
-        let sub = Subscriber::new("s:1", "/topic/messages/5", Filter::RoomMessages, AckMode::Auto, outbox.clone());
+        let sub = Subscriber::new(
+            "s:1",
+            "/topic/messages/5",
+            Filter::RoomMessages,
+            AckMode::Auto,
+            outbox.clone(),
+        );
         let payload = Payload::json("MESSAGE_CREATED", "{\"a\":1}", false);
         let text = message_frame(&sub, 7, &payload);
-        let (frame, used) = frame::decode(text.as_bytes(), &Default::default()).unwrap().unwrap();
+        let (frame, used) = frame::decode(text.as_bytes(), &Default::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(used, text.len());
         assert_eq!(frame.command, Command::Message);
         assert_eq!(frame.header("subscription"), Some("s:1"));
@@ -761,9 +899,17 @@ mod tests {
         assert_eq!(frame.header("content-type"), Some("application/json"));
         assert_eq!(frame.header("ack"), None);
         assert_eq!(&frame.body[..], b"{\"a\":1}");
-        let acked = Subscriber::new("2", "/user/queue/errors", Filter::User(UserQueue::Errors), AckMode::Client, outbox);
+        let acked = Subscriber::new(
+            "2",
+            "/user/queue/errors",
+            Filter::User(UserQueue::Errors),
+            AckMode::Client,
+            outbox,
+        );
         let text = message_frame(&acked, 9, &payload);
-        let (frame, _) = frame::decode(text.as_bytes(), &Default::default()).unwrap().unwrap();
+        let (frame, _) = frame::decode(text.as_bytes(), &Default::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(frame.header("ack"), Some("9"));
     }
 }

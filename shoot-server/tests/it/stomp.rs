@@ -23,8 +23,12 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
+        Server::start_with(Config::for_tests()).await
+    }
+
+    async fn start_with(config: Config) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = serve(Config::for_tests(), listener).await.expect("server starts");
+        let handle = serve(config, listener).await.expect("server starts");
         Server { handle }
     }
 
@@ -47,8 +51,13 @@ impl Server {
     }
 
     async fn group(&self, owner: UserId, members: Vec<UserId>) -> RoomId {
-        let details =
-            self.handle.state.engine.create_group_room(owner, "team", members).await.expect("room");
+        let details = self
+            .handle
+            .state
+            .engine
+            .create_group_room(owner, "team", members)
+            .await
+            .expect("room");
         details.room.id
     }
 
@@ -65,13 +74,23 @@ struct Client {
 impl Client {
     async fn open(url: &str) -> Client {
         let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("v12.stomp"));
-        let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket handshake");
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("v12.stomp"),
+        );
+        let (ws, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket handshake");
         assert_eq!(
-            resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()),
+            resp.headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap()),
             Some("v12.stomp")
         );
-        Client { ws, buf: Vec::new() }
+        Client {
+            ws,
+            buf: Vec::new(),
+        }
     }
 
     /// Opens and CONNECTs with the token in the CONNECT frame.
@@ -94,11 +113,17 @@ impl Client {
 
     async fn send(&mut self, f: Frame) {
         let text = String::from_utf8(f.encode()).unwrap();
-        self.ws.send(Message::Text(text.into())).await.expect("ws send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("ws send");
     }
 
     async fn send_raw(&mut self, raw: &str) {
-        self.ws.send(Message::Text(raw.to_owned().into())).await.expect("ws send");
+        self.ws
+            .send(Message::Text(raw.to_owned().into()))
+            .await
+            .expect("ws send");
     }
 
     async fn subscribe(&mut self, id: &str, dest: &str) -> Frame {
@@ -126,13 +151,17 @@ impl Client {
     async fn try_next(&mut self) -> Option<Frame> {
         let limits = FrameLimits::default();
         loop {
-            if let Some((f, used)) = frame::decode(&self.buf, &limits).expect("server frames are valid") {
+            if let Some((f, used)) =
+                frame::decode(&self.buf, &limits).expect("server frames are valid")
+            {
                 self.buf.drain(..used);
                 return Some(f);
             }
             let skip = frame::heartbeat_prefix(&self.buf);
             self.buf.drain(..skip);
-            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no frame in time");
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("no frame in time");
             match msg {
                 Some(Ok(Message::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
                 Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
@@ -149,7 +178,11 @@ impl Client {
     /// Asserts the server closes the connection (after any remaining frames).
     async fn expect_closed(&mut self) {
         while let Some(f) = self.try_next().await {
-            assert_ne!(f.command, Command::Message, "unexpected data after close: {f:?}");
+            assert_ne!(
+                f.command,
+                Command::Message,
+                "unexpected data after close: {f:?}"
+            );
         }
     }
 }
@@ -168,13 +201,26 @@ async fn chat_statuses_and_delivery_between_two_users() {
     let mut a = Client::connect(&server, &alice_token).await;
     // Bob authenticates with ?token= on the handshake instead.
     let mut b = Client::open(&server.url(&format!("?token={bob_token}"))).await;
-    b.send(Frame::new(Command::Stomp).with_header("accept-version", "1.2").with_header("host", "x")).await;
+    b.send(
+        Frame::new(Command::Stomp)
+            .with_header("accept-version", "1.2")
+            .with_header("host", "x"),
+    )
+    .await;
     assert_eq!(b.next().await.command, Command::Connected);
 
-    let r = a.subscribe("st", &format!("/topic/message/status/{room}")).await;
-    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("sub-st")));
+    let r = a
+        .subscribe("st", &format!("/topic/message/status/{room}"))
+        .await;
+    assert_eq!(
+        (r.command, r.header("receipt-id")),
+        (Command::Receipt, Some("sub-st"))
+    );
     let r = b.subscribe("m", &format!("/topic/messages/{room}")).await;
-    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("sub-m")));
+    assert_eq!(
+        (r.command, r.header("receipt-id")),
+        (Command::Receipt, Some("sub-m"))
+    );
 
     a.app(
         "/app/chat",
@@ -199,7 +245,10 @@ async fn chat_statuses_and_delivery_between_two_users() {
             other => panic!("unexpected {other}: {f:?}"),
         }
     }
-    assert_eq!(statuses, ["SENDING", "SENT_TO_KAFKA", "PROCESSING", "SAVED"]);
+    assert_eq!(
+        statuses,
+        ["SENDING", "SENT_TO_KAFKA", "PROCESSING", "SAVED"]
+    );
     let receipt = receipt.unwrap();
     assert_eq!(receipt.header("receipt-id"), Some("send-1"));
     assert_eq!(receipt.header("status"), Some("SENT_TO_KAFKA"));
@@ -207,7 +256,10 @@ async fn chat_statuses_and_delivery_between_two_users() {
 
     let m = b.next().await;
     assert_eq!(m.command, Command::Message);
-    assert_eq!(m.header("destination"), Some(format!("/topic/messages/{room}").as_str()));
+    assert_eq!(
+        m.header("destination"),
+        Some(format!("/topic/messages/{room}").as_str())
+    );
     assert_eq!(m.header("event-type"), Some("MESSAGE_CREATED"));
     assert!(m.header("message-id").is_some());
     let v = json_body(&m);
@@ -219,7 +271,12 @@ async fn chat_statuses_and_delivery_between_two_users() {
 
     // Bob resyncs from seq 0 and gets exactly that message on /user/queue/sync.
     b.subscribe("sync", "/user/queue/sync").await;
-    b.app("/app/sync", json!({"roomId": room.to_string(), "lastSeq": 0, "direction": "AFTER"}), None).await;
+    b.app(
+        "/app/sync",
+        json!({"roomId": room.to_string(), "lastSeq": 0, "direction": "AFTER"}),
+        None,
+    )
+    .await;
     let s = b.next().await;
     assert_eq!(s.header("event-type"), Some("SYNC"));
     let v = json_body(&s);
@@ -227,9 +284,13 @@ async fn chat_statuses_and_delivery_between_two_users() {
     assert_eq!(v["messages"][0]["content"]["text"], "hello bob");
 
     // DISCONNECT with a receipt: RECEIPT, then the server closes.
-    a.send(Frame::new(Command::Disconnect).with_header("receipt", "bye")).await;
+    a.send(Frame::new(Command::Disconnect).with_header("receipt", "bye"))
+        .await;
     let r = a.next().await;
-    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("bye")));
+    assert_eq!(
+        (r.command, r.header("receipt-id")),
+        (Command::Receipt, Some("bye"))
+    );
     a.expect_closed().await;
     server.handle.shutdown().await.unwrap();
 }
@@ -258,7 +319,12 @@ async fn unauthorised_subscribe_gets_an_error_and_the_session_goes_on() {
     assert_eq!(f.command, Command::Receipt);
 
     // A business error on SEND goes to /user/queue/errors, never an ERROR frame.
-    e.app("/app/chat", json!({"roomId": room.to_string(), "content": "hi", "tempId": "e-1"}), Some("r1")).await;
+    e.app(
+        "/app/chat",
+        json!({"roomId": room.to_string(), "content": "hi", "tempId": "e-1"}),
+        Some("r1"),
+    )
+    .await;
     let mut got_error = false;
     let mut got_receipt = false;
     while !(got_error && got_receipt) {
@@ -303,7 +369,8 @@ async fn malformed_frames_and_missing_auth_get_error_and_close() {
 
     // CONNECT without a token.
     let mut c = Client::open(&server.url("")).await;
-    c.send(Frame::new(Command::Connect).with_header("accept-version", "1.2")).await;
+    c.send(Frame::new(Command::Connect).with_header("accept-version", "1.2"))
+        .await;
     let f = c.next().await;
     assert_eq!(f.command, Command::Error);
     assert_eq!(f.header("message"), Some("unauthenticated"));
@@ -311,20 +378,27 @@ async fn malformed_frames_and_missing_auth_get_error_and_close() {
 
     // CONNECT with a bad token.
     let mut c = Client::open(&server.url("")).await;
-    c.send(Frame::new(Command::Connect).with_header("passcode", "not-a-jwt")).await;
+    c.send(Frame::new(Command::Connect).with_header("passcode", "not-a-jwt"))
+        .await;
     assert_eq!(c.next().await.command, Command::Error);
     c.expect_closed().await;
 
     // SEND before CONNECT.
     let mut c = Client::open(&server.url("")).await;
-    c.send(Frame::new(Command::Send).with_header("destination", "/app/chat")).await;
+    c.send(Frame::new(Command::Send).with_header("destination", "/app/chat"))
+        .await;
     assert_eq!(c.next().await.command, Command::Error);
     c.expect_closed().await;
 
     // A frame over the size limit.
     let mut c = Client::connect(&server, &token).await;
     let big = "x".repeat(FrameLimits::default().max_body + 10);
-    c.send(Frame::new(Command::Send).with_header("destination", "/app/chat").with_body(big)).await;
+    c.send(
+        Frame::new(Command::Send)
+            .with_header("destination", "/app/chat")
+            .with_body(big),
+    )
+    .await;
     let f = c.next().await;
     assert_eq!(f.command, Command::Error);
     c.expect_closed().await;
@@ -352,9 +426,54 @@ async fn frames_split_across_websocket_messages_and_heartbeats_are_handled() {
     c.send_raw("SUBSCRIBE\nid:1\ndestination:/user/queue/rooms\nreceipt:a\n\n\0\r\n\nSEND\ndestination:/app/rooms\n\n{}\0")
         .await;
     let r = c.next().await;
-    assert_eq!((r.command, r.header("receipt-id")), (Command::Receipt, Some("a")));
+    assert_eq!(
+        (r.command, r.header("receipt-id")),
+        (Command::Receipt, Some("a"))
+    );
     let list = c.next().await;
     assert_eq!(list.header("event-type"), Some("ROOM_LIST"));
     assert_eq!(json_body(&list), json!([]));
+    server.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn heart_beats_are_sent_and_a_silent_client_is_disconnected() {
+    let mut config = Config::for_tests();
+    config.stomp.heartbeat_send_ms = 50;
+    config.stomp.heartbeat_receive_ms = 50;
+    let server = Server::start_with(config).await;
+    let (_, token) = server.user("alice").await;
+    let connect = |hb: &str| {
+        Frame::new(Command::Connect)
+            .with_header("accept-version", "1.2")
+            .with_header("heart-beat", hb)
+            .with_header("Authorization", format!("Bearer {token}"))
+    };
+
+    // The client wants beats every 50 ms and sends none: the server beats with bare EOLs
+    // and does not time the client out.
+    let mut c = Client::open(&server.url("")).await;
+    c.send(connect("0,50")).await;
+    let connected = c.next().await;
+    assert_eq!(connected.header("heart-beat"), Some("50,50"));
+    let mut beats = 0;
+    while beats < 3 {
+        match tokio::time::timeout(WAIT, c.ws.next())
+            .await
+            .expect("a heart-beat in time")
+        {
+            Some(Ok(Message::Text(t))) if t.as_str() == "\n" => beats += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    // The client promises beats every 50 ms and stays silent: ERROR, then close.
+    let mut c = Client::open(&server.url("")).await;
+    c.send(connect("50,0")).await;
+    assert_eq!(c.next().await.command, Command::Connected);
+    let f = c.next().await;
+    assert_eq!(f.command, Command::Error);
+    assert_eq!(f.header("message"), Some("heart-beat timeout"));
+    c.expect_closed().await;
     server.handle.shutdown().await.unwrap();
 }

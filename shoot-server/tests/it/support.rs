@@ -34,7 +34,12 @@ impl Reply {
 
     #[track_caller]
     pub(crate) fn expect(self, status: u16) -> Reply {
-        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.body
+        );
         if status < 300 {
             assert_eq!(self.body["success"], json!(true), "{}", self.body);
         } else {
@@ -66,7 +71,9 @@ impl TestApp {
 
     pub(crate) async fn with_config(config: Config) -> TestApp {
         let metrics = Arc::new(Metrics::default());
-        let engine = build_engine(&config, metrics.clone()).await.expect("engine");
+        let engine = build_engine(&config, metrics.clone())
+            .await
+            .expect("engine");
         engine.start().await.expect("start");
         let state = AppState::with_metrics(engine, config, metrics);
         let router = app(state.clone());
@@ -77,20 +84,33 @@ impl TestApp {
         self.router.clone().oneshot(req).await.expect("infallible")
     }
 
-    pub(crate) async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
         .unwrap();
         let resp = self.raw(req).await;
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
         Reply { status, body }
     }
 
@@ -115,12 +135,21 @@ impl TestApp {
             "username": username, "nickname": format!("{username} nick"),
             "email": format!("{username}@example.com"), "password": "Secret#123",
         });
-        self.call(Method::POST, "/api/v1/auth/signup", None, Some(body)).await.expect(201).data().clone()
+        self.call(Method::POST, "/api/v1/auth/signup", None, Some(body))
+            .await
+            .expect(201)
+            .data()
+            .clone()
     }
 
     pub(crate) async fn login(&self, username: &str) -> Session {
         let r = self
-            .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": username, "password": "Secret#123"})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": "Secret#123"})),
+            )
             .await
             .expect(200);
         Session {
@@ -147,7 +176,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "condition not reached in {secs}s");
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached in {secs}s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,0 +1,428 @@
+//! [`RedisBus`]: the cluster-wide [`EventBus`] on Redis Streams.
+//!
+//! Layout: a fixed number of streams `{namespace}:bus:{n}` (`n` in `0..shards`); a topic
+//! always hashes to the same shard, so one stream carries all of a topic's events in one
+//! order. Entries are `t` (topic, `r:{roomId}` or `u:{userId}`) and `e` (the event as JSON),
+//! appended with `XADD … MAXLEN ~ {max_len}`.
+//!
+//! Fan-out: every instance reads, with plain `XREAD BLOCK`, each shard it has local
+//! subscribers on, from its own last-seen entry id, and hands entries to the local
+//! subscribers of their topic (one `tokio::sync::broadcast` channel per topic, as in
+//! `MemoryBus`). Each instance reads independently, so every instance sees every entry; a
+//! consumer group per instance would do the same with extra state (`XACK`, pending lists,
+//! groups to delete when an instance goes away) and buys nothing for best-effort delivery.
+//! Each shard has its own reader task and connection, so shards are processed in parallel
+//! and `shards` bounds that parallelism (and the connections per instance). A reader that
+//! loses its connection reconnects with backoff and continues from its last-seen id, so an
+//! outage shorter than the stream's retention loses nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamRangeReply, StreamReadReply};
+use shoot_core::error::{PortError, PortResult};
+use shoot_core::events::{Event, Topic};
+use shoot_core::ports::{EventBus, EventStream};
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use crate::{BACKEND, Redis, with_retry};
+
+/// Settings of a [`RedisBus`]. Every instance of a cluster MUST use the same `shards`.
+#[derive(Clone, Debug)]
+pub struct RedisBusConfig {
+    /// Number of streams topics are hashed over; also the most shards an instance reads in
+    /// parallel (one reader task and connection each). Default 16.
+    pub shards: u32,
+    /// Approximate number of entries each stream keeps (`MAXLEN ~`): how far behind a reader
+    /// may fall (for example during a reconnect) before it misses events. Default 10 000.
+    pub max_len: usize,
+    /// How long one `XREAD` blocks; an idle reader notices that its last subscriber left
+    /// within this time. Default 1 s.
+    pub block: Duration,
+    /// Entries read per `XREAD`. Default 512.
+    pub read_count: usize,
+    /// Per-topic buffer of local subscribers: one this far behind misses events. Default 4096.
+    pub channel_capacity: usize,
+}
+
+impl Default for RedisBusConfig {
+    fn default() -> RedisBusConfig {
+        RedisBusConfig {
+            shards: 16,
+            max_len: 10_000,
+            block: Duration::from_secs(1),
+            read_count: 512,
+            channel_capacity: 4096,
+        }
+    }
+}
+
+/// A stream entry id (`ms-seq`), ordered as Redis orders them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct EntryId(u64, u64);
+
+impl EntryId {
+    const ZERO: EntryId = EntryId(0, 0);
+
+    fn parse(s: &str) -> Option<EntryId> {
+        let (ms, seq) = s.split_once('-')?;
+        Some(EntryId(ms.parse().ok()?, seq.parse().ok()?))
+    }
+
+    fn render(self) -> String {
+        format!("{}-{}", self.0, self.1)
+    }
+}
+
+type Delivery = (EntryId, Arc<Event>);
+
+#[derive(Default)]
+struct ShardState {
+    topics: HashMap<Topic, broadcast::Sender<Delivery>>,
+    reading: bool,
+}
+
+struct Shard {
+    index: u32,
+    key: String,
+    state: Mutex<ShardState>,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// [`EventBus`] across every instance connected to the same Redis (see the module docs).
+#[derive(Clone)]
+pub struct RedisBus {
+    redis: Redis,
+    config: Arc<RedisBusConfig>,
+    shards: Arc<[Arc<Shard>]>,
+}
+
+impl RedisBus {
+    /// A bus on `redis`. Prefer [`Redis::bus`].
+    pub fn new(redis: Redis, mut config: RedisBusConfig) -> RedisBus {
+        config.shards = config.shards.max(1);
+        config.max_len = config.max_len.max(1);
+        config.read_count = config.read_count.max(1);
+        config.channel_capacity = config.channel_capacity.max(1);
+        let shards = (0..config.shards)
+            .map(|index| {
+                Arc::new(Shard {
+                    index,
+                    key: format!("{}:bus:{index}", redis.namespace()),
+                    state: Mutex::new(ShardState::default()),
+                })
+            })
+            .collect();
+        RedisBus {
+            redis,
+            config: Arc::new(config),
+            shards,
+        }
+    }
+
+    /// The stream key carrying `topic`.
+    pub fn stream_key(&self, topic: Topic) -> &str {
+        &self.shard_of(topic).key
+    }
+
+    /// Number of shards this instance is currently reading.
+    pub fn active_readers(&self) -> usize {
+        self.shards.iter().filter(|s| s.lock().reading).count()
+    }
+
+    fn shard_of(&self, topic: Topic) -> &Arc<Shard> {
+        &self.shards[shard_index(topic, self.config.shards) as usize]
+    }
+}
+
+/// The shard of `topic` among `shards` (stable across processes and versions).
+fn shard_index(topic: Topic, shards: u32) -> u32 {
+    let (tag, id) = match topic {
+        Topic::Room(r) => (0x5253_u64, r.0),
+        Topic::User(u) => (0x5553_u64, u.0),
+    };
+    // SplitMix64 finaliser over the id mixed with the kind.
+    let mut x = (id as u64) ^ tag.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x % u64::from(shards.max(1))) as u32
+}
+
+fn encode_topic(topic: Topic) -> String {
+    match topic {
+        Topic::Room(r) => format!("r:{}", r.0),
+        Topic::User(u) => format!("u:{}", u.0),
+    }
+}
+
+fn decode_topic(s: &str) -> Option<Topic> {
+    let (kind, id) = s.split_once(':')?;
+    let id: i64 = id.parse().ok()?;
+    match kind {
+        "r" => Some(Topic::Room(shoot_core::ids::RoomId(id))),
+        "u" => Some(Topic::User(shoot_core::ids::UserId(id))),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl EventBus for RedisBus {
+    /// `XADD` to the topic's shard. Calls of one publisher are sequential, and one topic
+    /// always goes to one stream, so a publisher's events keep their order. A command that
+    /// failed on a lost connection is retried after the reconnect (an event may, rarely,
+    /// arrive twice if only the reply was lost; delivery is best-effort either way).
+    async fn publish(&self, topic: Topic, event: Event) -> PortResult<()> {
+        let payload = serde_json::to_string(&event)
+            .map_err(|e| PortError::backend(BACKEND, format!("encode event: {e}")))?;
+        let key = &self.shard_of(topic).key;
+        let t = encode_topic(topic);
+        let max_len = self.config.max_len;
+        with_retry("xadd", || {
+            let mut conn = self.redis.connection();
+            let cmd = redis::cmd("XADD")
+                .arg(key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max_len)
+                .arg("*")
+                .arg("t")
+                .arg(&t)
+                .arg("e")
+                .arg(&payload)
+                .to_owned();
+            async move { cmd.query_async::<String>(&mut conn).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: Topic) -> PortResult<EventStream> {
+        let shard = self.shard_of(topic).clone();
+        // Everything up to the stream's current last entry was published before this call
+        // returns; the subscriber skips it, so it never sees events older than itself even
+        // when the shard's reader is behind.
+        let start = last_entry_id(&self.redis, &shard.key).await?;
+        let rx = {
+            let mut st = shard.lock();
+            let rx = st
+                .topics
+                .entry(topic)
+                .or_insert_with(|| broadcast::channel(self.config.channel_capacity).0)
+                .subscribe();
+            if !st.reading {
+                st.reading = true;
+                let reader = Reader {
+                    redis: self.redis.clone(),
+                    config: self.config.clone(),
+                    shard: shard.clone(),
+                    last: start,
+                };
+                tokio::spawn(reader.run());
+            }
+            rx
+        };
+        let stream = futures::stream::unfold(rx, move |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok((id, event)) if id > start => return Some((event, rx)),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        debug!(?topic, missed, "redis bus subscriber lagged; events dropped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}
+
+/// Id of the newest entry of stream `key` (zero when it is empty or absent).
+async fn last_entry_id(redis: &Redis, key: &str) -> PortResult<EntryId> {
+    let reply: StreamRangeReply = with_retry("xrevrange", || {
+        let mut conn = redis.connection();
+        let cmd = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .to_owned();
+        async move { cmd.query_async(&mut conn).await }
+    })
+    .await?;
+    Ok(reply
+        .ids
+        .first()
+        .and_then(|e| EntryId::parse(&e.id))
+        .unwrap_or(EntryId::ZERO))
+}
+
+/// Reads one shard for this instance while it has local subscribers.
+struct Reader {
+    redis: Redis,
+    config: Arc<RedisBusConfig>,
+    shard: Arc<Shard>,
+    last: EntryId,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl Reader {
+    async fn run(mut self) {
+        let shard = self.shard.index;
+        debug!(shard, from = %self.last.render(), "redis bus reader started");
+        let mut conn: Option<MultiplexedConnection> = None;
+        let mut backoff = MIN_BACKOFF;
+        let mut failing = false;
+        loop {
+            if !self.has_subscribers() {
+                debug!(shard, "redis bus reader stopped: no local subscribers");
+                return;
+            }
+            let result = match conn.as_mut() {
+                Some(c) => self.read(c).await,
+                None => match self.connect().await {
+                    Ok(c) => {
+                        conn = Some(c);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match result {
+                Ok(reply) => {
+                    if failing {
+                        info!(shard, from = %self.last.render(), "redis bus reader recovered");
+                        failing = false;
+                    }
+                    backoff = MIN_BACKOFF;
+                    self.dispatch(reply);
+                }
+                Err(e) => {
+                    warn!(shard, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "redis bus reader failed; reconnecting");
+                    failing = true;
+                    conn = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Whether the shard still has local subscribers; if not, marks it unread (under the
+    /// same lock subscribers register under, so none is left without a reader).
+    fn has_subscribers(&self) -> bool {
+        let mut st = self.shard.lock();
+        st.topics.retain(|_, tx| tx.receiver_count() > 0);
+        if st.topics.is_empty() {
+            st.reading = false;
+            false
+        } else {
+            true
+        }
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        // This connection only ever carries this reader's blocking XREAD.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(self.config.block + Duration::from_secs(5)));
+        self.redis
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<Option<StreamReadReply>, redis::RedisError> {
+        redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(self.config.read_count)
+            .arg("BLOCK")
+            .arg(u64::try_from(self.config.block.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg("STREAMS")
+            .arg(&self.shard.key)
+            .arg(self.last.render())
+            .query_async(conn)
+            .await
+    }
+
+    fn dispatch(&mut self, reply: Option<StreamReadReply>) {
+        let mut decoded: Vec<(Topic, EntryId, Arc<Event>)> = Vec::new();
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+        for entry in entries {
+            let Some(id) = EntryId::parse(&entry.id) else {
+                warn!(id = entry.id, "redis bus: unparsable entry id");
+                continue;
+            };
+            self.last = self.last.max(id);
+            let topic = entry.get::<String>("t").and_then(|t| decode_topic(&t));
+            let event = entry
+                .get::<String>("e")
+                .and_then(|e| serde_json::from_str::<Event>(&e).ok());
+            match (topic, event) {
+                (Some(topic), Some(event)) => decoded.push((topic, id, Arc::new(event))),
+                _ => warn!(id = entry.id, "redis bus: skipping undecodable entry"),
+            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        let st = self.shard.lock();
+        for (topic, id, event) in decoded {
+            if let Some(tx) = st.topics.get(&topic) {
+                // An error only means every subscriber left; the next check drops it.
+                let _ = tx.send((id, event));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoot_core::ids::{RoomId, UserId};
+
+    #[test]
+    fn entry_ids_parse_and_order() {
+        let a = EntryId::parse("1700000000000-0").expect("id");
+        let b = EntryId::parse("1700000000000-1").expect("id");
+        let c = EntryId::parse("1700000000001-0").expect("id");
+        assert!(a < b && b < c);
+        assert_eq!(a.render(), "1700000000000-0");
+        assert_eq!(EntryId::parse("nope"), None);
+    }
+
+    #[test]
+    fn topics_round_trip_and_shards_are_stable() {
+        for topic in [Topic::Room(RoomId(42)), Topic::User(UserId(-7))] {
+            assert_eq!(decode_topic(&encode_topic(topic)), Some(topic));
+            assert_eq!(shard_index(topic, 16), shard_index(topic, 16));
+            assert!(shard_index(topic, 16) < 16);
+        }
+        assert_eq!(decode_topic("x:1"), None);
+        // Sequential room ids spread over every shard.
+        let mut seen = [false; 16];
+        for r in 0..256 {
+            seen[shard_index(Topic::Room(RoomId(r)), 16) as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+}

@@ -1,0 +1,93 @@
+//! Process and kernel figures: open-file limit, server RSS and CPU, socket memory.
+
+use std::time::Instant;
+
+use std::sync::OnceLock;
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since the tool started (monotonic; the same clock stamps and reads messages).
+pub fn now_ns() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Raises this process's open-file soft limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
+}
+
+/// Resident memory of `pid` in bytes (`VmRSS`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vmrss(&status)
+}
+
+fn parse_vmrss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// User + system CPU seconds of `pid`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_ticks(&stat).map(|t| t as f64 / clock_ticks())
+}
+
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// TCP socket buffer memory of the whole machine in bytes (`/proc/net/sockstat` `TCP: … mem`,
+/// in pages), plus the number of TCP sockets in use.
+pub fn tcp_sockstat() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    parse_sockstat(&s)
+}
+
+fn parse_sockstat(s: &str) -> Option<(u64, u64)> {
+    let line = s.lines().find(|l| l.starts_with("TCP:"))?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let field = |name: &str| f.iter().position(|x| *x == name).and_then(|i| f.get(i + 1)).and_then(|v| v.parse::<u64>().ok());
+    Some((field("mem")? * 4096, field("inuse")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_formats() {
+        assert_eq!(parse_vmrss("Name:\tx\nVmRSS:\t  1234 kB\n"), Some(1234 * 1024));
+        let stat = "42 (shoot server) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 8 0";
+        assert_eq!(parse_stat_ticks(stat), Some(300));
+        let sock = "sockets: used 10\nTCP: inuse 7 orphan 0 tw 3 alloc 9 mem 5\nUDP: inuse 1 mem 0\n";
+        assert_eq!(parse_sockstat(sock), Some((5 * 4096, 7)));
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let me = std::process::id();
+        assert!(rss_bytes(me).unwrap() > 0);
+        assert!(cpu_seconds(me).is_some());
+        assert!(now_ns() <= now_ns());
+    }
+}

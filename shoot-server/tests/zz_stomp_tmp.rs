@@ -1,2 +1,0 @@
-#[path = "it/stomp.rs"]
-mod stomp;
