@@ -53,7 +53,10 @@ impl Args {
         self.used.borrow_mut().push(name.to_owned());
         match self.values.get(name) {
             None => Ok(default),
-            Some(v) => v.parse::<T>().map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("--{name} {v:?}")),
+            Some(v) => v
+                .parse::<T>()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("--{name} {v:?}")),
         }
     }
 

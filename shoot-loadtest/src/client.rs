@@ -50,7 +50,10 @@ impl Target {
     /// Checks the address is on this machine's loopback range.
     pub fn validate(&self) -> Result<()> {
         if !self.addr.ip().is_loopback() {
-            bail!("refusing to load {}: only 127.0.0.0/8 or ::1 targets are allowed", self.addr);
+            bail!(
+                "refusing to load {}: only 127.0.0.0/8 or ::1 targets are allowed",
+                self.addr
+            );
         }
         Ok(())
     }
@@ -72,13 +75,21 @@ impl Target {
     }
 
     /// A SEND of `text` to room `room_id`.
-    pub fn send_frame(&self, room_id: &str, text: &str, temp_id: &str, receipt: Option<&str>) -> String {
+    pub fn send_frame(
+        &self,
+        room_id: &str,
+        text: &str,
+        temp_id: &str,
+        receipt: Option<&str>,
+    ) -> String {
         let body = serde_json::json!({"roomId": room_id, "content": text, "tempId": temp_id, "type": "TEXT"}).to_string();
         let dest = match self.kind {
             Kind::Shoot => "/app/chat".to_owned(),
             Kind::Rabbit => self.room_topic(room_id),
         };
-        let mut f = FrameBuilder::new("SEND").header("destination", &dest).header("content-type", "application/json");
+        let mut f = FrameBuilder::new("SEND")
+            .header("destination", &dest)
+            .header("content-type", "application/json");
         if let Some(r) = receipt {
             f = f.header("receipt", r);
         }
@@ -90,7 +101,12 @@ impl Target {
         if self.addr.is_ipv6() {
             return IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
         }
-        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(self.spread.max(1))) as u8))
+        IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (i % usize::from(self.spread.max(1))) as u8,
+        ))
     }
 }
 
@@ -168,10 +184,15 @@ async fn expect(ws: &mut Ws, command: &str, receipt: Option<&str>) -> Result<()>
                 bail!(
                     "ERROR {}: {}",
                     f.header("message").unwrap_or_default(),
-                    String::from_utf8_lossy(f.body).chars().take(200).collect::<String>()
+                    String::from_utf8_lossy(f.body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
                 );
             }
-            if f.command == command && receipt.is_none_or(|r| f.header("receipt-id").as_deref() == Some(r)) {
+            if f.command == command
+                && receipt.is_none_or(|r| f.header("receipt-id").as_deref() == Some(r))
+            {
                 return Ok(());
             }
         }
@@ -181,31 +202,53 @@ async fn expect(ws: &mut Ws, command: &str, receipt: Option<&str>) -> Result<()>
 /// Opens connection `i`: TCP from its 127.0.0.x address, WebSocket, CONNECT, SUBSCRIBE to
 /// each of `subscriptions` (`(destination, extra headers)`), confirmed by a RECEIPT.
 pub async fn open(target: &Target, i: usize, auth: &Auth, subscriptions: &[String]) -> Result<Ws> {
-    let socket = if target.addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.bind(SocketAddr::new(target.local_ip(i), 0)).context("bind source address")?;
+    let socket = if target.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket
+        .bind(SocketAddr::new(target.local_ip(i), 0))
+        .context("bind source address")?;
     let _ = socket.set_nodelay(true);
     let stream = socket.connect(target.addr).await.context("tcp connect")?;
     let url = format!("ws://{}{}", target.addr, target.ws_path);
     let mut req = url.into_client_request()?;
-    req.headers_mut().insert("Sec-WebSocket-Protocol", "v12.stomp".parse()?);
-    let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await.context("websocket handshake")?;
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "v12.stomp".parse()?);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(config))
+        .await
+        .context("websocket handshake")?;
 
     let hb = format!("{0},{0}", target.heartbeat_ms);
     let mut connect = FrameBuilder::new("CONNECT")
         .header("accept-version", "1.2")
-        .header("host", if target.kind == Kind::Rabbit { "/" } else { "localhost" })
+        .header(
+            "host",
+            if target.kind == Kind::Rabbit {
+                "/"
+            } else {
+                "localhost"
+            },
+        )
         .header("heart-beat", &hb);
     connect = match auth {
         Auth::Bearer(t) => connect.header("Authorization", &format!("Bearer {t}")),
         Auth::Login(l, p) => connect.header("login", l).header("passcode", p),
     };
     ws.send(Message::Text(connect.finish().into())).await?;
-    expect(&mut ws, "CONNECTED", None).await.context("CONNECT")?;
+    expect(&mut ws, "CONNECTED", None)
+        .await
+        .context("CONNECT")?;
 
     if !subscriptions.is_empty() {
         for (n, dest) in subscriptions.iter().enumerate() {
-            let mut f = FrameBuilder::new("SUBSCRIBE").header("id", &n.to_string()).header("destination", dest);
+            let mut f = FrameBuilder::new("SUBSCRIBE")
+                .header("id", &n.to_string())
+                .header("destination", dest);
             if target.kind == Kind::Rabbit && dest.starts_with("/queue/") {
                 f = f.header("auto-delete", "true").header("durable", "false");
             }
@@ -215,7 +258,9 @@ pub async fn open(target: &Target, i: usize, auth: &Auth, subscriptions: &[Strin
             ws.feed(Message::Text(f.finish().into())).await?;
         }
         ws.flush().await?;
-        expect(&mut ws, "RECEIPT", Some("sub")).await.context("SUBSCRIBE")?;
+        expect(&mut ws, "RECEIPT", Some("sub"))
+            .await
+            .context("SUBSCRIBE")?;
     }
     Ok(ws)
 }
@@ -229,7 +274,11 @@ where
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
     let writer = tokio::spawn(async move {
-        let period = Duration::from_millis(if heartbeat_ms == 0 { 3_600_000 } else { heartbeat_ms });
+        let period = Duration::from_millis(if heartbeat_ms == 0 {
+            3_600_000
+        } else {
+            heartbeat_ms
+        });
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
@@ -292,12 +341,17 @@ pub fn error_text(f: &Frame<'_>) -> String {
         "{} {}: {}",
         f.command,
         f.header("message").unwrap_or_default(),
-        String::from_utf8_lossy(f.body).chars().take(300).collect::<String>()
+        String::from_utf8_lossy(f.body)
+            .chars()
+            .take(300)
+            .collect::<String>()
     )
 }
 
 /// Parses `host:port` into a socket address.
 pub fn parse_addr(s: &str) -> Result<SocketAddr> {
     use std::net::ToSocketAddrs;
-    s.to_socket_addrs()?.next().ok_or_else(|| anyhow!("cannot resolve {s}"))
+    s.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve {s}"))
 }

@@ -37,7 +37,11 @@ impl<'a> Frame<'a> {
     /// The first value of header `name` (STOMP 1.2: the first occurrence wins), unescaped
     /// (except in CONNECTED frames, whose headers are never escaped).
     pub fn header(&self, name: &str) -> Option<Cow<'a, str>> {
-        let raw = self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)?;
+        let raw = self
+            .headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)?;
         if self.command == "CONNECTED" || !raw.contains('\\') {
             return Some(Cow::Borrowed(raw));
         }
@@ -86,7 +90,10 @@ fn escape(value: &str) -> Cow<'_, str> {
 }
 
 fn line(buf: &[u8], from: usize) -> Result<(&[u8], usize), FrameError> {
-    let rel = buf[from..].iter().position(|&b| b == b'\n').ok_or(FrameError::Truncated)?;
+    let rel = buf[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(FrameError::Truncated)?;
     let mut end = from + rel;
     let next = end + 1;
     if end > from && buf[end - 1] == b'\r' {
@@ -123,7 +130,10 @@ pub fn parse_frames(buf: &[u8]) -> Result<Vec<Frame<'_>>, FrameError> {
             let (k, v) = l.split_once(':').ok_or(FrameError::BadHeader)?;
             headers.push((k, v));
         }
-        let length = headers.iter().find(|(k, _)| *k == "content-length").map(|(_, v)| *v);
+        let length = headers
+            .iter()
+            .find(|(k, _)| *k == "content-length")
+            .map(|(_, v)| *v);
         let body_end = match length {
             Some(n) => {
                 let n: usize = n.trim().parse().map_err(|_| FrameError::BadContentLength)?;
@@ -136,9 +146,18 @@ pub fn parse_frames(buf: &[u8]) -> Result<Vec<Frame<'_>>, FrameError> {
                 }
                 end
             }
-            None => at + buf[at..].iter().position(|&b| b == 0).ok_or(FrameError::Truncated)?,
+            None => {
+                at + buf[at..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or(FrameError::Truncated)?
+            }
         };
-        frames.push(Frame { command, headers, body: &buf[at..body_end] });
+        frames.push(Frame {
+            command,
+            headers,
+            body: &buf[at..body_end],
+        });
         pos = body_end + 1;
     }
 }
@@ -156,7 +175,10 @@ impl FrameBuilder {
         let mut text = String::with_capacity(128);
         text.push_str(command);
         text.push('\n');
-        FrameBuilder { text, escape: command != "CONNECT" && command != "STOMP" }
+        FrameBuilder {
+            text,
+            escape: command != "CONNECT" && command != "STOMP",
+        }
     }
 
     /// Adds a header.
@@ -197,11 +219,15 @@ mod tests {
 
     #[test]
     fn parses_message_with_content_length_and_nul_in_body() {
-        let raw = b"MESSAGE\ndestination:/topic/messages/7\ncontent-length:5\nsubscription:1\n\na\0b{}\0";
+        let raw =
+            b"MESSAGE\ndestination:/topic/messages/7\ncontent-length:5\nsubscription:1\n\na\0b{}\0";
         let frames = parse_frames(raw).unwrap();
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].command, "MESSAGE");
-        assert_eq!(frames[0].header("destination").as_deref(), Some("/topic/messages/7"));
+        assert_eq!(
+            frames[0].header("destination").as_deref(),
+            Some("/topic/messages/7")
+        );
         assert_eq!(frames[0].body, b"a\0b{}");
     }
 
@@ -212,7 +238,11 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].command, "RECEIPT");
         assert_eq!(frames[0].header("receipt-id").as_deref(), Some("r1"));
-        assert_eq!(frames[1].header("message").as_deref(), Some("bad:thing"), "first wins, unescaped");
+        assert_eq!(
+            frames[1].header("message").as_deref(),
+            Some("bad:thing"),
+            "first wins, unescaped"
+        );
         assert_eq!(frames[1].body, b"oops");
         assert!(parse_frames(b"\n\n").unwrap().is_empty());
     }
@@ -226,12 +256,27 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_malformed_frames() {
-        assert_eq!(parse_frames(b"MESSAGE\nid:1\n\nbody"), Err(FrameError::Truncated));
+        assert_eq!(
+            parse_frames(b"MESSAGE\nid:1\n\nbody"),
+            Err(FrameError::Truncated)
+        );
         assert_eq!(parse_frames(b"MESSAGE\nid:1"), Err(FrameError::Truncated));
-        assert_eq!(parse_frames(b"MESSAGE\nnocolon\n\n\0"), Err(FrameError::BadHeader));
-        assert_eq!(parse_frames(b"MESSAGE\ncontent-length:x\n\n\0"), Err(FrameError::BadContentLength));
-        assert_eq!(parse_frames(b"MESSAGE\ncontent-length:2\n\nabc\0"), Err(FrameError::BadContentLength));
-        assert_eq!(parse_frames(b"MESSAGE\ncontent-length:9\n\nabc\0"), Err(FrameError::Truncated));
+        assert_eq!(
+            parse_frames(b"MESSAGE\nnocolon\n\n\0"),
+            Err(FrameError::BadHeader)
+        );
+        assert_eq!(
+            parse_frames(b"MESSAGE\ncontent-length:x\n\n\0"),
+            Err(FrameError::BadContentLength)
+        );
+        assert_eq!(
+            parse_frames(b"MESSAGE\ncontent-length:2\n\nabc\0"),
+            Err(FrameError::BadContentLength)
+        );
+        assert_eq!(
+            parse_frames(b"MESSAGE\ncontent-length:9\n\nabc\0"),
+            Err(FrameError::Truncated)
+        );
     }
 
     #[test]
@@ -245,7 +290,9 @@ mod tests {
         assert_eq!(frames[0].header("receipt").as_deref(), Some("r:1\n"));
         assert_eq!(frames[0].header("content-length").as_deref(), Some("7"));
         assert_eq!(frames[0].body, b"{\"a\":1}");
-        let connect = FrameBuilder::new("CONNECT").header("passcode", "a:b").finish();
+        let connect = FrameBuilder::new("CONNECT")
+            .header("passcode", "a:b")
+            .finish();
         assert_eq!(connect, "CONNECT\npasscode:a:b\n\n\0");
     }
 }

@@ -47,7 +47,10 @@ SHOOT_PASSWORD_MEMORY_KIB=8 SHOOT_PASSWORD_ITERATIONS=1 (cheap set-up), and for 
 SHOOT_LIMITS_GROUP_MAX_MEMBERS above --clients.";
 
 fn run_id() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut n = secs % 36u64.pow(5);
     let mut s = Vec::new();
     for _ in 0..5 {
@@ -84,16 +87,33 @@ fn main() -> Result<()> {
         ws_path: args.opt("ws-path").unwrap_or_else(|| def_path.to_owned()),
         spread: args.get("spread", 32u8)?,
         heartbeat_ms: args.get("heartbeat", 10_000u64)?,
-        login: (args.opt("login").unwrap_or_else(|| "guest".into()), args.opt("passcode").unwrap_or_else(|| "guest".into())),
+        login: (
+            args.opt("login").unwrap_or_else(|| "guest".into()),
+            args.opt("passcode").unwrap_or_else(|| "guest".into()),
+        ),
     };
     target.validate()?;
     let threads: usize = args.get("threads", 1)?;
     let concurrency: usize = args.get("concurrency", 200)?;
     let duration = Duration::from_secs_f64(args.get("duration", 10.0f64)?.clamp(0.1, 3600.0));
-    let server_pid: Option<u32> = args.opt("server-pid").map(|p| p.parse()).transpose().context("--server-pid")?;
-    let prefix = format!("{}{}_", args.opt("user-prefix").unwrap_or_else(|| "lt".into()), args.opt("run-id").unwrap_or_else(run_id));
-    let default_queue = if command == "idle" { "notifications" } else { "errors" };
-    let personal_queue = args.opt("personal-queue").unwrap_or_else(|| default_queue.into());
+    let server_pid: Option<u32> = args
+        .opt("server-pid")
+        .map(|p| p.parse())
+        .transpose()
+        .context("--server-pid")?;
+    let prefix = format!(
+        "{}{}_",
+        args.opt("user-prefix").unwrap_or_else(|| "lt".into()),
+        args.opt("run-id").unwrap_or_else(run_id)
+    );
+    let default_queue = if command == "idle" {
+        "notifications"
+    } else {
+        "errors"
+    };
+    let personal_queue = args
+        .opt("personal-queue")
+        .unwrap_or_else(|| default_queue.into());
     let room_size: usize = args.get("room-size", 10)?;
     let (def_clients, def_rate) = match command.as_str() {
         "idle" => (2000, 0.0),
@@ -113,7 +133,11 @@ fn main() -> Result<()> {
     }
 
     let nofile = sys::raise_nofile();
-    let mut rt = if threads <= 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+    let mut rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     if threads > 1 {
         rt.worker_threads(threads);
     }

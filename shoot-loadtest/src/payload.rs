@@ -19,7 +19,10 @@ pub struct Marker {
 impl Marker {
     /// The marker text.
     pub fn encode(&self) -> String {
-        format!("lt:{}:{}:{}:{}", self.room, self.sender, self.seq, self.sent_ns)
+        format!(
+            "lt:{}:{}:{}:{}",
+            self.room, self.sender, self.seq, self.sent_ns
+        )
     }
 
     /// Finds and decodes the first marker in `body`.
@@ -44,7 +47,9 @@ impl Marker {
             let start = pos;
             let mut v: u64 = 0;
             while pos < rest.len() && rest[pos].is_ascii_digit() {
-                v = v.checked_mul(10)?.checked_add(u64::from(rest[pos] - b'0'))?;
+                v = v
+                    .checked_mul(10)?
+                    .checked_add(u64::from(rest[pos] - b'0'))?;
                 pos += 1;
             }
             if pos == start {
@@ -73,7 +78,12 @@ mod tests {
 
     #[test]
     fn finds_marker_inside_a_message_view() {
-        let m = Marker { room: 12, sender: 345, seq: 6, sent_ns: 7_000_000_001 };
+        let m = Marker {
+            room: 12,
+            sender: 345,
+            seq: 6,
+            sent_ns: 7_000_000_001,
+        };
         let body = format!(
             r#"{{"id":"9","roomId":"4","tempId":"t-l-1","content":{{"text":"{}","type":"TEXT"}},"seq":3}}"#,
             m.encode()
@@ -85,11 +95,20 @@ mod tests {
     fn ignores_lookalikes_and_garbage() {
         assert_eq!(Marker::find(b"{\"x\":\"lt:1:2\"}"), None);
         assert_eq!(Marker::find(b"hello lt:a:1:2:3"), None);
-        assert_eq!(Marker::find(b"lt:99999999999:1:2:3"), None, "room overflows u32");
+        assert_eq!(
+            Marker::find(b"lt:99999999999:1:2:3"),
+            None,
+            "room overflows u32"
+        );
         assert_eq!(Marker::find(b""), None);
         assert_eq!(
             Marker::find(b"lt:x lt:1:2:3:4\""),
-            Some(Marker { room: 1, sender: 2, seq: 3, sent_ns: 4 })
+            Some(Marker {
+                room: 1,
+                sender: 2,
+                seq: 3,
+                sent_ns: 4
+            })
         );
     }
 }

@@ -76,17 +76,26 @@ impl Env {
         }
         match (&self.rest, self.target.kind) {
             (Some(rest), Kind::Shoot) => {
-                println!("setting up {clients} users and {} rooms over REST…", clients / room_size);
+                println!(
+                    "setting up {clients} users and {} rooms over REST…",
+                    clients / room_size
+                );
                 let users = rest.users(&self.prefix, clients, self.concurrency).await?;
                 let rooms = rest.rooms_of(&users, room_size, self.concurrency).await?;
-                Ok(Population { auth: users.into_iter().map(|u| Auth::Bearer(u.token)).collect(), rooms, room_size })
+                Ok(Population {
+                    auth: users.into_iter().map(|u| Auth::Bearer(u.token)).collect(),
+                    rooms,
+                    room_size,
+                })
             }
             _ => {
                 let (l, p) = self.target.login.clone();
                 let run = self.prefix.trim_end_matches('_').to_owned();
                 Ok(Population {
                     auth: vec![Auth::Login(l, p); clients],
-                    rooms: (0..clients / room_size).map(|r| format!("{run}.{r}")).collect(),
+                    rooms: (0..clients / room_size)
+                        .map(|r| format!("{run}.{r}"))
+                        .collect(),
                     room_size,
                 })
             }
@@ -95,7 +104,13 @@ impl Env {
 
     /// Opens and spawns connections for `ids`, `concurrency` at a time; returns them by id
     /// (`None` for failures) and the time it took.
-    async fn connect_all<S, F, H>(&self, ids: Vec<usize>, auth: &[Auth], subs: S, handler: F) -> (Vec<(usize, Conn)>, f64)
+    async fn connect_all<S, F, H>(
+        &self,
+        ids: Vec<usize>,
+        auth: &[Auth],
+        subs: S,
+        handler: F,
+    ) -> (Vec<(usize, Conn)>, f64)
     where
         S: Fn(usize) -> Vec<String>,
         F: Fn(usize) -> H,
@@ -109,7 +124,11 @@ impl Env {
                 let subscriptions = subs(i);
                 async move {
                     let started = sys::now_ns();
-                    let r = tokio::time::timeout(Duration::from_secs(30), client::open(target, i, &auth[i], &subscriptions)).await;
+                    let r = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        client::open(target, i, &auth[i], &subscriptions),
+                    )
+                    .await;
                     (i, started, r)
                 }
             })
@@ -120,7 +139,10 @@ impl Env {
                 Ok(Ok(ws)) => {
                     stats.record(Hist::C, sys::now_ns() - started);
                     stats.connected.fetch_add(1, Relaxed);
-                    conns.push((i, client::spawn(ws, target.heartbeat_ms, stats.clone(), handler(i))));
+                    conns.push((
+                        i,
+                        client::spawn(ws, target.heartbeat_ms, stats.clone(), handler(i)),
+                    ));
                 }
                 Ok(Err(e)) => {
                     stats.connect_failed.fetch_add(1, Relaxed);
@@ -138,7 +160,10 @@ impl Env {
     fn print_errors(&self) {
         let e = self.stats.errors.load(Relaxed);
         if e > 0 {
-            println!("errors: {e} (first: {})", self.stats.first_error().unwrap_or_default());
+            println!(
+                "errors: {e} (first: {})",
+                self.stats.first_error().unwrap_or_default()
+            );
         }
     }
 }
@@ -168,7 +193,12 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
         .connect_all(
             (0..clients).collect(),
             &pop.auth,
-            |i| vec![env.target.room_topic(&pop.rooms[pop.room_of(i)]), env.target.personal_queue(i, &env.personal_queue)],
+            |i| {
+                vec![
+                    env.target.room_topic(&pop.rooms[pop.room_of(i)]),
+                    env.target.personal_queue(i, &env.personal_queue),
+                ]
+            },
             |_| {
                 let stats = stats.clone();
                 move |f: &Frame<'_>, _: &mpsc::UnboundedSender<Out>| {
@@ -180,15 +210,29 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
         )
         .await;
     let n = conns.len() as u64;
-    println!("connected {n}/{clients} in {secs:.2}s: {:.0} connections/s", n as f64 / secs);
+    println!(
+        "connected {n}/{clients} in {secs:.2}s: {:.0} connections/s",
+        n as f64 / secs
+    );
     tokio::time::sleep(env.duration).await;
     let (rss1, _) = env.pid_figures();
     let sock1 = sys::tcp_sockstat();
     drop(progress);
     let alive = conns.iter().filter(|(_, c)| !c.is_closed()).count();
-    println!("== idle: {clients} clients (2 subscriptions each, heart-beat {} ms) ==", env.target.heartbeat_ms);
-    println!("connected: {n}, failed: {}, still open after {}s: {alive}", env.stats.connect_failed.load(Relaxed), env.duration.as_secs());
-    println!("connect rate: {:.0}/s ({} concurrent connectors)", n as f64 / secs, env.concurrency);
+    println!(
+        "== idle: {clients} clients (2 subscriptions each, heart-beat {} ms) ==",
+        env.target.heartbeat_ms
+    );
+    println!(
+        "connected: {n}, failed: {}, still open after {}s: {alive}",
+        env.stats.connect_failed.load(Relaxed),
+        env.duration.as_secs()
+    );
+    println!(
+        "connect rate: {:.0}/s ({} concurrent connectors)",
+        n as f64 / secs,
+        env.concurrency
+    );
     if let Some(s) = env.stats.summary(Hist::C) {
         println!("connect+CONNECT+SUBSCRIBE time: {s}");
     }
@@ -246,7 +290,10 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
             (0..t.clients).collect(),
             &pop.auth,
             |i| {
-                let mut subs = vec![env.target.room_topic(&pop.rooms[pop.room_of(i)]), env.target.personal_queue(i, &env.personal_queue)];
+                let mut subs = vec![
+                    env.target.room_topic(&pop.rooms[pop.room_of(i)]),
+                    env.target.personal_queue(i, &env.personal_queue),
+                ];
                 if status {
                     subs.push("/user/queue/message-status".to_owned());
                 }
@@ -260,12 +307,18 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
                     "MESSAGE" => {
                         let dest = f.header("destination").unwrap_or_default();
                         if dest.starts_with(&room_prefix) {
-                            let Some(m) = Marker::find(f.body) else { return };
+                            let Some(m) = Marker::find(f.body) else {
+                                return;
+                            };
                             let now = sys::now_ns();
                             stats.delivered.fetch_add(1, Relaxed);
                             stats.last_delivery_ns.fetch_max(now, Relaxed);
                             stats.record(Hist::A, now.saturating_sub(m.sent_ns));
-                            match trackers.entry(m.sender).or_insert_with(|| SeqTracker::new(1)).observe(m.seq) {
+                            match trackers
+                                .entry(m.sender)
+                                .or_insert_with(|| SeqTracker::new(1))
+                                .observe(m.seq)
+                            {
                                 Seen::InOrder => {}
                                 Seen::Gap(n) => {
                                     stats.gaps.fetch_add(n, Relaxed);
@@ -279,11 +332,15 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
                                 }
                             }
                         } else if dest.ends_with("/message-status") {
-                            let Ok(v) = serde_json::from_slice::<Value>(f.body) else { return };
+                            let Ok(v) = serde_json::from_slice::<Value>(f.body) else {
+                                return;
+                            };
                             match v.get("status").and_then(Value::as_str) {
                                 Some("SAVED") => {
                                     stats.saved.fetch_add(1, Relaxed);
-                                    if let Some(ts) = v.get("tempId").and_then(Value::as_str).and_then(temp_id_ts) {
+                                    if let Some(ts) =
+                                        v.get("tempId").and_then(Value::as_str).and_then(temp_id_ts)
+                                    {
                                         stats.record(Hist::B, sys::now_ns().saturating_sub(ts));
                                     }
                                 }
@@ -291,11 +348,16 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
                                 _ => {}
                             }
                         } else {
-                            stats.error(|| format!("MESSAGE on {dest}: {}", String::from_utf8_lossy(f.body)));
+                            stats.error(|| {
+                                format!("MESSAGE on {dest}: {}", String::from_utf8_lossy(f.body))
+                            });
                         }
                     }
                     "RECEIPT" => {
-                        if let Some(ts) = f.header("receipt-id").and_then(|r| r.strip_prefix('r').and_then(|s| s.parse::<u64>().ok())) {
+                        if let Some(ts) = f
+                            .header("receipt-id")
+                            .and_then(|r| r.strip_prefix('r').and_then(|s| s.parse::<u64>().ok()))
+                        {
                             stats.accepted.fetch_add(1, Relaxed);
                             stats.record(Hist::C, sys::now_ns().saturating_sub(ts));
                         }
@@ -315,7 +377,11 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
     }
     let rooms = pop.rooms.len();
     let members_up: Vec<u64> = (0..rooms)
-        .map(|r| (r * pop.room_size..(r + 1) * pop.room_size).filter(|i| tx[*i].is_some()).count() as u64)
+        .map(|r| {
+            (r * pop.room_size..(r + 1) * pop.room_size)
+                .filter(|i| tx[*i].is_some())
+                .count() as u64
+        })
         .collect();
 
     let (_, cpu0) = env.pid_figures();
@@ -339,10 +405,20 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
             let Some(sender) = &tx[member] else { continue };
             seqs[member] += 1;
             let now = sys::now_ns();
-            let m = Marker { room: r as u32, sender: member as u32, seq: seqs[member], sent_ns: now };
+            let m = Marker {
+                room: r as u32,
+                sender: member as u32,
+                seq: seqs[member],
+                sent_ns: now,
+            };
             let temp = format!("t{member}.{}.{now}", seqs[member]);
             let receipt = format!("r{now}");
-            let frame = env.target.send_frame(&pop.rooms[r], &m.encode(), &temp, t.receipts.then_some(receipt.as_str()));
+            let frame = env.target.send_frame(
+                &pop.rooms[r],
+                &m.encode(),
+                &temp,
+                t.receipts.then_some(receipt.as_str()),
+            );
             if sender.send(Out::Frame(frame)).is_ok() {
                 stats.sent.fetch_add(1, Relaxed);
                 expected += members_up[r];
@@ -371,11 +447,18 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
         pop.room_size,
         t.rate,
         send_secs,
-        if drained { "all drained" } else { "NOT fully drained after 10 s" }
+        if drained {
+            "all drained"
+        } else {
+            "NOT fully drained after 10 s"
+        }
     );
     println!("sent: {sent} ({:.0}/s)", sent as f64 / send_secs);
     if t.receipts {
-        println!("accepted (RECEIPT): {accepted} ({:.0}/s)", accepted as f64 / send_secs);
+        println!(
+            "accepted (RECEIPT): {accepted} ({:.0}/s)",
+            accepted as f64 / send_secs
+        );
     }
     if status {
         println!("SAVED: {}", stats.saved.load(Relaxed));
@@ -427,13 +510,27 @@ pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
             let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
             let t = std::time::Instant::now();
             let room = rest.group_room(&users[0], "load big room", &ids).await?;
-            println!("  room of {clients} ready in {:.1}s", t.elapsed().as_secs_f64());
+            println!(
+                "  room of {clients} ready in {:.1}s",
+                t.elapsed().as_secs_f64()
+            );
             let pub_auth = Auth::Bearer(users[0].token.clone());
-            (users.into_iter().map(|u| Auth::Bearer(u.token)).collect::<Vec<_>>(), room, pub_auth)
+            (
+                users
+                    .into_iter()
+                    .map(|u| Auth::Bearer(u.token))
+                    .collect::<Vec<_>>(),
+                room,
+                pub_auth,
+            )
         }
         _ => {
             let (l, p) = env.target.login.clone();
-            (vec![Auth::Login(l.clone(), p.clone()); clients], format!("{}big", env.prefix), Auth::Login(l, p))
+            (
+                vec![Auth::Login(l.clone(), p.clone()); clients],
+                format!("{}big", env.prefix),
+                Auth::Login(l, p),
+            )
         }
     };
     let stats = env.stats.clone();
@@ -450,7 +547,9 @@ pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
                 let per_msg = per_msg.clone();
                 move |f: &Frame<'_>, _: &mpsc::UnboundedSender<Out>| match f.command {
                     "MESSAGE" => {
-                        let Some(m) = Marker::find(f.body) else { return };
+                        let Some(m) = Marker::find(f.body) else {
+                            return;
+                        };
                         let lat = sys::now_ns().saturating_sub(m.sent_ns);
                         stats.delivered.fetch_add(1, Relaxed);
                         stats.record(Hist::A, lat);
@@ -465,7 +564,10 @@ pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
             },
         )
         .await;
-    println!("connected {}/{clients} subscribers in {secs:.2}s", conns.len());
+    println!(
+        "connected {}/{clients} subscribers in {secs:.2}s",
+        conns.len()
+    );
     let publisher = client::open(&env.target, clients, &pub_auth, &[]).await?;
     let publisher = client::spawn(publisher, env.target.heartbeat_ms, stats.clone(), {
         let stats = stats.clone();
@@ -483,15 +585,25 @@ pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
     for seq in 1..=count {
         tick.tick().await;
         let now = sys::now_ns();
-        let m = Marker { room: 0, sender: 0, seq, sent_ns: now };
-        let frame = env.target.send_frame(&room, &m.encode(), &format!("b{seq}.{now}"), None);
+        let m = Marker {
+            room: 0,
+            sender: 0,
+            seq,
+            sent_ns: now,
+        };
+        let frame = env
+            .target
+            .send_frame(&room, &m.encode(), &format!("b{seq}.{now}"), None);
         if publisher.tx.send(Out::Frame(frame)).is_ok() {
             stats.sent.fetch_add(1, Relaxed);
         }
     }
     let n = conns.len() as u64;
     let sent = stats.sent.load(Relaxed);
-    let drained = wait_for(Duration::from_secs(10), || stats.delivered.load(Relaxed) >= sent * n).await;
+    let drained = wait_for(Duration::from_secs(10), || {
+        stats.delivered.load(Relaxed) >= sent * n
+    })
+    .await;
     let (_, cpu1) = env.pid_figures();
     drop(progress);
     let (mut complete, mut incomplete) = (0, 0);
@@ -503,8 +615,19 @@ pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
             incomplete += 1;
         }
     }
-    println!("== bigroom: {n} subscribers, {sent} messages at {rate}/s ({}) ==", if drained { "all delivered" } else { "NOT all delivered" });
-    println!("delivered: {} of {} expected; messages reaching everyone: {complete}, not: {incomplete}", stats.delivered.load(Relaxed), sent * n);
+    println!(
+        "== bigroom: {n} subscribers, {sent} messages at {rate}/s ({}) ==",
+        if drained {
+            "all delivered"
+        } else {
+            "NOT all delivered"
+        }
+    );
+    println!(
+        "delivered: {} of {} expected; messages reaching everyone: {complete}, not: {incomplete}",
+        stats.delivered.load(Relaxed),
+        sent * n
+    );
     if let Some(s) = stats.summary(Hist::B) {
         println!("time to last recipient: {s}");
     }
@@ -549,13 +672,21 @@ fn sync_frame(room: &str, last_seq: u64) -> String {
 
 /// `reconnect` (Shoot): everyone drops, misses `missed` messages per room, reconnects at once
 /// and resyncs with `/app/sync`; time to resync everyone, gaps and duplicates.
-pub async fn reconnect(env: &Env, clients: usize, room_size: usize, before: u64, missed: u64) -> Result<()> {
+pub async fn reconnect(
+    env: &Env,
+    clients: usize,
+    room_size: usize,
+    before: u64,
+    missed: u64,
+) -> Result<()> {
     if env.target.kind != Kind::Shoot {
         bail!("reconnect needs /app/sync: Shoot only");
     }
     let pop = env.populate(clients, room_size).await?;
     let stats = env.stats.clone();
-    let states: Vec<Arc<Mutex<Resync>>> = (0..clients).map(|_| Arc::new(Mutex::new(Resync::default()))).collect();
+    let states: Vec<Arc<Mutex<Resync>>> = (0..clients)
+        .map(|_| Arc::new(Mutex::new(Resync::default())))
+        .collect();
     let resynced = Arc::new(AtomicUsize::new(0));
     let room_prefix = env.target.room_topic("");
     let handler = |i: usize| {
@@ -573,23 +704,37 @@ pub async fn reconnect(env: &Env, clients: usize, room_size: usize, before: u64,
                 return;
             }
             let dest = f.header("destination").unwrap_or_default();
-            let Ok(v) = serde_json::from_slice::<Value>(f.body) else { return };
+            let Ok(v) = serde_json::from_slice::<Value>(f.body) else {
+                return;
+            };
             let mut g = st.lock().unwrap_or_else(|e| e.into_inner());
-            let mut observe = |g: &mut Resync, seq: u64| {
+            let observe = |g: &mut Resync, seq: u64| {
                 stats.delivered.fetch_add(1, Relaxed);
-                if g.tracker.get_or_insert_with(|| SeqTracker::new(seq)).observe(seq) == Seen::Duplicate {
+                if g.tracker
+                    .get_or_insert_with(|| SeqTracker::new(seq))
+                    .observe(seq)
+                    == Seen::Duplicate
+                {
                     stats.duplicates.fetch_add(1, Relaxed);
                 }
             };
             if dest.starts_with(&room_prefix) {
-                if f.header("event-type").as_deref().is_some_and(|t| t != "MESSAGE_CREATED") {
+                if f.header("event-type")
+                    .as_deref()
+                    .is_some_and(|t| t != "MESSAGE_CREATED")
+                {
                     return;
                 }
                 if let Some(seq) = seq_of(&v) {
                     observe(&mut g, seq);
                 }
             } else if dest.ends_with("/sync") {
-                for m in v.get("messages").and_then(Value::as_array).into_iter().flatten() {
+                for m in v
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(seq) = seq_of(m) {
                         observe(&mut g, seq);
                     }
@@ -599,47 +744,79 @@ pub async fn reconnect(env: &Env, clients: usize, room_size: usize, before: u64,
                     let _ = tx.send(Out::Frame(sync_frame(&room, last)));
                 }
             }
-            if g.need > 0 && g.done_ns.is_none() && g.tracker.as_ref().is_some_and(|t| t.missing_up_to(g.need) == 0) {
+            if g.need > 0
+                && g.done_ns.is_none()
+                && g.tracker
+                    .as_ref()
+                    .is_some_and(|t| t.missing_up_to(g.need) == 0)
+            {
                 g.done_ns = Some(sys::now_ns());
                 resynced.fetch_add(1, Relaxed);
             }
         }
     };
-    let subs = |i: usize| vec![env.target.room_topic(&pop.rooms[pop.room_of(i)]), "/user/queue/sync".to_owned()];
+    let subs = |i: usize| {
+        vec![
+            env.target.room_topic(&pop.rooms[pop.room_of(i)]),
+            "/user/queue/sync".to_owned(),
+        ]
+    };
     let progress = Progress::start("reconnect", stats.clone(), env.server_pid);
-    let (conns, secs) = env.connect_all((0..clients).collect(), &pop.auth, subs, handler).await;
+    let (conns, secs) = env
+        .connect_all((0..clients).collect(), &pop.auth, subs, handler)
+        .await;
     println!("phase 1: connected {}/{clients} in {secs:.2}s", conns.len());
 
     // One publisher session per room (a second session of the room's first member).
-    let room_last: Arc<Vec<AtomicU64>> = Arc::new((0..pop.rooms.len()).map(|_| AtomicU64::new(0)).collect());
+    let room_last: Arc<Vec<AtomicU64>> =
+        Arc::new((0..pop.rooms.len()).map(|_| AtomicU64::new(0)).collect());
     let pub_ids: Vec<usize> = (0..pop.rooms.len()).map(|r| r * pop.room_size).collect();
     let pub_stats = stats.clone();
     let (pubs, _) = env
-        .connect_all(pub_ids, &pop.auth, |_| Vec::new(), |i| {
-            let room_last = room_last.clone();
-            let stats = pub_stats.clone();
-            let r = i / pop.room_size;
-            move |f: &Frame<'_>, _: &mpsc::UnboundedSender<Out>| match f.command {
-                "RECEIPT" => {
-                    stats.accepted.fetch_add(1, Relaxed);
-                    if let Some(seq) = f.header("seq").and_then(|s| s.parse::<u64>().ok()) {
-                        room_last[r].fetch_max(seq, Relaxed);
+        .connect_all(
+            pub_ids,
+            &pop.auth,
+            |_| Vec::new(),
+            |i| {
+                let room_last = room_last.clone();
+                let stats = pub_stats.clone();
+                let r = i / pop.room_size;
+                move |f: &Frame<'_>, _: &mpsc::UnboundedSender<Out>| match f.command {
+                    "RECEIPT" => {
+                        stats.accepted.fetch_add(1, Relaxed);
+                        if let Some(seq) = f.header("seq").and_then(|s| s.parse::<u64>().ok()) {
+                            room_last[r].fetch_max(seq, Relaxed);
+                        }
                     }
+                    "ERROR" => stats.error(|| client::error_text(f)),
+                    _ => {}
                 }
-                "ERROR" => stats.error(|| client::error_text(f)),
-                _ => {}
-            }
-        })
+            },
+        )
         .await;
     if pubs.len() != pop.rooms.len() {
-        bail!("only {}/{} publisher sessions connected", pubs.len(), pop.rooms.len());
+        bail!(
+            "only {}/{} publisher sessions connected",
+            pubs.len(),
+            pop.rooms.len()
+        );
     }
     let publish = |round: u64| {
         for (i, c) in &pubs {
             let r = i / pop.room_size;
             let now = sys::now_ns();
-            let m = Marker { room: r as u32, sender: *i as u32, seq: round, sent_ns: now };
-            let f = env.target.send_frame(&pop.rooms[r], &m.encode(), &format!("p{round}.{now}"), Some(&format!("r{now}")));
+            let m = Marker {
+                room: r as u32,
+                sender: *i as u32,
+                seq: round,
+                sent_ns: now,
+            };
+            let f = env.target.send_frame(
+                &pop.rooms[r],
+                &m.encode(),
+                &format!("p{round}.{now}"),
+                Some(&format!("r{now}")),
+            );
             if c.tx.send(Out::Frame(f)).is_ok() {
                 stats.sent.fetch_add(1, Relaxed);
             }
@@ -649,8 +826,15 @@ pub async fn reconnect(env: &Env, clients: usize, room_size: usize, before: u64,
         publish(round);
     }
     let expect_live = before * conns.len() as u64;
-    if !wait_for(Duration::from_secs(15), || stats.delivered.load(Relaxed) >= expect_live).await {
-        println!("warning: only {}/{expect_live} live deliveries before the drop", stats.delivered.load(Relaxed));
+    if !wait_for(Duration::from_secs(15), || {
+        stats.delivered.load(Relaxed) >= expect_live
+    })
+    .await
+    {
+        println!(
+            "warning: only {}/{expect_live} live deliveries before the drop",
+            stats.delivered.load(Relaxed)
+        );
     }
 
     // Phase 2: everyone drops; the rooms move on.
@@ -662,8 +846,15 @@ pub async fn reconnect(env: &Env, clients: usize, room_size: usize, before: u64,
         publish(round);
     }
     let total = stats.sent.load(Relaxed);
-    if !wait_for(Duration::from_secs(15), || stats.accepted.load(Relaxed) >= total).await {
-        println!("warning: only {}/{total} sends accepted", stats.accepted.load(Relaxed));
+    if !wait_for(Duration::from_secs(15), || {
+        stats.accepted.load(Relaxed) >= total
+    })
+    .await
+    {
+        println!(
+            "warning: only {}/{total} sends accepted",
+            stats.accepted.load(Relaxed)
+        );
     }
     for (i, st) in states.iter().enumerate() {
         st.lock().unwrap_or_else(|e| e.into_inner()).need = room_last[pop.room_of(i)].load(Relaxed);
@@ -672,10 +863,18 @@ pub async fn reconnect(env: &Env, clients: usize, room_size: usize, before: u64,
     // Phase 3: the storm.
     stats.reset(Hist::C);
     let t0 = sys::now_ns();
-    let (conns, secs) = env.connect_all((0..clients).collect(), &pop.auth, subs, handler).await;
+    let (conns, secs) = env
+        .connect_all((0..clients).collect(), &pop.auth, subs, handler)
+        .await;
     for (i, c) in &conns {
-        let last = states[*i].lock().unwrap_or_else(|e| e.into_inner()).tracker.as_ref().map_or(0, |t| t.next().saturating_sub(1));
-        let _ = c.tx.send(Out::Frame(sync_frame(&pop.rooms[pop.room_of(*i)], last)));
+        let last = states[*i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tracker
+            .as_ref()
+            .map_or(0, |t| t.next().saturating_sub(1));
+        let _ =
+            c.tx.send(Out::Frame(sync_frame(&pop.rooms[pop.room_of(*i)], last)));
     }
     let all = wait_for(env.duration, || resynced.load(Relaxed) >= conns.len()).await;
     drop(progress);
@@ -692,8 +891,15 @@ pub async fn reconnect(env: &Env, clients: usize, room_size: usize, before: u64,
             last_done = last_done.max(d);
         }
     }
-    println!("== reconnect: {clients} clients in {} rooms, {before} seen + {missed} missed messages per room ==", pop.rooms.len());
-    println!("reconnected {}/{clients} in {secs:.2}s ({:.0}/s)", conns.len(), conns.len() as f64 / secs);
+    println!(
+        "== reconnect: {clients} clients in {} rooms, {before} seen + {missed} missed messages per room ==",
+        pop.rooms.len()
+    );
+    println!(
+        "reconnected {}/{clients} in {secs:.2}s ({:.0}/s)",
+        conns.len(),
+        conns.len() as f64 / secs
+    );
     println!(
         "resynced: {}/{clients} {} in {:.2}s from the start of the storm",
         resynced.load(Relaxed),

@@ -36,7 +36,14 @@ pub struct SeqTracker {
 impl SeqTracker {
     /// A tracker expecting `first` next.
     pub fn new(first: u64) -> SeqTracker {
-        SeqTracker { next: first, holes: BTreeSet::new(), untracked_holes: 0, unique: 0, duplicates: 0, late: 0 }
+        SeqTracker {
+            next: first,
+            holes: BTreeSet::new(),
+            untracked_holes: 0,
+            unique: 0,
+            duplicates: 0,
+            late: 0,
+        }
     }
 
     /// The next number expected in order (one past the highest seen).
@@ -100,7 +107,11 @@ mod tests {
         assert_eq!(t.observe(1), Seen::Duplicate);
         assert_eq!((t.unique, t.duplicates, t.late, t.missing()), (4, 3, 1, 1));
         assert_eq!(t.next(), 6);
-        assert_eq!(t.missing_up_to(8), 4, "hole 4 plus 6, 7, 8 not yet received");
+        assert_eq!(
+            t.missing_up_to(8),
+            4,
+            "hole 4 plus 6, 7, 8 not yet received"
+        );
         assert_eq!(t.missing_up_to(3), 0);
     }
 

@@ -48,7 +48,10 @@ impl Rest {
             .timeout(Duration::from_secs(60))
             .no_proxy()
             .build()?;
-        Ok(Rest { http, base: format!("http://{addr}/api/v1") })
+        Ok(Rest {
+            http,
+            base: format!("http://{addr}/api/v1"),
+        })
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<(u16, Value)> {
@@ -58,7 +61,10 @@ impl Rest {
         }
         let resp = req.send().await.with_context(|| format!("POST {path}"))?;
         let status = resp.status().as_u16();
-        let v: Value = resp.json().await.with_context(|| format!("POST {path}: body"))?;
+        let v: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("POST {path}: body"))?;
         Ok((status, v))
     }
 
@@ -74,14 +80,24 @@ impl Rest {
         if status != 201 && status != 409 {
             bail!("signup {username}: HTTP {status} {v}");
         }
-        let (status, v) = self.post("/auth/login", None, json!({"username": username, "password": PASSWORD})).await?;
+        let (status, v) = self
+            .post(
+                "/auth/login",
+                None,
+                json!({"username": username, "password": PASSWORD}),
+            )
+            .await?;
         if status != 200 {
             bail!("login {username}: HTTP {status} {v}");
         }
         let d = data(v)?;
         Ok(User {
             id: d.get("userId").and_then(id_of).context("login: userId")?,
-            token: d.get("accessToken").and_then(Value::as_str).context("login: accessToken")?.to_owned(),
+            token: d
+                .get("accessToken")
+                .and_then(Value::as_str)
+                .context("login: accessToken")?
+                .to_owned(),
         })
     }
 
@@ -100,28 +116,55 @@ impl Rest {
             out[i] = Some(r?);
             done += 1;
             if done % 1000 == 0 {
-                println!("  users: {done}/{n} ({:.1}s)", started.elapsed().as_secs_f64());
+                println!(
+                    "  users: {done}/{n} ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
-        println!("  users: {n} ready in {:.1}s", started.elapsed().as_secs_f64());
+        println!(
+            "  users: {n} ready in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(out.into_iter().flatten().collect())
     }
 
     /// Creates a GROUP room owned by `owner` with `members` (ids), adding members beyond the
     /// first 99 in batches of 500; returns the room id.
-    pub async fn group_room(&self, owner: &User, title: &str, members: &[String]) -> Result<String> {
-        let first: Vec<&String> = members.iter().filter(|m| **m != owner.id).take(99).collect();
+    pub async fn group_room(
+        &self,
+        owner: &User,
+        title: &str,
+        members: &[String],
+    ) -> Result<String> {
+        let first: Vec<&String> = members
+            .iter()
+            .filter(|m| **m != owner.id)
+            .take(99)
+            .collect();
         let (status, v) = self
-            .post("/chatrooms", Some(&owner.token), json!({"type": "GROUP", "title": title, "participantIds": first}))
+            .post(
+                "/chatrooms",
+                Some(&owner.token),
+                json!({"type": "GROUP", "title": title, "participantIds": first}),
+            )
             .await?;
         if status != 201 && status != 200 {
             bail!("create room: HTTP {status} {v}");
         }
         let room = data(v)?.get("id").and_then(id_of).context("room id")?;
-        let rest: Vec<&String> = members.iter().filter(|m| **m != owner.id).skip(99).collect();
+        let rest: Vec<&String> = members
+            .iter()
+            .filter(|m| **m != owner.id)
+            .skip(99)
+            .collect();
         for chunk in rest.chunks(500) {
             let (status, v) = self
-                .post(&format!("/chatrooms/{room}/participants"), Some(&owner.token), json!({"participantIds": chunk}))
+                .post(
+                    &format!("/chatrooms/{room}/participants"),
+                    Some(&owner.token),
+                    json!({"participantIds": chunk}),
+                )
                 .await?;
             if !(200..300).contains(&status) {
                 bail!("add participants: HTTP {status} {v}");
@@ -132,21 +175,38 @@ impl Rest {
 
     /// Creates rooms of `size` consecutive users each (`users.len() / size` rooms; the first
     /// member owns it); returns the room ids in order.
-    pub async fn rooms_of(&self, users: &[User], size: usize, concurrency: usize) -> Result<Vec<String>> {
+    pub async fn rooms_of(
+        &self,
+        users: &[User],
+        size: usize,
+        concurrency: usize,
+    ) -> Result<Vec<String>> {
         let started = std::time::Instant::now();
         let n = users.len() / size.max(1);
         let mut out: Vec<Option<String>> = vec![None; n];
         let mut s = futures::stream::iter(0..n)
             .map(|r| {
-                let members: Vec<String> = users[r * size..(r + 1) * size].iter().map(|u| u.id.clone()).collect();
+                let members: Vec<String> = users[r * size..(r + 1) * size]
+                    .iter()
+                    .map(|u| u.id.clone())
+                    .collect();
                 let owner = users[r * size].clone();
-                async move { (r, self.group_room(&owner, &format!("load {r}"), &members).await) }
+                async move {
+                    (
+                        r,
+                        self.group_room(&owner, &format!("load {r}"), &members)
+                            .await,
+                    )
+                }
             })
             .buffer_unordered(concurrency.max(1));
         while let Some((r, id)) = s.next().await {
             out[r] = Some(id?);
         }
-        println!("  rooms: {n} of {size} ready in {:.1}s", started.elapsed().as_secs_f64());
+        println!(
+            "  rooms: {n} of {size} ready in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(out.into_iter().flatten().collect())
     }
 }

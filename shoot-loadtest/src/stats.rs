@@ -1,8 +1,8 @@
 //! Shared counters, HDR histograms and the once-a-second progress line.
 
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -79,7 +79,8 @@ impl Stats {
     /// Records a latency of `ns` nanoseconds.
     pub fn record(&self, h: Hist, ns: u64) {
         let mut g = self.slot(h).lock().unwrap_or_else(|e| e.into_inner());
-        g.get_or_insert_with(new_histogram).saturating_record((ns / 1000).max(1));
+        g.get_or_insert_with(new_histogram)
+            .saturating_record((ns / 1000).max(1));
     }
 
     /// Percentile summary of a histogram: `p50 p90 p99 max` in ms, with the count.
@@ -102,7 +103,10 @@ impl Stats {
 
     /// The first error text.
     pub fn first_error(&self) -> Option<String> {
-        self.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -66,7 +66,12 @@ pub fn tcp_sockstat() -> Option<(u64, u64)> {
 fn parse_sockstat(s: &str) -> Option<(u64, u64)> {
     let line = s.lines().find(|l| l.starts_with("TCP:"))?;
     let f: Vec<&str> = line.split_whitespace().collect();
-    let field = |name: &str| f.iter().position(|x| *x == name).and_then(|i| f.get(i + 1)).and_then(|v| v.parse::<u64>().ok());
+    let field = |name: &str| {
+        f.iter()
+            .position(|x| *x == name)
+            .and_then(|i| f.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     Some((field("mem")? * 4096, field("inuse")?))
 }
 
@@ -76,10 +81,14 @@ mod tests {
 
     #[test]
     fn parses_proc_formats() {
-        assert_eq!(parse_vmrss("Name:\tx\nVmRSS:\t  1234 kB\n"), Some(1234 * 1024));
+        assert_eq!(
+            parse_vmrss("Name:\tx\nVmRSS:\t  1234 kB\n"),
+            Some(1234 * 1024)
+        );
         let stat = "42 (shoot server) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 8 0";
         assert_eq!(parse_stat_ticks(stat), Some(300));
-        let sock = "sockets: used 10\nTCP: inuse 7 orphan 0 tw 3 alloc 9 mem 5\nUDP: inuse 1 mem 0\n";
+        let sock =
+            "sockets: used 10\nTCP: inuse 7 orphan 0 tw 3 alloc 9 mem 5\nUDP: inuse 1 mem 0\n";
         assert_eq!(parse_sockstat(sock), Some((5 * 4096, 7)));
     }
 

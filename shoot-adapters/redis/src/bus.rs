@@ -239,7 +239,10 @@ impl EventBus for RedisBus {
                     Ok((id, event)) if id > start => return Some((event, rx)),
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        debug!(?topic, missed, "redis bus subscriber lagged; events dropped");
+                        debug!(
+                            ?topic,
+                            missed, "redis bus subscriber lagged; events dropped"
+                        );
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
@@ -356,7 +359,11 @@ impl Reader {
             .arg("COUNT")
             .arg(self.config.read_count)
             .arg("BLOCK")
-            .arg(u64::try_from(self.config.block.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg(
+                u64::try_from(self.config.block.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
             .arg("STREAMS")
             .arg(&self.shard.key)
             .arg(self.last.render())

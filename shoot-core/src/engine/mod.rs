@@ -56,7 +56,6 @@ pub use sync::{SyncDirection, SyncPage, SyncRequest};
 pub use workers::PERSISTENCE_GROUP;
 // end ENG-B
 
-
 /// Every port the engine needs.
 #[derive(Clone)]
 pub struct Ports {
@@ -129,7 +128,8 @@ pub(crate) struct Inner {
 impl ChatEngine {
     /// An engine over `ports` with `config`.
     pub fn new(ports: Ports, config: EngineConfig) -> ChatEngine {
-        ChatEngine { inner: Arc::new(Inner { ports, config, runtime: pipeline::Runtime::new() }) }
+        let runtime = pipeline::Runtime::new();
+        ChatEngine { inner: Arc::new(Inner { ports, config, runtime }) }
     }
 
     /// The business limits in force.

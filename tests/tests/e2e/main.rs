@@ -7,6 +7,7 @@ mod features;
 mod read;
 mod refusals;
 mod reliability;
+mod rooms;
 mod social;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -30,6 +30,9 @@ async fn sync_after_reconnect_returns_exactly_the_missed_messages() {
         let (id, seq) = a.chat_ok(&p.room, &format!("missed {i}"), &format!("missed-{i}")).await;
         missed.push((id, seq));
     }
+    // Reconnect once the missed messages are stored (the immediate case is
+    // `sync_right_after_a_send_lets_the_client_see_every_durable_message`).
+    crate::wait_saved(&p.server, &p.a, &missed[4].0).await;
 
     let mut b = stomp_on(&p.server, &p.b, &["/user/queue/sync"]).await;
     let receipt = b.send("/app/sync", &json!({"roomId": p.room, "lastSeq": last_seq, "direction": "AFTER"})).await;
@@ -47,6 +50,31 @@ async fn sync_after_reconnect_returns_exactly_the_missed_messages() {
     assert_eq!(page["hasMore"], false, "{page}");
     assert_eq!(page["latestSeq"], 8, "{page}");
     assert_eq!(page["roomId"], p.room.as_str());
+}
+
+/// A sync issued right after a message became durable (SENT_TO_KAFKA) must either return it
+/// or report a `latestSeq` that reveals it, so that the client knows to sync again; otherwise
+/// a client reconnecting at the wrong moment silently misses it. Several rounds, because the
+/// window is the persistence worker's latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_right_after_a_send_lets_the_client_see_every_durable_message() {
+    let p = pair().await;
+    let mut a = stomp_on(&p.server, &p.a, &[]).await;
+    let mut b = stomp_on(&p.server, &p.b, &["/user/queue/sync"]).await;
+    let mut last_seq = 0;
+    let mut hidden = Vec::new();
+    for i in 0..10 {
+        let (id, seq) = a.chat_ok(&p.room, &format!("race {i}"), &format!("race-{i}")).await;
+        b.must_send("/app/sync", &json!({"roomId": p.room, "lastSeq": last_seq, "direction": "AFTER"})).await;
+        let page = b.next_on("/user/queue/sync", deadline(WAIT)).await.expect("SYNC reply").json();
+        let got: Vec<&str> = page["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+        let latest = page["latestSeq"].as_i64().unwrap_or(0);
+        if !got.contains(&id.as_str()) && latest < seq {
+            hidden.push(format!("seq {seq}: sync returned {got:?}, latestSeq {latest}, hasMore {}", page["hasMore"]));
+        }
+        last_seq = seq;
+    }
+    assert!(hidden.is_empty(), "durable messages invisible to an immediate sync:\n{}", hidden.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
