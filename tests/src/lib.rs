@@ -76,8 +76,17 @@ impl TestServer {
         let mut config = test_config(dir.path());
         tweak(&mut config);
         let handle = launch(config.clone()).await.expect("server starts");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
-        TestServer { addr: handle.addr, handle: Some(handle), config, _dir: dir, http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("http client");
+        TestServer {
+            addr: handle.addr,
+            handle: Some(handle),
+            config,
+            _dir: dir,
+            http,
+        }
     }
 
     /// Stops the server gracefully (drains the engine) and starts a new one on the same data
@@ -119,7 +128,13 @@ impl TestServer {
     }
 
     /// A REST call with an optional bearer token and JSON body.
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut req = self.http.request(method.clone(), self.api(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -152,27 +167,32 @@ impl TestServer {
 
     /// GET with a token.
     pub async fn get(&self, path: &str, token: &str) -> Resp {
-        self.call(reqwest::Method::GET, path, Some(token), None).await
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
     }
 
     /// POST with a token and body.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(reqwest::Method::POST, path, Some(token), Some(body)).await
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     /// PUT with a token and body.
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(reqwest::Method::PUT, path, Some(token), Some(body)).await
+        self.call(reqwest::Method::PUT, path, Some(token), Some(body))
+            .await
     }
 
     /// DELETE with a token.
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
-        self.call(reqwest::Method::DELETE, path, Some(token), None).await
+        self.call(reqwest::Method::DELETE, path, Some(token), None)
+            .await
     }
 
     /// DELETE with a token and body.
     pub async fn delete_with(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(reqwest::Method::DELETE, path, Some(token), Some(body)).await
+        self.call(reqwest::Method::DELETE, path, Some(token), Some(body))
+            .await
     }
 
     /// Signs `username` up (201) and logs in.
@@ -183,17 +203,31 @@ impl TestServer {
             "email": format!("{username}@example.com"),
             "password": PASSWORD,
         });
-        let created = self.call(reqwest::Method::POST, "/auth/signup", None, Some(body)).await.expect(201);
-        let id = created.data()["id"].as_str().expect("user id is a string").to_owned();
+        let created = self
+            .call(reqwest::Method::POST, "/auth/signup", None, Some(body))
+            .await
+            .expect(201);
+        let id = created.data()["id"]
+            .as_str()
+            .expect("user id is a string")
+            .to_owned();
         self.login(username, &id).await
     }
 
     /// Logs `username` in.
     pub async fn login(&self, username: &str, id: &str) -> User {
         let body = json!({"username": username, "password": PASSWORD});
-        let r = self.call(reqwest::Method::POST, "/auth/login", None, Some(body)).await.expect(200);
+        let r = self
+            .call(reqwest::Method::POST, "/auth/login", None, Some(body))
+            .await
+            .expect(200);
         let d = r.data();
-        assert_eq!(d["userId"].as_str(), Some(id), "login answers the user id: {}", r.body);
+        assert_eq!(
+            d["userId"].as_str(),
+            Some(id),
+            "login answers the user id: {}",
+            r.body
+        );
         User {
             id: id.to_owned(),
             username: username.to_owned(),
@@ -204,22 +238,46 @@ impl TestServer {
 
     /// `from` sends a friend request to `to`; returns the request id.
     pub async fn friend_request(&self, from: &User, to: &User) -> String {
-        let r = self.post("/users/friends/requests", &from.token, json!({"targetUserId": to.id})).await.expect(201);
-        r.data()["requestId"].as_str().expect("requestId").to_owned()
+        let r = self
+            .post(
+                "/users/friends/requests",
+                &from.token,
+                json!({"targetUserId": to.id}),
+            )
+            .await
+            .expect(201);
+        r.data()["requestId"]
+            .as_str()
+            .expect("requestId")
+            .to_owned()
     }
 
     /// Makes `a` and `b` friends (request + accept); returns their direct room id.
     pub async fn befriend(&self, a: &User, b: &User) -> String {
         let request = self.friend_request(a, b).await;
-        let r = self.post(&format!("/users/friends/requests/{request}/accept"), &b.token, json!({})).await.expect(200);
-        r.data()["roomId"].as_str().expect("roomId of the direct room").to_owned()
+        let r = self
+            .post(
+                &format!("/users/friends/requests/{request}/accept"),
+                &b.token,
+                json!({}),
+            )
+            .await
+            .expect(200);
+        r.data()["roomId"]
+            .as_str()
+            .expect("roomId of the direct room")
+            .to_owned()
     }
 
     /// `owner` creates a group room with `members`; returns its id.
     pub async fn group(&self, owner: &User, title: &str, members: &[&User]) -> String {
         let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
         let r = self
-            .post("/chatrooms", &owner.token, json!({"type": "GROUP", "title": title, "participantIds": ids}))
+            .post(
+                "/chatrooms",
+                &owner.token,
+                json!({"type": "GROUP", "title": title, "participantIds": ids}),
+            )
             .await
             .expect(201);
         r.data()["id"].as_str().expect("room id").to_owned()
@@ -227,18 +285,25 @@ impl TestServer {
 
     /// A connected STOMP client for `user`.
     pub async fn stomp(&self, user: &User) -> Stomp {
-        Stomp::connect(&self.ws_url(), Some(&user.token)).await.expect("STOMP CONNECT accepted")
+        Stomp::connect(&self.ws_url(), Some(&user.token))
+            .await
+            .expect("STOMP CONNECT accepted")
     }
 
     /// History of a room (newest page, oldest → newest).
     pub async fn history(&self, user: &User, room: &str) -> Vec<Value> {
-        let r = self.get(&format!("/messages/{room}?limit=100"), &user.token).await.expect(200);
+        let r = self
+            .get(&format!("/messages/{room}?limit=100"), &user.token)
+            .await
+            .expect(200);
         r.data().as_array().expect("history is a list").clone()
     }
 }
 
 async fn launch(config: Config) -> anyhow::Result<ServerHandle> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("bind 127.0.0.1:0")?;
     shoot_server::serve(config, listener).await
 }
 
@@ -267,11 +332,18 @@ pub struct Resp {
 }
 
 impl Resp {
-    async fn from(r: reqwest::Result<reqwest::Response>, method: &reqwest::Method, path: &str) -> Resp {
+    async fn from(
+        r: reqwest::Result<reqwest::Response>,
+        method: &reqwest::Method,
+        path: &str,
+    ) -> Resp {
         let what = format!("{method} {path}");
         let r = r.unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
         let status = r.status().as_u16();
-        let text = r.text().await.unwrap_or_else(|e| panic!("{what}: body unreadable: {e}"));
+        let text = r
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: body unreadable: {e}"));
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Resp { status, body, what }
     }
@@ -294,25 +366,71 @@ impl Resp {
             .as_object()
             .unwrap_or_else(|| panic!("{}: body is not a JSON object: {}", self.what, self.body));
         for key in ["success", "data", "message", "errorCode"] {
-            assert!(obj.contains_key(key), "{}: envelope lacks {key:?}: {}", self.what, self.body);
+            assert!(
+                obj.contains_key(key),
+                "{}: envelope lacks {key:?}: {}",
+                self.what,
+                self.body
+            );
         }
-        assert!(obj.len() == 4, "{}: envelope has extra keys: {}", self.what, self.body);
-        assert!(self.body["message"].is_null() || self.body["message"].is_string(), "{}: {}", self.what, self.body);
+        assert!(
+            obj.len() == 4,
+            "{}: envelope has extra keys: {}",
+            self.what,
+            self.body
+        );
+        assert!(
+            self.body["message"].is_null() || self.body["message"].is_string(),
+            "{}: {}",
+            self.what,
+            self.body
+        );
         if (200..300).contains(&self.status) {
-            assert_eq!(self.body["success"], json!(true), "{}: {}", self.what, self.body);
-            assert!(self.body["errorCode"].is_null(), "{}: {}", self.what, self.body);
+            assert_eq!(
+                self.body["success"],
+                json!(true),
+                "{}: {}",
+                self.what,
+                self.body
+            );
+            assert!(
+                self.body["errorCode"].is_null(),
+                "{}: {}",
+                self.what,
+                self.body
+            );
         } else {
-            assert_eq!(self.body["success"], json!(false), "{}: {}", self.what, self.body);
+            assert_eq!(
+                self.body["success"],
+                json!(false),
+                "{}: {}",
+                self.what,
+                self.body
+            );
             assert!(self.body["data"].is_null(), "{}: {}", self.what, self.body);
-            assert!(self.body["message"].is_string(), "{}: error without message: {}", self.what, self.body);
-            assert!(self.body["errorCode"].is_string(), "{}: error without errorCode: {}", self.what, self.body);
+            assert!(
+                self.body["message"].is_string(),
+                "{}: error without message: {}",
+                self.what,
+                self.body
+            );
+            assert!(
+                self.body["errorCode"].is_string(),
+                "{}: error without errorCode: {}",
+                self.what,
+                self.body
+            );
         }
     }
 
     /// Asserts the status (and the envelope shape).
     #[track_caller]
     pub fn expect(self, status: u16) -> Resp {
-        assert_eq!(self.status, status, "{}: unexpected status; body {}", self.what, self.body);
+        assert_eq!(
+            self.status, status,
+            "{}: unexpected status; body {}",
+            self.what, self.body
+        );
         self.check_envelope();
         self
     }
@@ -364,13 +482,17 @@ pub struct Frame {
 impl Frame {
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON (panics with the frame when it is not).
     #[track_caller]
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("frame body is not JSON ({e}): {self:?}"))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("frame body is not JSON ({e}): {self:?}"))
     }
 
     /// Encodes a client frame (header values escaped per STOMP 1.2).
@@ -395,7 +517,10 @@ impl Frame {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r").replace(':', "\\c")
+    v.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .replace(':', "\\c")
 }
 
 fn unescape(v: &str) -> String {
@@ -426,12 +551,17 @@ fn unescape(v: &str) -> String {
 pub fn decode_frames(buf: &mut Vec<u8>) -> anyhow::Result<Vec<Frame>> {
     let mut frames = Vec::new();
     loop {
-        let start = buf.iter().position(|&b| b != b'\n' && b != b'\r').unwrap_or(buf.len());
+        let start = buf
+            .iter()
+            .position(|&b| b != b'\n' && b != b'\r')
+            .unwrap_or(buf.len());
         buf.drain(..start);
         if buf.is_empty() {
             return Ok(frames);
         }
-        let Some(head_end) = find(buf, b"\n\n").map(|i| (i, 2)).or_else(|| find(buf, b"\r\n\r\n").map(|i| (i, 4)))
+        let Some(head_end) = find(buf, b"\n\n")
+            .map(|i| (i, 2))
+            .or_else(|| find(buf, b"\r\n\r\n").map(|i| (i, 4)))
         else {
             return Ok(frames);
         };
@@ -440,11 +570,16 @@ pub fn decode_frames(buf: &mut Vec<u8>) -> anyhow::Result<Vec<Frame>> {
         let command = lines.next().unwrap_or_default().to_owned();
         let mut headers = Vec::new();
         for line in lines {
-            let (k, v) = line.split_once(':').ok_or_else(|| anyhow!("malformed header line {line:?}"))?;
+            let (k, v) = line
+                .split_once(':')
+                .ok_or_else(|| anyhow!("malformed header line {line:?}"))?;
             headers.push((unescape(k), unescape(v)));
         }
         let body_start = head_end.0 + head_end.1;
-        let length = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.trim().parse::<usize>());
+        let length = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map(|(_, v)| v.trim().parse::<usize>());
         let body_end = match length {
             Some(Ok(n)) => {
                 if buf.len() < body_start + n + 1 {
@@ -463,7 +598,11 @@ pub fn decode_frames(buf: &mut Vec<u8>) -> anyhow::Result<Vec<Frame>> {
         };
         let body = String::from_utf8_lossy(&buf[body_start..body_end]).into_owned();
         buf.drain(..=body_end);
-        frames.push(Frame { command, headers, body });
+        frames.push(Frame {
+            command,
+            headers,
+            body,
+        });
     }
 }
 
@@ -488,7 +627,10 @@ pub struct Stomp {
 
 impl std::fmt::Debug for Stomp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stomp").field("pending", &self.pending.len()).field("subs", &self.subs).finish()
+        f.debug_struct("Stomp")
+            .field("pending", &self.pending.len())
+            .field("subs", &self.subs)
+            .finish()
     }
 }
 
@@ -498,19 +640,36 @@ impl Stomp {
     /// `Err` with the frame in the message.
     pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Stomp> {
         let mut req = url.into_client_request()?;
-        req.headers_mut().insert("Sec-WebSocket-Protocol", "v12.stomp".parse()?);
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "v12.stomp".parse()?);
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
             .await
             .context("WebSocket handshake timed out")??;
-        let mut client =
-            Stomp { ws, raw: Vec::new(), pending: VecDeque::new(), next_id: 0, subs: Vec::new(), connected: empty(), closed: false };
+        let mut client = Stomp {
+            ws,
+            raw: Vec::new(),
+            pending: VecDeque::new(),
+            next_id: 0,
+            subs: Vec::new(),
+            connected: empty(),
+            closed: false,
+        };
         let bearer = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("accept-version", "1.2"), ("host", "localhost"), ("heart-beat", "0,0")];
+        let mut headers = vec![
+            ("accept-version", "1.2"),
+            ("host", "localhost"),
+            ("heart-beat", "0,0"),
+        ];
         if let Some(b) = &bearer {
             headers.push(("Authorization", b.as_str()));
         }
-        client.send_raw(&Frame::encode("CONNECT", &headers, "")).await?;
-        let frame = client.next_frame(deadline(WAIT)).await.ok_or_else(|| anyhow!("no answer to CONNECT"))?;
+        client
+            .send_raw(&Frame::encode("CONNECT", &headers, ""))
+            .await?;
+        let frame = client
+            .next_frame(deadline(WAIT))
+            .await
+            .ok_or_else(|| anyhow!("no answer to CONNECT"))?;
         match frame.command.as_str() {
             "CONNECTED" => {
                 client.connected = frame;
@@ -521,7 +680,10 @@ impl Stomp {
     }
 
     async fn send_raw(&mut self, text: &str) -> anyhow::Result<()> {
-        self.ws.send(WsMessage::text(text.to_owned())).await.context("WebSocket send")
+        self.ws
+            .send(WsMessage::text(text.to_owned()))
+            .await
+            .context("WebSocket send")
     }
 
     fn fresh_id(&mut self) -> String {
@@ -564,7 +726,11 @@ impl Stomp {
 
     /// The first frame (buffered or new) satisfying `pred`, until `end`; other frames stay
     /// buffered in order.
-    pub async fn next_where(&mut self, end: Instant, mut pred: impl FnMut(&Frame) -> bool) -> Option<Frame> {
+    pub async fn next_where(
+        &mut self,
+        end: Instant,
+        mut pred: impl FnMut(&Frame) -> bool,
+    ) -> Option<Frame> {
         let mut from = 0;
         loop {
             if let Some(i) = self.pending.iter().skip(from).position(&mut pred) {
@@ -579,7 +745,10 @@ impl Stomp {
 
     /// The next MESSAGE on `destination` before `end`.
     pub async fn next_on(&mut self, destination: &str, end: Instant) -> Option<Frame> {
-        self.next_where(end, |f| f.command == "MESSAGE" && f.header("destination") == Some(destination)).await
+        self.next_where(end, |f| {
+            f.command == "MESSAGE" && f.header("destination") == Some(destination)
+        })
+        .await
     }
 
     /// The next MESSAGE on `destination` whose JSON body satisfies `pred`, before `end`
@@ -612,13 +781,17 @@ impl Stomp {
     async fn await_receipt(&mut self, id: &str) -> Result<Frame, Frame> {
         let f = self
             .next_where(deadline(WAIT), |f| {
-                (f.command == "RECEIPT" || f.command == "ERROR") && f.header("receipt-id") == Some(id)
+                (f.command == "RECEIPT" || f.command == "ERROR")
+                    && f.header("receipt-id") == Some(id)
             })
             .await;
         match f {
             Some(f) if f.command == "RECEIPT" => Ok(f),
             Some(f) => Err(f),
-            None => panic!("no RECEIPT/ERROR for receipt {id} within {WAIT:?}; buffered: {:?}", self.pending),
+            None => panic!(
+                "no RECEIPT/ERROR for receipt {id} within {WAIT:?}; buffered: {:?}",
+                self.pending
+            ),
         }
     }
 
@@ -626,7 +799,15 @@ impl Stomp {
     pub async fn subscribe(&mut self, destination: &str) -> Result<(), Frame> {
         let id = format!("sub-{}", self.fresh_id());
         let receipt = format!("r-{}", self.fresh_id());
-        let text = Frame::encode("SUBSCRIBE", &[("id", &id), ("destination", destination), ("receipt", &receipt)], "");
+        let text = Frame::encode(
+            "SUBSCRIBE",
+            &[
+                ("id", &id),
+                ("destination", destination),
+                ("receipt", &receipt),
+            ],
+            "",
+        );
         self.send_raw(&text).await.expect("SUBSCRIBE written");
         self.await_receipt(&receipt).await?;
         self.subs.push((destination.to_owned(), id));
@@ -634,12 +815,9 @@ impl Stomp {
     }
 
     /// SUBSCRIBE that must succeed.
-    #[track_caller]
-    pub fn must_subscribe<'a>(&'a mut self, destination: &'a str) -> impl Future<Output = ()> + 'a {
-        async move {
-            if let Err(e) = self.subscribe(destination).await {
-                panic!("SUBSCRIBE {destination} refused: {e:?}");
-            }
+    pub async fn must_subscribe(&mut self, destination: &str) {
+        if let Err(e) = self.subscribe(destination).await {
+            panic!("SUBSCRIBE {destination} refused: {e:?}");
         }
     }
 
@@ -650,7 +828,11 @@ impl Stomp {
         let body = body.to_string();
         let text = Frame::encode(
             "SEND",
-            &[("destination", destination), ("content-type", "application/json"), ("receipt", &receipt)],
+            &[
+                ("destination", destination),
+                ("content-type", "application/json"),
+                ("receipt", &receipt),
+            ],
             &body,
         );
         self.send_raw(&text).await.expect("SEND written");
@@ -668,27 +850,46 @@ impl Stomp {
     /// SEND `/app/chat` with a receipt; returns the receipt (its `status` header is
     /// `SENT_TO_KAFKA` or `FAILED`).
     pub async fn chat(&mut self, room: &str, text: &str, temp_id: &str) -> Frame {
-        self.must_send("/app/chat", &json!({"roomId": room, "content": text, "tempId": temp_id})).await
+        self.must_send(
+            "/app/chat",
+            &json!({"roomId": room, "content": text, "tempId": temp_id}),
+        )
+        .await
     }
 
     /// Like [`chat`](Self::chat) but asserts the message became durable; returns
     /// `(message id, seq)`.
-    #[track_caller]
-    pub fn chat_ok<'a>(&'a mut self, room: &'a str, text: &'a str, temp_id: &'a str) -> impl Future<Output = (String, i64)> + 'a {
-        async move {
-            let r = self.chat(room, text, temp_id).await;
-            assert_eq!(r.header("status"), Some("SENT_TO_KAFKA"), "send of {temp_id:?} not durable: {r:?}");
-            let id = r.header("persisted-id").expect("persisted-id header").to_owned();
-            let seq = r.header("seq").and_then(|s| s.parse().ok()).expect("seq header");
-            (id, seq)
-        }
+    pub async fn chat_ok(&mut self, room: &str, text: &str, temp_id: &str) -> (String, i64) {
+        let r = self.chat(room, text, temp_id).await;
+        assert_eq!(
+            r.header("status"),
+            Some("SENT_TO_KAFKA"),
+            "send of {temp_id:?} not durable: {r:?}"
+        );
+        let id = r
+            .header("persisted-id")
+            .expect("persisted-id header")
+            .to_owned();
+        let seq = r
+            .header("seq")
+            .and_then(|s| s.parse().ok())
+            .expect("seq header");
+        (id, seq)
     }
 
     /// Sends DISCONNECT (with a receipt) and closes the socket.
     pub async fn disconnect(mut self) {
         let receipt = format!("r-{}", self.fresh_id());
-        if self.send_raw(&Frame::encode("DISCONNECT", &[("receipt", &receipt)], "")).await.is_ok() {
-            let _ = self.next_where(deadline(WAIT), |f| f.header("receipt-id") == Some(receipt.as_str())).await;
+        if self
+            .send_raw(&Frame::encode("DISCONNECT", &[("receipt", &receipt)], ""))
+            .await
+            .is_ok()
+        {
+            let _ = self
+                .next_where(deadline(WAIT), |f| {
+                    f.header("receipt-id") == Some(receipt.as_str())
+                })
+                .await;
         }
         let _ = self.ws.close(None).await;
     }
@@ -701,7 +902,11 @@ impl Stomp {
 }
 
 fn empty() -> Frame {
-    Frame { command: String::new(), headers: Vec::new(), body: String::new() }
+    Frame {
+        command: String::new(),
+        headers: Vec::new(),
+        body: String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -710,7 +915,11 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_split() {
-        let a = Frame::encode("MESSAGE", &[("destination", "/topic/x"), ("k", "a:b\nc")], "{\"a\":1}");
+        let a = Frame::encode(
+            "MESSAGE",
+            &[("destination", "/topic/x"), ("k", "a:b\nc")],
+            "{\"a\":1}",
+        );
         let b = Frame::encode("RECEIPT", &[("receipt-id", "7")], "");
         let mut buf = format!("\n{a}\n\n{b}").into_bytes();
         let partial = Frame::encode("ERROR", &[("message", "x")], "body");

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -228,6 +228,7 @@ impl EventBus for RedisBus {
                     config: self.config.clone(),
                     shard: shard.clone(),
                     last: start,
+                    swept: Instant::now(),
                 };
                 tokio::spawn(reader.run());
             }
@@ -279,6 +280,8 @@ struct Reader {
     config: Arc<RedisBusConfig>,
     shard: Arc<Shard>,
     last: EntryId,
+    /// When channels without subscribers were last dropped.
+    swept: Instant,
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -328,10 +331,14 @@ impl Reader {
     }
 
     /// Whether the shard still has local subscribers; if not, marks it unread (under the
-    /// same lock subscribers register under, so none is left without a reader).
-    fn has_subscribers(&self) -> bool {
+    /// same lock subscribers register under, so none is left without a reader). Channels
+    /// whose subscribers all left are swept at most once per `block`.
+    fn has_subscribers(&mut self) -> bool {
         let mut st = self.shard.lock();
-        st.topics.retain(|_, tx| tx.receiver_count() > 0);
+        if self.swept.elapsed() >= self.config.block {
+            st.topics.retain(|_, tx| tx.receiver_count() > 0);
+            self.swept = Instant::now();
+        }
         if st.topics.is_empty() {
             st.reading = false;
             false
@@ -392,11 +399,13 @@ impl Reader {
         if decoded.is_empty() {
             return;
         }
-        let st = self.shard.lock();
+        let mut st = self.shard.lock();
         for (topic, id, event) in decoded {
             if let Some(tx) = st.topics.get(&topic) {
-                // An error only means every subscriber left; the next check drops it.
-                let _ = tx.send((id, event));
+                if tx.send((id, event)).is_err() {
+                    // Every subscriber of this topic left.
+                    st.topics.remove(&topic);
+                }
             }
         }
     }

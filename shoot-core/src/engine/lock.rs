@@ -77,6 +77,76 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::MemoryLocks;
+    use crate::time::Timestamp;
+    use futures::executor::block_on;
+    use futures::future::BoxFuture;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU32;
+
+    /// A clock whose sleeps complete at once and count themselves.
+    #[derive(Default)]
+    struct InstantClock {
+        sleeps: AtomicU32,
+    }
+
+    impl Clock for InstantClock {
+        fn now(&self) -> Timestamp {
+            Timestamp(1_000)
+        }
+        fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
+            self.sleeps.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+    }
+
+    #[test]
+    fn runs_under_the_lock_and_releases_it() {
+        let clock = Arc::new(InstantClock::default());
+        let locks = MemoryLocks::new(clock.clone());
+        let ttl = Duration::from_secs(5);
+        let got = block_on(with_lock(&locks, &*clock, "k", ttl, 3, || async {
+            let held = locks.try_acquire("k", ttl).await?;
+            assert!(held.is_none(), "held while running");
+            Ok(7)
+        }));
+        assert_eq!(got.ok(), Some(7));
+        let failing: Result<()> = block_on(with_lock(&locks, &*clock, "k", ttl, 3, || async {
+            Err(Error::new(ErrorCode::PinLimitExceeded, "no"))
+        }));
+        assert_eq!(
+            failing.err().map(|e| e.code()),
+            Some(ErrorCode::PinLimitExceeded)
+        );
+        assert!(
+            block_on(locks.try_acquire("k", ttl))
+                .ok()
+                .flatten()
+                .is_some(),
+            "released"
+        );
+        assert_eq!(clock.sleeps.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn gives_up_with_conflict_after_the_attempts() {
+        let clock = Arc::new(InstantClock::default());
+        let locks = MemoryLocks::new(clock.clone());
+        let ttl = Duration::from_secs(5);
+        let _held = block_on(locks.try_acquire("k", ttl)).ok().flatten();
+        let ran = AtomicU32::new(0);
+        let got: Result<()> = block_on(with_lock(&locks, &*clock, "k", ttl, 4, || async {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }));
+        assert_eq!(got.err().map(|e| e.code()), Some(ErrorCode::Conflict));
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            clock.sleeps.load(Ordering::SeqCst),
+            3,
+            "backs off between the 4 attempts"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

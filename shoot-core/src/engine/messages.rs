@@ -18,6 +18,8 @@ use crate::rooms::Participant;
 const PIN_LOCK_TTL: Duration = Duration::from_secs(5);
 /// Attempts to take the pin lock.
 const PIN_LOCK_ATTEMPTS: u32 = 8;
+/// Most replies read to summarise one thread (participants are counted over these).
+const THREAD_SUMMARY_REPLIES: usize = 10_000;
 
 /// A message with how many participants (other than the sender) have read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -422,7 +424,7 @@ impl ChatEngine {
             let replies = self
                 .p()
                 .messages
-                .thread_replies(root.id, None, usize::MAX)
+                .thread_replies(root.id, None, THREAD_SUMMARY_REPLIES)
                 .await?;
             out.push(thread_summary(root, replies));
         }

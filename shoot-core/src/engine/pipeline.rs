@@ -77,7 +77,7 @@ pub struct SendReceipt {
 type Outcome = std::result::Result<(MessageId, Seq, RoomId), (ErrorCode, String)>;
 
 /// Waiters for in-flight sends, by `(sender, tempId)`.
-type InflightMap = HashMap<(UserId, String), watch::Sender<Option<Outcome>>>;
+type InflightMap = HashMap<(UserId, String), (MessageId, watch::Sender<Option<Outcome>>)>;
 
 /// One accepted message waiting in a lane.
 struct Pending {
@@ -258,9 +258,55 @@ impl ChatEngine {
         let participants = self.room_participants_for_send(actor, cmd.room_id).await?;
         let validated = self.validate_send(actor, cmd, text, &participants).await?;
 
+        // Single flight per (sender, tempId) on this instance: a concurrent retry waits for
+        // the attempt in progress instead of racing it.
+        let id = MessageId(self.next_id());
+        let waiting = {
+            let mut map = lock(&self.runtime().inflight);
+            let key = (actor, cmd.temp_id.clone());
+            match map.get(&key) {
+                Some((_, tx)) => Some(tx.subscribe()),
+                None => {
+                    map.insert(key, (id, watch::channel(None).0));
+                    None
+                }
+            }
+        };
+        if let Some(rx) = waiting {
+            return self.await_inflight(actor, cmd, rx).await;
+        }
+        // If the caller goes away mid-send, the guard still wakes the waiting retries.
+        let mut guard = InflightGuard {
+            engine: self,
+            sender: actor,
+            temp_id: &cmd.temp_id,
+            id,
+            armed: true,
+        };
+        let result = self
+            .claim_and_send(actor, cmd, validated, id, forwarded_from)
+            .await;
+        let outcome = match &result {
+            Ok(r) => Ok((r.message_id, r.seq, r.room_id)),
+            Err(rej) => Err((rej.error.code(), rej.error.message().to_owned())),
+        };
+        guard.armed = false;
+        self.complete_inflight(actor, &cmd.temp_id, id, outcome);
+        result
+    }
+
+    /// Claims `(actor, tempId)` across instances, answering duplicates, then sends.
+    async fn claim_and_send(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        validated: Validated,
+        id: MessageId,
+        forwarded_from: Option<ForwardedFrom>,
+    ) -> std::result::Result<SendReceipt, Rejection> {
+        let limits = self.limits();
         // Duplicates are answered before rate limiting: a retry must be cheap and safe.
         let key = idem_key(actor, &cmd.temp_id);
-        let id = MessageId(self.next_id());
         let now = self.now();
         let claim_value = format!("p:{id}:{}:{}", now.as_millis(), cmd.room_id);
         let eph = &self.p().ephemeral;
@@ -281,15 +327,16 @@ impl ChatEngine {
                     .map_err(Into::into);
             }
             Claim::Pending(existing, since) => {
-                if let Some(rx) = self.inflight_watch(actor, &cmd.temp_id) {
-                    return self.await_inflight(actor, cmd, rx).await;
-                }
                 if now.since(since) < STALE_CLAIM {
-                    return Err(Error::new(
-                        ErrorCode::Conflict,
-                        "a message with this tempId is still being sent; retry shortly",
-                    )
-                    .into());
+                    // In flight on another instance: the first attempt reports its own
+                    // statuses, so no FAILED for this tempId here.
+                    return Err(Rejection {
+                        error: Error::new(
+                            ErrorCode::Conflict,
+                            "a message with this tempId is still being sent; retry shortly",
+                        ),
+                        reported: true,
+                    });
                 }
                 // Abandoned claim (its instance died before the append): take it over,
                 // unless the message did reach the store after all.
@@ -305,8 +352,33 @@ impl ChatEngine {
                     .map_err(Error::from)?;
             }
         }
+        self.send_claimed(actor, cmd, validated, id, now, forwarded_from)
+            .await
+    }
+
+    /// The rest of a send once `(actor, tempId)` is claimed for message `id`: releases the
+    /// claim on every rejection that happens before the append.
+    async fn send_claimed(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        validated: Validated,
+        id: MessageId,
+        now: Timestamp,
+        forwarded_from: Option<ForwardedFrom>,
+    ) -> std::result::Result<SendReceipt, Rejection> {
+        let limits = self.limits();
+        let eph = &self.p().ephemeral;
+        let key = idem_key(actor, &cmd.temp_id);
         // The claim may have expired while the message is stored: the store is the truth.
-        if let Some(found) = self.find_sent(actor, &cmd.temp_id).await? {
+        let found = match self.find_sent(actor, &cmd.temp_id).await {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = eph.delete(&key).await;
+                return Err(e.into());
+            }
+        };
+        if let Some(found) = found {
             let done = format!("d:{}:{}:{}", found.id, found.seq, found.room_id);
             let _ = eph.set(&key, &done, Some(limits.idempotency_ttl)).await;
             return self
@@ -509,16 +581,6 @@ impl ChatEngine {
         Ok(self.p().messages.find_by_temp_id(actor, temp_id).await?)
     }
 
-    fn inflight_watch(
-        &self,
-        actor: UserId,
-        temp_id: &str,
-    ) -> Option<watch::Receiver<Option<Outcome>>> {
-        lock(&self.runtime().inflight)
-            .get(&(actor, temp_id.to_owned()))
-            .map(|tx| tx.subscribe())
-    }
-
     async fn await_inflight(
         &self,
         actor: UserId,
@@ -624,16 +686,11 @@ impl ChatEngine {
         let rt = self.runtime();
         let (tx, rx) = oneshot::channel();
         let room = message.room_id;
-        let key = (
-            message.sender_id,
-            message.temp_id.clone().unwrap_or_default(),
-        );
         let spawn = {
             let mut lanes = lock(&rt.lanes);
             if rt.is_shutting_down() {
                 return fail(ErrorCode::BackendUnavailable, "shutting down");
             }
-            lock(&rt.inflight).insert(key, watch::channel(None).0);
             match lanes.get_mut(&room) {
                 Some(queue) => {
                     queue.push(Pending { message, reply: tx });
@@ -728,7 +785,7 @@ impl ChatEngine {
             .await;
             lock(&rt.unpublished).remove(&message.id);
             rt.published.notify_waiters();
-            self.complete_inflight(&message, Ok((message.id, message.seq, message.room_id)));
+            self.complete_message(&message, Ok((message.id, message.seq, message.room_id)));
             self.start_link_preview(&message);
             let _ = pending.reply.send(Ok(message));
         }
@@ -757,18 +814,44 @@ impl ChatEngine {
             let e = Error::new(error.code(), error.message().to_owned());
             self.emit_status(m, MessageStatus::Failed, Some(&e), true)
                 .await;
-            self.complete_inflight(m, Err((e.code(), e.message().to_owned())));
+            self.complete_message(m, Err((e.code(), e.message().to_owned())));
             let _ = pending.reply.send(Err(e));
         }
     }
 
-    fn complete_inflight(&self, message: &Message, outcome: Outcome) {
-        let key = (
-            message.sender_id,
-            message.temp_id.clone().unwrap_or_default(),
-        );
-        if let Some(tx) = lock(&self.runtime().inflight).remove(&key) {
-            tx.send_replace(Some(outcome));
+    /// Wakes the retries waiting on message `id` (and forgets it); an entry of a later
+    /// attempt with the same key is left alone.
+    fn complete_inflight(&self, sender: UserId, temp_id: &str, id: MessageId, outcome: Outcome) {
+        let mut map = lock(&self.runtime().inflight);
+        let key = (sender, temp_id.to_owned());
+        if map.get(&key).is_some_and(|(owner, _)| *owner == id) {
+            if let Some((_, tx)) = map.remove(&key) {
+                tx.send_replace(Some(outcome));
+            }
+        }
+    }
+
+    fn complete_message(&self, message: &Message, outcome: Outcome) {
+        let temp_id = message.temp_id.as_deref().unwrap_or_default();
+        self.complete_inflight(message.sender_id, temp_id, message.id, outcome);
+    }
+}
+
+/// Completes an in-flight entry whose attempt was dropped before finishing.
+struct InflightGuard<'a> {
+    engine: &'a ChatEngine,
+    sender: UserId,
+    temp_id: &'a str,
+    id: MessageId,
+    armed: bool,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let outcome = Err((ErrorCode::InternalError, "send abandoned".to_owned()));
+            self.engine
+                .complete_inflight(self.sender, self.temp_id, self.id, outcome);
         }
     }
 }

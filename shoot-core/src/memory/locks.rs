@@ -80,7 +80,8 @@ pub struct MemoryEphemeral {
 struct EphState {
     values: BTreeMap<String, (String, Option<Timestamp>)>,
     buckets: BTreeMap<String, Bucket>,
-    writes: u64,
+    /// Writes until the next sweep of expired entries.
+    until_sweep: u64,
 }
 
 struct Bucket {
@@ -116,12 +117,17 @@ impl EphState {
         self.values.get_mut(key)
     }
 
+    /// Counts a write; sweeps expired entries once as many writes as there are entries
+    /// (at least [`SWEEP_EVERY`]) have happened since the last sweep, so a sweep's cost is
+    /// amortised to O(1) per write however many keys are live.
     fn wrote(&mut self, now: Timestamp) {
-        self.writes += 1;
-        if self.writes % SWEEP_EVERY == 0 {
+        self.until_sweep = self.until_sweep.saturating_sub(1);
+        if self.until_sweep == 0 {
             self.values
                 .retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
             self.buckets.retain(|_, b| b.full_at() > now);
+            let live = (self.values.len() + self.buckets.len()) as u64;
+            self.until_sweep = live.max(SWEEP_EVERY);
         }
     }
 }

@@ -28,6 +28,11 @@ struct State {
     temp_ids: HashMap<(UserId, String), MessageId>,
     /// Thread root → its replies as (seq, id), sorted.
     replies: HashMap<MessageId, Vec<(Seq, MessageId)>>,
+    /// (room, sender) → seqs of the sender's messages in the room, sorted: with `deleted`,
+    /// makes an unread count two binary searches instead of a scan of the unread messages.
+    by_sender: HashMap<(RoomId, UserId), Vec<Seq>>,
+    /// Room → its deleted messages as (seq, sender), sorted (tombstones are rare).
+    deleted: HashMap<RoomId, Vec<(Seq, UserId)>>,
 }
 
 impl State {
@@ -53,8 +58,7 @@ impl State {
 
     fn insert(&mut self, m: Message) {
         let room = m.room_id;
-        let msgs = self.rooms.entry(room).or_default();
-        let pos = msgs.partition_point(|x| x.seq <= m.seq);
+        let pos = self.room(room).partition_point(|x| x.seq <= m.seq);
         if let Some(t) = &m.temp_id {
             self.temp_ids.insert((m.sender_id, t.clone()), m.id);
         }
@@ -63,12 +67,42 @@ impl State {
             let at = list.partition_point(|(s, _)| *s <= m.seq);
             list.insert(at, (m.seq, m.id));
         }
+        let seqs = self.by_sender.entry((room, m.sender_id)).or_default();
+        seqs.insert(seqs.partition_point(|s| *s <= m.seq), m.seq);
+        if m.is_deleted {
+            self.mark_deleted(room, m.seq, m.sender_id, true);
+        }
+        let msgs = self.rooms.entry(room).or_default();
         self.index.insert(m.id, (room, pos));
         msgs.insert(pos, m);
         // Out-of-order insert: re-point the index of every message that moved.
         for (i, later) in msgs.iter().enumerate().skip(pos + 1) {
             self.index.insert(later.id, (room, i));
         }
+    }
+
+    /// Records (or forgets) that the message `(seq, sender)` of `room` is deleted.
+    fn mark_deleted(&mut self, room: RoomId, seq: Seq, sender: UserId, deleted: bool) {
+        let list = self.deleted.entry(room).or_default();
+        let at = list.partition_point(|e| *e < (seq, sender));
+        let present = list.get(at) == Some(&(seq, sender));
+        if deleted && !present {
+            list.insert(at, (seq, sender));
+        } else if !deleted && present {
+            list.remove(at);
+        }
+    }
+
+    /// Messages after `cursor` in `room`, not deleted and not sent by `user`.
+    fn unread(&self, user: UserId, room: RoomId, cursor: Seq) -> u64 {
+        let msgs = self.room(room);
+        let all = msgs.len() - msgs.partition_point(|m| m.seq <= cursor);
+        let own = self.by_sender.get(&(room, user)).map_or(0, |v| v.len() - v.partition_point(|s| *s <= cursor));
+        let (deleted, own_deleted) = self.deleted.get(&room).map_or((0, 0), |v| {
+            let after = &v[v.partition_point(|(s, _)| *s <= cursor)..];
+            (after.len(), after.iter().filter(|(_, u)| *u == user).count())
+        });
+        (all + own_deleted - own - deleted) as u64
     }
 
     fn room(&self, room: RoomId) -> &[Message] {
@@ -160,12 +194,17 @@ impl MessageStore for MemoryMessageStore {
     async fn update_message(&self, message: &Message) -> PortResult<()> {
         let mut st = write(&self.state);
         let m = st.get_mut(message.id)?;
+        let was_deleted = m.is_deleted;
+        let (room, seq, sender) = (m.room_id, m.seq, m.sender_id);
         m.text = message.text.clone();
         m.is_edited = message.is_edited;
         m.is_deleted = message.is_deleted;
         m.url_preview = message.url_preview.clone();
         m.mentions = message.mentions.clone();
         m.updated_at = message.updated_at;
+        if was_deleted != message.is_deleted {
+            st.mark_deleted(room, seq, sender, message.is_deleted);
+        }
         Ok(())
     }
 
@@ -279,14 +318,7 @@ impl MessageStore for MemoryMessageStore {
         let st = read(&self.state);
         Ok(cursors
             .iter()
-            .map(|(room, cursor)| {
-                let msgs = st.room(*room);
-                let from = msgs.partition_point(|m| m.seq <= *cursor);
-                msgs[from..]
-                    .iter()
-                    .filter(|m| !m.is_deleted && m.sender_id != user)
-                    .count() as u64
-            })
+            .map(|(room, cursor)| st.unread(user, *room, *cursor))
             .collect())
     }
 

@@ -428,7 +428,7 @@ async fn a_retried_temp_id_returns_the_first_message() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_to_one_room_publish_in_seq_order_without_gaps() {
     let h = Arc::new(Harness::new());
     let users = h.users(["a", "b", "c", "d"]).await;

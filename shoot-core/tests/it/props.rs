@@ -23,6 +23,16 @@ fn block_on<F: Future<Output = ()>>(f: F) {
         .block_on(f);
 }
 
+/// Two worker threads, so that concurrent sends really interleave.
+fn block_on_parallel<F: Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("runtime")
+        .block_on(f);
+}
+
 fn any_event() -> impl Strategy<Value = StatusEvent> {
     prop_oneof![
         Just(StatusEvent::Appended),
@@ -106,7 +116,7 @@ proptest! {
     /// `MessageCreated` is published in seq order, and each `(sender, tempId)` is one message.
     #[test]
     fn per_room_order_and_no_duplicates(ops in prop::collection::vec((0usize..3, 0usize..6), 1..40)) {
-        block_on(async move {
+        block_on_parallel(async move {
             let h = Arc::new(Harness::new());
             let users = h.users(["a", "b", "c"]).await;
             let rooms = [h.group(users[0], &users[1..]).await, h.group(users[1], &[users[0], users[2]]).await];

@@ -15,7 +15,11 @@ async fn threads_attach_replies_to_the_root() {
 
     let r1 = p
         .server
-        .post("/messages/thread", &p.b.token, json!({"parentMessageId": root, "content": "reply one", "tempId": "r1"}))
+        .post(
+            "/messages/thread",
+            &p.b.token,
+            json!({"parentMessageId": root, "content": "reply one", "tempId": "r1"}),
+        )
         .await
         .expect(201);
     assert_eq!(r1.data()["status"], "SENT_TO_KAFKA");
@@ -24,18 +28,39 @@ async fn threads_attach_replies_to_the_root() {
     assert_eq!(m1["threadId"], root.as_str());
 
     // A reply to a reply attaches to the root (one level), here over STOMP /app/thread.
-    let receipt = a.must_send("/app/thread", &json!({"parentMessageId": r1, "content": "reply two", "tempId": "r2"})).await;
-    assert_eq!(receipt.header("status"), Some("SENT_TO_KAFKA"), "{receipt:?}");
+    let receipt = a
+        .must_send(
+            "/app/thread",
+            &json!({"parentMessageId": r1, "content": "reply two", "tempId": "r2"}),
+        )
+        .await;
+    assert_eq!(
+        receipt.header("status"),
+        Some("SENT_TO_KAFKA"),
+        "{receipt:?}"
+    );
     let r2 = receipt.header("persisted-id").unwrap().to_owned();
     let m2 = wait_saved(&p.server, &p.a, &r2).await;
-    assert_eq!(m2["threadId"], root.as_str(), "reply to a reply names the root: {m2}");
+    assert_eq!(
+        m2["threadId"],
+        root.as_str(),
+        "reply to a reply names the root: {m2}"
+    );
 
-    let thread = p.server.get(&format!("/messages/thread?parentId={root}"), &p.a.token).await.expect(200);
+    let thread = p
+        .server
+        .get(&format!("/messages/thread?parentId={root}"), &p.a.token)
+        .await
+        .expect(200);
     assert_eq!(thread.data()["root"]["id"], root.as_str());
     assert_eq!(ids(&thread.data()["replies"]), [r1.clone(), r2.clone()]);
 
     let summaries = eventually(WAIT, "thread summary with 2 replies", || async {
-        let r = p.server.get(&format!("/messages/threads?roomId={}", p.room), &p.b.token).await.expect(200);
+        let r = p
+            .server
+            .get(&format!("/messages/threads?roomId={}", p.room), &p.b.token)
+            .await
+            .expect(200);
         let list = r.data().as_array().unwrap().clone();
         (list.len() == 1 && list[0]["replyCount"] == 2).then_some(list)
     })
@@ -43,12 +68,21 @@ async fn threads_attach_replies_to_the_root() {
     let s = &summaries[0];
     assert_eq!(s["root"]["id"], root.as_str());
     assert_eq!(s["lastReply"]["id"], r2.as_str());
-    let mut who: Vec<&str> = s["participants"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
+    let mut who: Vec<&str> = s["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
     who.sort_unstable();
     let mut expect = vec![p.a.id.as_str(), p.b.id.as_str()];
     expect.sort_unstable();
     assert_eq!(who, expect);
-    let root_view = p.server.get(&format!("/messages/detail/{root}"), &p.a.token).await.expect(200);
+    let root_view = p
+        .server
+        .get(&format!("/messages/detail/{root}"), &p.a.token)
+        .await
+        .expect(200);
     assert_eq!(root_view.data()["replyCount"], 2, "{}", root_view.body);
     // The room history still lists the root and its replies in sequence.
     let history = p.server.history(&p.a, &p.room).await;
@@ -81,7 +115,10 @@ async fn forward_keeps_forwarded_from() {
     assert_eq!(receipts.len(), 1, "{}", r.body);
     assert_eq!(receipts[0]["roomId"], group.as_str());
     let copy = receipts[0]["messageId"].as_str().unwrap().to_owned();
-    let delivered = cs.next_on(&messages_topic(&group), deadline(WAIT)).await.expect("forwarded copy delivered");
+    let delivered = cs
+        .next_on(&messages_topic(&group), deadline(WAIT))
+        .await
+        .expect("forwarded copy delivered");
     assert_eq!(delivered.json()["id"], copy.as_str());
 
     let view = wait_saved(&p.server, &c, &copy).await;
@@ -92,14 +129,25 @@ async fn forward_keeps_forwarded_from() {
     );
     assert_eq!(view["senderId"], p.b.id.as_str());
     let text = view["content"]["text"].as_str().unwrap();
-    assert!(text.contains("worth sharing") && text.contains("look"), "original and extra text: {text:?}");
+    assert!(
+        text.contains("worth sharing") && text.contains("look"),
+        "original and extra text: {text:?}"
+    );
 
     // Not into a room the forwarder does not belong to.
     let r = p
         .server
-        .post("/messages/forward", &p.b.token, json!({"messageId": original, "targetRoomIds": [foreign]}))
+        .post(
+            "/messages/forward",
+            &p.b.token,
+            json!({"messageId": original, "targetRoomIds": [foreign]}),
+        )
         .await;
-    assert!(r.status == 403 || r.status == 404, "forward into a foreign room: {}", r.body);
+    assert!(
+        r.status == 403 || r.status == 404,
+        "forward into a foreign room: {}",
+        r.body
+    );
     r.check_envelope();
 }
 
@@ -110,29 +158,81 @@ async fn bookmarks_are_private() {
     let m1 = send_saved(&p.server, &mut a, &p.a, &p.room, "remember the milk").await;
     let m2 = send_saved(&p.server, &mut a, &p.a, &p.room, "and the eggs").await;
 
-    let r = p.server.post("/messages/bookmark", &p.a.token, json!({"messageId": m1, "note": "groceries"})).await.expect(201);
+    let r = p
+        .server
+        .post(
+            "/messages/bookmark",
+            &p.a.token,
+            json!({"messageId": m1, "note": "groceries"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(r.data()["messageId"], m1.as_str());
-    p.server.post("/messages/bookmark", &p.a.token, json!({"messageId": m2})).await.expect(201);
+    p.server
+        .post("/messages/bookmark", &p.a.token, json!({"messageId": m2}))
+        .await
+        .expect(201);
 
-    let all = p.server.get("/messages/bookmarks", &p.a.token).await.expect(200);
-    let mut got: Vec<&str> = all.data().as_array().unwrap().iter().map(|b| b["messageId"].as_str().unwrap()).collect();
+    let all = p
+        .server
+        .get("/messages/bookmarks", &p.a.token)
+        .await
+        .expect(200);
+    let mut got: Vec<&str> = all
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["messageId"].as_str().unwrap())
+        .collect();
     got.sort_unstable();
     let mut expect = vec![m1.as_str(), m2.as_str()];
     expect.sort_unstable();
     assert_eq!(got, expect);
-    let by_room = p.server.get(&format!("/messages/bookmarks?roomId={}", p.room), &p.a.token).await.expect(200);
+    let by_room = p
+        .server
+        .get(
+            &format!("/messages/bookmarks?roomId={}", p.room),
+            &p.a.token,
+        )
+        .await
+        .expect(200);
     assert_eq!(by_room.data().as_array().unwrap().len(), 2);
-    let by_text = p.server.get("/messages/bookmarks?q=groceries", &p.a.token).await.expect(200);
-    let hits: Vec<&str> = by_text.data().as_array().unwrap().iter().map(|b| b["messageId"].as_str().unwrap()).collect();
+    let by_text = p
+        .server
+        .get("/messages/bookmarks?q=groceries", &p.a.token)
+        .await
+        .expect(200);
+    let hits: Vec<&str> = by_text
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["messageId"].as_str().unwrap())
+        .collect();
     assert_eq!(hits, [m1.as_str()]);
 
     // bob sees none of alice's bookmarks and cannot remove them.
-    let bobs = p.server.get("/messages/bookmarks", &p.b.token).await.expect(200);
+    let bobs = p
+        .server
+        .get("/messages/bookmarks", &p.b.token)
+        .await
+        .expect(200);
     assert_eq!(bobs.data().as_array().unwrap().len(), 0, "{}", bobs.body);
-    p.server.delete(&format!("/messages/bookmark/{m1}"), &p.b.token).await.expect_err(404, "BOOKMARK_NOT_FOUND");
+    p.server
+        .delete(&format!("/messages/bookmark/{m1}"), &p.b.token)
+        .await
+        .expect_err(404, "BOOKMARK_NOT_FOUND");
 
-    p.server.delete(&format!("/messages/bookmark/{m1}"), &p.a.token).await.expect(200);
-    let left = p.server.get("/messages/bookmarks", &p.a.token).await.expect(200);
+    p.server
+        .delete(&format!("/messages/bookmark/{m1}"), &p.a.token)
+        .await
+        .expect(200);
+    let left = p
+        .server
+        .get("/messages/bookmarks", &p.a.token)
+        .await
+        .expect(200);
     assert_eq!(left.data().as_array().unwrap().len(), 1);
 }
 
@@ -162,22 +262,42 @@ async fn scheduled_message_is_delivered_once() {
         .expect(201);
     assert_eq!(r.data()["status"], "PENDING");
     let id = r.data()["id"].as_str().unwrap().to_owned();
-    let listed = p.server.get("/messages/schedule", &p.a.token).await.expect(200);
-    assert_eq!(ids(listed.data()), [id.clone()]);
+    let listed = p
+        .server
+        .get("/messages/schedule", &p.a.token)
+        .await
+        .expect(200);
+    assert_eq!(ids(listed.data()), std::slice::from_ref(&id));
 
-    let f = b.next_on(&msgs, deadline(Duration::from_secs(8))).await.expect("scheduled message delivered within the deadline");
+    let f = b
+        .next_on(&msgs, deadline(Duration::from_secs(8)))
+        .await
+        .expect("scheduled message delivered within the deadline");
     let m = f.json();
     assert_eq!(m["content"]["text"], "from the past");
     assert_eq!(m["senderId"], p.a.id.as_str());
 
     eventually(WAIT, "schedule marked SENT", || async {
-        let r = p.server.get("/messages/schedule", &p.a.token).await.expect(200);
+        let r = p
+            .server
+            .get("/messages/schedule", &p.a.token)
+            .await
+            .expect(200);
         let list = r.data().as_array().unwrap().clone();
-        list.iter().any(|s| s["id"] == id.as_str() && s["status"] == "SENT").then_some(())
+        list.iter()
+            .any(|s| s["id"] == id.as_str() && s["status"] == "SENT")
+            .then_some(())
     })
     .await;
     let msg_id = m["id"].as_str().unwrap().to_owned();
     wait_saved(&p.server, &p.a, &msg_id).await;
     let history = p.server.history(&p.a, &p.room).await;
-    assert_eq!(history.iter().filter(|h| h["content"]["text"] == "from the past").count(), 1, "exactly once");
+    assert_eq!(
+        history
+            .iter()
+            .filter(|h| h["content"]["text"] == "from the past")
+            .count(),
+        1,
+        "exactly once"
+    );
 }

@@ -59,14 +59,22 @@ pub fn status_topic(room: &str) -> String {
 /// Polls `GET /messages/detail/{id}` until the message is SAVED; returns its view.
 pub async fn wait_saved(server: &TestServer, user: &User, id: &str) -> Value {
     eventually(WAIT, &format!("message {id} SAVED"), || async {
-        let r = server.get(&format!("/messages/detail/{id}"), &user.token).await;
+        let r = server
+            .get(&format!("/messages/detail/{id}"), &user.token)
+            .await;
         (r.status == 200 && r.data()["status"] == "SAVED").then(|| r.data().clone())
     })
     .await
 }
 
 /// Sends `text` over STOMP and waits until it is SAVED; returns the message id.
-pub async fn send_saved(server: &TestServer, stomp: &mut Stomp, user: &User, room: &str, text: &str) -> String {
+pub async fn send_saved(
+    server: &TestServer,
+    stomp: &mut Stomp,
+    user: &User,
+    room: &str,
+    text: &str,
+) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let temp = format!("saved-{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let (id, _) = stomp.chat_ok(room, text, &temp).await;
@@ -79,13 +87,20 @@ pub fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap_or_else(|| panic!("not a list: {list}"))
         .iter()
-        .map(|v| v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_owned())
+        .map(|v| {
+            v["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no id in {v}"))
+                .to_owned()
+        })
         .collect()
 }
 
 /// RFC 3339 time `d` from now.
 pub fn rfc3339_in(d: Duration) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
     shoot_core::Timestamp((now + d).as_millis() as i64).to_rfc3339()
 }
 

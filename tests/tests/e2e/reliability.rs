@@ -15,11 +15,15 @@ async fn sync_after_reconnect_returns_exactly_the_missed_messages() {
     let mut b = stomp_on(&p.server, &p.b, &[&msgs]).await;
 
     for i in 1..=3 {
-        a.chat_ok(&p.room, &format!("seen {i}"), &format!("seen-{i}")).await;
+        a.chat_ok(&p.room, &format!("seen {i}"), &format!("seen-{i}"))
+            .await;
     }
     let mut last_seq = 0;
     for _ in 0..3 {
-        let f = b.next_on(&msgs, deadline(WAIT)).await.expect("live delivery before the disconnect");
+        let f = b
+            .next_on(&msgs, deadline(WAIT))
+            .await
+            .expect("live delivery before the disconnect");
         last_seq = f.json()["seq"].as_i64().unwrap();
     }
     assert_eq!(last_seq, 3);
@@ -27,7 +31,9 @@ async fn sync_after_reconnect_returns_exactly_the_missed_messages() {
 
     let mut missed = Vec::new();
     for i in 1..=5 {
-        let (id, seq) = a.chat_ok(&p.room, &format!("missed {i}"), &format!("missed-{i}")).await;
+        let (id, seq) = a
+            .chat_ok(&p.room, &format!("missed {i}"), &format!("missed-{i}"))
+            .await;
         missed.push((id, seq));
     }
     // Reconnect once the missed messages are stored (the immediate case is
@@ -35,18 +41,37 @@ async fn sync_after_reconnect_returns_exactly_the_missed_messages() {
     crate::wait_saved(&p.server, &p.a, &missed[4].0).await;
 
     let mut b = stomp_on(&p.server, &p.b, &["/user/queue/sync"]).await;
-    let receipt = b.send("/app/sync", &json!({"roomId": p.room, "lastSeq": last_seq, "direction": "AFTER"})).await;
+    let receipt = b
+        .send(
+            "/app/sync",
+            &json!({"roomId": p.room, "lastSeq": last_seq, "direction": "AFTER"}),
+        )
+        .await;
     assert!(receipt.is_ok(), "sync refused: {receipt:?}");
-    let f = b.next_on("/user/queue/sync", deadline(WAIT)).await.expect("SYNC reply on /user/queue/sync");
+    let f = b
+        .next_on("/user/queue/sync", deadline(WAIT))
+        .await
+        .expect("SYNC reply on /user/queue/sync");
     let page = f.json();
     let got: Vec<(String, i64)> = page["messages"]
         .as_array()
         .unwrap_or_else(|| panic!("messages list: {page}"))
         .iter()
-        .map(|m| (m["id"].as_str().unwrap().to_owned(), m["seq"].as_i64().unwrap()))
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["seq"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(got, missed, "exactly the 5 missed messages, in order, no gaps or duplicates");
-    assert_eq!(got.iter().map(|(_, s)| *s).collect::<Vec<_>>(), [4, 5, 6, 7, 8]);
+    assert_eq!(
+        got, missed,
+        "exactly the 5 missed messages, in order, no gaps or duplicates"
+    );
+    assert_eq!(
+        got.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        [4, 5, 6, 7, 8]
+    );
     assert_eq!(page["hasMore"], false, "{page}");
     assert_eq!(page["latestSeq"], 8, "{page}");
     assert_eq!(page["roomId"], p.room.as_str());
@@ -64,17 +89,39 @@ async fn sync_right_after_a_send_lets_the_client_see_every_durable_message() {
     let mut last_seq = 0;
     let mut hidden = Vec::new();
     for i in 0..10 {
-        let (id, seq) = a.chat_ok(&p.room, &format!("race {i}"), &format!("race-{i}")).await;
-        b.must_send("/app/sync", &json!({"roomId": p.room, "lastSeq": last_seq, "direction": "AFTER"})).await;
-        let page = b.next_on("/user/queue/sync", deadline(WAIT)).await.expect("SYNC reply").json();
-        let got: Vec<&str> = page["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+        let (id, seq) = a
+            .chat_ok(&p.room, &format!("race {i}"), &format!("race-{i}"))
+            .await;
+        b.must_send(
+            "/app/sync",
+            &json!({"roomId": p.room, "lastSeq": last_seq, "direction": "AFTER"}),
+        )
+        .await;
+        let page = b
+            .next_on("/user/queue/sync", deadline(WAIT))
+            .await
+            .expect("SYNC reply")
+            .json();
+        let got: Vec<&str> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
         let latest = page["latestSeq"].as_i64().unwrap_or(0);
         if !got.contains(&id.as_str()) && latest < seq {
-            hidden.push(format!("seq {seq}: sync returned {got:?}, latestSeq {latest}, hasMore {}", page["hasMore"]));
+            hidden.push(format!(
+                "seq {seq}: sync returned {got:?}, latestSeq {latest}, hasMore {}",
+                page["hasMore"]
+            ));
         }
         last_seq = seq;
     }
-    assert!(hidden.is_empty(), "durable messages invisible to an immediate sync:\n{}", hidden.join("\n"));
+    assert!(
+        hidden.is_empty(),
+        "durable messages invisible to an immediate sync:\n{}",
+        hidden.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,17 +139,34 @@ async fn durable_messages_survive_a_restart_exactly_once() {
     p.server.restart().await;
 
     let expect: HashSet<String> = sent.iter().map(|(id, ..)| id.clone()).collect();
-    let history = eventually(std::time::Duration::from_secs(10), "all durable messages SAVED after restart", || async {
-        let h = p.server.history(&p.a, &p.room).await;
-        let saved: HashSet<String> =
-            h.iter().filter(|m| m["status"] == "SAVED").map(|m| m["id"].as_str().unwrap().to_owned()).collect();
-        expect.is_subset(&saved).then_some(h)
-    })
+    let history = eventually(
+        std::time::Duration::from_secs(10),
+        "all durable messages SAVED after restart",
+        || async {
+            let h = p.server.history(&p.a, &p.room).await;
+            let saved: HashSet<String> = h
+                .iter()
+                .filter(|m| m["status"] == "SAVED")
+                .map(|m| m["id"].as_str().unwrap().to_owned())
+                .collect();
+            expect.is_subset(&saved).then_some(h)
+        },
+    )
     .await;
-    assert_eq!(history.len(), sent.len(), "each message exactly once: {history:?}");
+    assert_eq!(
+        history.len(),
+        sent.len(),
+        "each message exactly once: {history:?}"
+    );
     let got: Vec<(String, i64, String)> = history
         .iter()
-        .map(|m| (m["id"].as_str().unwrap().to_owned(), m["seq"].as_i64().unwrap(), m["tempId"].as_str().unwrap_or("").to_owned()))
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["seq"].as_i64().unwrap(),
+                m["tempId"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
     assert_eq!(got, sent, "same ids, seqs and tempIds, in order");
 
@@ -112,6 +176,10 @@ async fn durable_messages_survive_a_restart_exactly_once() {
     let (_, seq) = a.chat_ok(&p.room, "after restart", "after-restart").await;
     assert_eq!(seq, sent.len() as i64 + 1);
     let again = a.chat(&p.room, "durable 0", "durable-0").await;
-    assert_eq!(again.header("persisted-id"), Some(sent[0].0.as_str()), "idempotent across restart: {again:?}");
+    assert_eq!(
+        again.header("persisted-id"),
+        Some(sent[0].0.as_str()),
+        "idempotent across restart: {again:?}"
+    );
     p.server.stop().await;
 }
