@@ -200,7 +200,11 @@ pub struct Error {
 impl Error {
     /// A client error with a message.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Error {
-        Error { code, message: message.into(), source: None }
+        Error {
+            code,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// A backend failure; the message shown to clients does not include `source`.
@@ -265,7 +269,10 @@ pub enum PortError {
 impl PortError {
     /// Wraps a driver error.
     pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> PortError {
-        PortError::Backend { backend, source: source.into() }
+        PortError::Backend {
+            backend,
+            source: source.into(),
+        }
     }
 }
 

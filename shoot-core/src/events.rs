@@ -1,8 +1,8 @@
 //! Events the engine publishes on the [`EventBus`](crate::ports::EventBus): what a server
 //! turns into STOMP and SSE frames.
 
-use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::identity::UserStatus;
+use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::{Message, MessageStatus};
 use crate::notifications::Notification;
 use crate::rooms::{Role, Room};

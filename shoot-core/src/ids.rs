@@ -69,7 +69,11 @@ define_id!(
 ///
 /// `Seq(0)` means "before the first message" (a read cursor that has read nothing).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Seq(pub i64);
 
 impl Seq {

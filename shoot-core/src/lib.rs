@@ -25,10 +25,10 @@ pub mod social;
 pub mod testkit;
 pub mod time;
 
+pub use engine::{ChatEngine, EngineConfig, Ports};
 pub use error::{Error, ErrorCode, ErrorKind, PortError, PortResult, Result};
 pub use ids::{
     FriendGroupId, FriendRequestId, MessageId, NotificationId, RoomId, ScheduleId, Seq, UserId,
 };
 pub use limits::Limits;
 pub use time::Timestamp;
-pub use engine::{ChatEngine, EngineConfig, Ports};

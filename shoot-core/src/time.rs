@@ -9,7 +9,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 ///
 /// Obtained from a [`Clock`](crate::ports::Clock) so that tests control time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -45,7 +49,8 @@ impl Timestamp {
 
     /// RFC 3339 with millisecond precision and a `Z` suffix, the wire format of every time.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     /// Parses RFC 3339 (any offset), returning `None` when malformed.

@@ -129,7 +129,13 @@ impl ChatEngine {
     /// An engine over `ports` with `config`.
     pub fn new(ports: Ports, config: EngineConfig) -> ChatEngine {
         let runtime = pipeline::Runtime::new();
-        ChatEngine { inner: Arc::new(Inner { ports, config, runtime }) }
+        ChatEngine {
+            inner: Arc::new(Inner {
+                ports,
+                config,
+                runtime,
+            }),
+        }
     }
 
     /// The business limits in force.
@@ -171,7 +177,10 @@ impl ChatEngine {
         if self.p().rooms.get_room(room).await?.is_none() {
             return Err(Error::new(ErrorCode::RoomNotFound, "room not found"));
         }
-        Err(Error::new(ErrorCode::NotRoomParticipant, "not a participant of this room"))
+        Err(Error::new(
+            ErrorCode::NotRoomParticipant,
+            "not a participant of this room",
+        ))
     }
 
     /// Publishes an event; a bus failure is logged, never returned: real-time delivery is

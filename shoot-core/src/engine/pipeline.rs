@@ -99,6 +99,9 @@ pub(crate) struct Runtime {
     pub(crate) typing: Mutex<HashMap<(UserId, RoomId), u64>>,
     /// Fetched previews of messages not yet saved.
     pub(crate) previews: Mutex<HashMap<MessageId, UrlPreview>>,
+    /// Highest seq this instance made durable per room, so that sync can wait for the store
+    /// to catch up instead of silently missing a message between SENT_TO_KAFKA and SAVED.
+    durable_seqs: Mutex<HashMap<RoomId, Seq>>,
     pub(crate) workers: WorkerState,
 }
 
@@ -113,8 +116,14 @@ impl Runtime {
             published: Notify::new(),
             typing: Mutex::new(HashMap::new()),
             previews: Mutex::new(HashMap::new()),
+            durable_seqs: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),
         }
+    }
+
+    /// The highest seq this instance appended to the log in `room`, if any.
+    pub(crate) fn durable_seq(&self, room: RoomId) -> Option<Seq> {
+        lock(&self.durable_seqs).get(&room).copied()
     }
 
     /// Whether `shutdown` has begun.
@@ -762,6 +771,11 @@ impl ChatEngine {
                 return;
             }
         };
+        if let Some(last) = appended.last() {
+            let mut seqs = lock(&rt.durable_seqs);
+            let entry = seqs.entry(last.room_id).or_insert(last.seq);
+            *entry = (*entry).max(last.seq);
+        }
         let limits = self.limits();
         let eph = &self.p().ephemeral;
         join_all(appended.iter().map(|m| {

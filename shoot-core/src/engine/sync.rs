@@ -1,15 +1,24 @@
 //! Reconnect sync: exactly the messages a client missed, by sequence.
 //!
-//! Sync reads the message store. A message is visible there once its `SAVED` status was
-//! emitted; between `SENT_TO_KAFKA` and `SAVED` (normally a few milliseconds) it has a seq but
-//! is not yet returned by sync. Clients track seqs: a gap in what they received (live or by
-//! sync) means "sync again after the last contiguous seq".
+//! Sync reads the message store. A message is stored shortly after it became durable in the
+//! log (`SENT_TO_KAFKA` → `SAVED`, normally a few milliseconds). So that a client reconnecting
+//! in that window does not miss it, sync first waits (bounded by [`SYNC_CATCH_UP`]) until the
+//! store holds every message this instance made durable in the room, and `latest_seq` is never
+//! lower than that seq: if the store is slower than the bound, the reply says so (`has_more`
+//! with `latest_seq` past the last returned message) and the client syncs again. Messages made
+//! durable by another instance are covered by the same rule on the client side: a seq gap in
+//! what it received (live or by sync) means "sync again after the last contiguous seq".
+
+use std::time::Duration;
 
 use crate::engine::ChatEngine;
 use crate::engine::messages::{MessageRecord, records};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::HistoryQuery;
+
+/// How long sync waits for the store to catch up with the log.
+pub(crate) const SYNC_CATCH_UP: Duration = Duration::from_secs(2);
 
 /// Which page to return.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +53,7 @@ pub struct SyncPage {
     pub messages: Vec<MessageRecord>,
     /// Whether more messages exist in the requested direction.
     pub has_more: bool,
-    /// The highest stored seq of the room.
+    /// The highest seq of the room known to be durable (stored, or appended by this instance).
     pub latest_seq: Seq,
 }
 
@@ -93,9 +102,21 @@ impl ChatEngine {
                 true,
             ),
         };
+        let stored = self.wait_for_store(room).await?;
+        let durable = self.runtime().durable_seq(room).unwrap_or(Seq::ZERO);
+        let latest_seq = stored.max(durable);
         let page_limit = query.limit - 1;
         let mut messages = self.p().messages.history(room, query).await?;
-        let has_more = messages.len() > page_limit;
+        let last_seen = messages
+            .iter()
+            .map(|m| m.seq)
+            .chain(cursor)
+            .max()
+            .unwrap_or(Seq::ZERO);
+        // The store lagged behind the log for longer than the catch-up bound: tell the
+        // client there is more after what it got, so it syncs again.
+        let store_lagging = req.direction == SyncDirection::After && latest_seq > last_seen;
+        let has_more = messages.len() > page_limit || store_lagging;
         if has_more {
             if newest_first_trim {
                 messages.drain(..messages.len() - page_limit);
@@ -103,7 +124,6 @@ impl ChatEngine {
                 messages.truncate(page_limit);
             }
         }
-        let latest_seq = self.p().messages.max_seq(room).await?;
         let participants = self.p().rooms.participants(room).await?;
         Ok(SyncPage {
             room_id: room,
@@ -111,5 +131,21 @@ impl ChatEngine {
             has_more,
             latest_seq,
         })
+    }
+
+    /// Waits until the store holds every message this instance made durable in `room`, at
+    /// most [`SYNC_CATCH_UP`]; returns the store's highest seq.
+    async fn wait_for_store(&self, room: RoomId) -> Result<Seq> {
+        let target = self.runtime().durable_seq(room);
+        let deadline = self.now().plus(SYNC_CATCH_UP);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let stored = self.p().messages.max_seq(room).await?;
+            if target.is_none_or(|t| stored >= t) || self.now() >= deadline {
+                return Ok(stored);
+            }
+            self.p().clock.sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 }

@@ -11,7 +11,11 @@ use crate::time::Timestamp;
 
 /// A user's self-declared availability. `Online`/`Offline` also follow connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "SCREAMING_SNAKE_CASE"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum UserStatus {
     /// Connected and available.
     Online,

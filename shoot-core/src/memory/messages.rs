@@ -97,10 +97,16 @@ impl State {
     fn unread(&self, user: UserId, room: RoomId, cursor: Seq) -> u64 {
         let msgs = self.room(room);
         let all = msgs.len() - msgs.partition_point(|m| m.seq <= cursor);
-        let own = self.by_sender.get(&(room, user)).map_or(0, |v| v.len() - v.partition_point(|s| *s <= cursor));
+        let own = self
+            .by_sender
+            .get(&(room, user))
+            .map_or(0, |v| v.len() - v.partition_point(|s| *s <= cursor));
         let (deleted, own_deleted) = self.deleted.get(&room).map_or((0, 0), |v| {
             let after = &v[v.partition_point(|(s, _)| *s <= cursor)..];
-            (after.len(), after.iter().filter(|(_, u)| *u == user).count())
+            (
+                after.len(),
+                after.iter().filter(|(_, u)| *u == user).count(),
+            )
         });
         (all + own_deleted - own - deleted) as u64
     }

@@ -16,7 +16,11 @@ use crate::time::Timestamp;
 
 /// Kind of message content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "SCREAMING_SNAKE_CASE"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum MessageType {
     /// Plain text.
     Text,
@@ -58,7 +62,11 @@ impl MessageType {
 /// Where a message is in its journey. Moves only forward:
 /// `Sending → SentToKafka → Processing → Saved`, or to `Failed` from any non-final step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "SCREAMING_SNAKE_CASE"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum MessageStatus {
     /// Accepted by the server, not yet durable.
     Sending,
@@ -237,8 +245,7 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> PortResult<bool>;
 
     /// Sets or clears the pin. MUST fail with `NotFound` if the message is absent.
-    async fn set_pin(&self, message: MessageId, pin: Option<Pin>, at: Timestamp)
-    -> PortResult<()>;
+    async fn set_pin(&self, message: MessageId, pin: Option<Pin>, at: Timestamp) -> PortResult<()>;
 
     /// Pinned messages of the room, most recently pinned first.
     async fn pinned(&self, room: RoomId) -> PortResult<Vec<Message>>;

@@ -1,10 +1,10 @@
-mod memory_contracts;
-mod support;
 mod identity;
-mod recommend;
-mod social;
-mod pipeline;
-mod rooms;
+mod memory_contracts;
 mod messages;
-mod schedule;
+mod pipeline;
 mod props;
+mod recommend;
+mod rooms;
+mod schedule;
+mod social;
+mod support;
