@@ -107,6 +107,18 @@ pub trait LogConsumer: Send + 'static {
     async fn commit(&mut self, positions: &[LogPosition]) -> PortResult<()>;
 }
 
+/// Allocates per-room sequence numbers for a [`MessageLog`] that cannot number records
+/// itself (Kafka). Backed by the durable store, so numbers survive restarts of everything.
+#[async_trait]
+pub trait SequenceAllocator: Send + Sync + 'static {
+    /// Reserves `count` (≥ 1) consecutive numbers in `room` and returns the first.
+    ///
+    /// MUST never hand out a number twice, across concurrent callers on every instance and
+    /// across restarts, and MUST continue after the highest number ever handed out in the
+    /// room. Numbers reserved by a caller that then fails are lost (a gap), never reused.
+    async fn allocate(&self, room: RoomId, count: u32) -> PortResult<crate::ids::Seq>;
+}
+
 /// Ownership proof of a lock.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LockToken(pub String);
