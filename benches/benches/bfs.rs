@@ -14,7 +14,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use shoot_benches::{SplitMix64, bench_config, insert_users, memory_engine, percentiles, random_graph, runtime, scaled};
+use shoot_benches::{
+    SplitMix64, bench_config, insert_users, memory_engine, percentiles, random_graph, runtime,
+    scaled,
+};
 use shoot_core::social::bfs;
 use shoot_core::{ChatEngine, UserId};
 
@@ -32,15 +35,25 @@ fn data() -> Data {
     let built = Instant::now();
     let adj = random_graph(users, edges, SEED);
     let mut rng = SplitMix64::new(SEED ^ 1);
-    let starts = (0..STARTS).map(|_| UserId(rng.below(users) as i64 + 1)).collect();
-    eprintln!("bfs: graph of {users} users / {edges} friendships built in {:?}", built.elapsed());
+    let starts = (0..STARTS)
+        .map(|_| UserId(rng.below(users) as i64 + 1))
+        .collect();
+    eprintln!(
+        "bfs: graph of {users} users / {edges} friendships built in {:?}",
+        built.elapsed()
+    );
     Data { adj, starts }
 }
 
 fn pure(d: &Data, start: UserId, depth: u8) -> usize {
     let none = HashSet::new();
-    bfs::recommend(start, depth, &none, |users| users.iter().map(|u| d.adj[u.0 as usize - 1].clone()).collect())
-        .len()
+    bfs::recommend(start, depth, &none, |users| {
+        users
+            .iter()
+            .map(|u| d.adj[u.0 as usize - 1].clone())
+            .collect()
+    })
+    .len()
 }
 
 async fn load(engine: &ChatEngine, d: &Data) {
@@ -50,7 +63,10 @@ async fn load(engine: &ChatEngine, d: &Data) {
     for (i, list) in d.adj.iter().enumerate() {
         let me = UserId(i as i64 + 1);
         for f in list.iter().filter(|f| **f > me) {
-            p.social.add_friendship(me, *f, now).await.expect("friendship");
+            p.social
+                .add_friendship(me, *f, now)
+                .await
+                .expect("friendship");
         }
     }
 }
@@ -97,7 +113,8 @@ fn bfs_bench(c: &mut Criterion) {
         group.bench_function(format!("engine/depth_{depth}"), |b| {
             b.iter(|| {
                 i = (i + 1) % d.starts.len();
-                rt.block_on(engine.recommendations(d.starts[i], Some(depth), 20, 0)).expect("recommendations")
+                rt.block_on(engine.recommendations(d.starts[i], Some(depth), 20, 0))
+                    .expect("recommendations")
             })
         });
     }
@@ -105,16 +122,25 @@ fn bfs_bench(c: &mut Criterion) {
     group.bench_function("engine_cached/depth_2", |b| {
         b.iter(|| {
             i = (i + 1) % d.starts.len();
-            rt.block_on(cached_engine.recommendations(d.starts[i], Some(2), 20, 0)).expect("recommendations")
+            rt.block_on(cached_engine.recommendations(d.starts[i], Some(2), 20, 0))
+                .expect("recommendations")
         })
     });
     group.finish();
 
     for depth in [2u8, 3] {
-        report(&format!("pure/depth_{depth}"), |s| pure(&d, s, depth), &d.starts);
+        report(
+            &format!("pure/depth_{depth}"),
+            |s| pure(&d, s, depth),
+            &d.starts,
+        );
         report(
             &format!("engine/depth_{depth}"),
-            |s| rt.block_on(engine.recommendations(s, Some(depth), 20, 0)).expect("recommendations").len(),
+            |s| {
+                rt.block_on(engine.recommendations(s, Some(depth), 20, 0))
+                    .expect("recommendations")
+                    .len()
+            },
             &d.starts,
         );
     }

@@ -34,12 +34,23 @@ async fn run_sample(iters: u64) -> Duration {
     let (engine, _stores) = memory_engine(bench_config(100));
     engine.start().await.expect("start");
     let users = insert_users(&engine, 1, 2).await;
-    let room = engine.create_group_room(users[0], "fan-out", vec![users[1]]).await.expect("room").room.id;
-    let counter =
-        Arc::new(Counter { delivered: AtomicU64::new(0), target: AtomicU64::new(u64::MAX), reached: Notify::new() });
+    let room = engine
+        .create_group_room(users[0], "fan-out", vec![users[1]])
+        .await
+        .expect("room")
+        .room
+        .id;
+    let counter = Arc::new(Counter {
+        delivered: AtomicU64::new(0),
+        target: AtomicU64::new(u64::MAX),
+        reached: Notify::new(),
+    });
     let n = subscribers() as u64;
     for _ in 0..n {
-        let mut stream = engine.subscribe_topic(Topic::Room(room)).await.expect("subscribe");
+        let mut stream = engine
+            .subscribe_topic(Topic::Room(room))
+            .await
+            .expect("subscribe");
         let counter = counter.clone();
         tokio::spawn(async move {
             while let Some(event) = stream.next().await {
@@ -68,8 +79,14 @@ async fn run_sample(iters: u64) -> Duration {
         engine.send_message(users[0], cmd).await.expect("send");
         let deadline = tokio::time::Instant::now() + DEADLINE;
         while counter.delivered.load(Ordering::Relaxed) < target {
-            if tokio::time::timeout_at(deadline, counter.reached.notified()).await.is_err() {
-                panic!("only {} of {target} deliveries", counter.delivered.load(Ordering::Relaxed));
+            if tokio::time::timeout_at(deadline, counter.reached.notified())
+                .await
+                .is_err()
+            {
+                panic!(
+                    "only {} of {target} deliveries",
+                    counter.delivered.load(Ordering::Relaxed)
+                );
             }
         }
         total += start.elapsed();
@@ -83,8 +100,14 @@ fn fanout(c: &mut Criterion) {
     group.sample_size(20);
     for workers in [1, 2] {
         let rt = runtime(workers);
-        let name = format!("{}_subscribers/{workers}_worker{}", subscribers(), if workers > 1 { "s" } else { "" });
-        group.bench_function(name, |b| b.iter_custom(|iters| run_on(&rt, run_sample(iters))));
+        let name = format!(
+            "{}_subscribers/{workers}_worker{}",
+            subscribers(),
+            if workers > 1 { "s" } else { "" }
+        );
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| run_on(&rt, run_sample(iters)))
+        });
     }
     group.finish();
 }

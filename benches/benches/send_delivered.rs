@@ -36,9 +36,27 @@ struct Scenario {
 }
 
 const SCENARIOS: [Scenario; 4] = [
-    Scenario { name: "single_room/32_senders/1_worker", rooms: 1, senders_per_room: 32, workers: 1, until_saved: false },
-    Scenario { name: "16_rooms/4_senders/1_worker", rooms: 16, senders_per_room: 4, workers: 1, until_saved: false },
-    Scenario { name: "16_rooms/4_senders/2_workers", rooms: 16, senders_per_room: 4, workers: 2, until_saved: false },
+    Scenario {
+        name: "single_room/32_senders/1_worker",
+        rooms: 1,
+        senders_per_room: 32,
+        workers: 1,
+        until_saved: false,
+    },
+    Scenario {
+        name: "16_rooms/4_senders/1_worker",
+        rooms: 16,
+        senders_per_room: 4,
+        workers: 1,
+        until_saved: false,
+    },
+    Scenario {
+        name: "16_rooms/4_senders/2_workers",
+        rooms: 16,
+        senders_per_room: 4,
+        workers: 2,
+        until_saved: false,
+    },
     Scenario {
         name: "16_rooms/4_senders/1_worker/until_saved",
         rooms: 16,
@@ -62,7 +80,11 @@ struct Counter {
     reached: Notify,
 }
 
-async fn setup(engine: &ChatEngine, sc: Scenario, counter: &Arc<Counter>) -> Vec<(RoomId, Vec<UserId>)> {
+async fn setup(
+    engine: &ChatEngine,
+    sc: Scenario,
+    counter: &Arc<Counter>,
+) -> Vec<(RoomId, Vec<UserId>)> {
     let per_room = sc.senders_per_room + 1;
     let users = insert_users(engine, 1, sc.rooms * per_room).await;
     let mut rooms = Vec::new();
@@ -73,7 +95,10 @@ async fn setup(engine: &ChatEngine, sc: Scenario, counter: &Arc<Counter>) -> Vec
             .await
             .expect("create room");
         let room = details.room.id;
-        let mut stream = engine.subscribe_room(*reader, room).await.expect("subscribe");
+        let mut stream = engine
+            .subscribe_room(*reader, room)
+            .await
+            .expect("subscribe");
         let counter = counter.clone();
         tokio::spawn(async move {
             while let Some(event) = stream.next().await {
@@ -93,7 +118,10 @@ async fn setup(engine: &ChatEngine, sc: Scenario, counter: &Arc<Counter>) -> Vec
 async fn wait_delivered(counter: &Counter, target: u64) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while counter.delivered.load(Ordering::Relaxed) < target {
-        if tokio::time::timeout_at(deadline, counter.reached.notified()).await.is_err() {
+        if tokio::time::timeout_at(deadline, counter.reached.notified())
+            .await
+            .is_err()
+        {
             panic!(
                 "only {} of {target} messages delivered within {DEADLINE:?}",
                 counter.delivered.load(Ordering::Relaxed)
@@ -106,8 +134,11 @@ async fn wait_delivered(counter: &Counter, target: u64) {
 async fn run_sample(sc: Scenario, iters: u64) -> Duration {
     let (engine, stores) = memory_engine(bench_config(100));
     engine.start().await.expect("start");
-    let counter =
-        Arc::new(Counter { delivered: AtomicU64::new(0), target: AtomicU64::new(u64::MAX), reached: Notify::new() });
+    let counter = Arc::new(Counter {
+        delivered: AtomicU64::new(0),
+        target: AtomicU64::new(u64::MAX),
+        reached: Notify::new(),
+    });
     let rooms = setup(&engine, sc, &counter).await;
     let senders = sc.rooms * sc.senders_per_room;
     let per_sender = (batch() / senders).max(1);
@@ -159,8 +190,12 @@ fn send_delivered(c: &mut Criterion) {
     for sc in SCENARIOS {
         let rt = runtime(sc.workers);
         let senders = sc.rooms * sc.senders_per_room;
-        group.throughput(Throughput::Elements(((batch() / senders).max(1) * senders) as u64));
-        group.bench_function(sc.name, |b| b.iter_custom(|iters| run_on(&rt, run_sample(sc, iters))));
+        group.throughput(Throughput::Elements(
+            ((batch() / senders).max(1) * senders) as u64,
+        ));
+        group.bench_function(sc.name, |b| {
+            b.iter_custom(|iters| run_on(&rt, run_sample(sc, iters)))
+        });
     }
     group.finish();
 }

@@ -48,7 +48,12 @@ async fn setup(engine: &ChatEngine) -> (UserId, u64) {
     let mut next_id = 1_000_000;
     let mut expected = 0;
     for r in 0..rooms() {
-        let room = engine.create_group_room(other, &format!("room {r}"), vec![me]).await.expect("room").room.id;
+        let room = engine
+            .create_group_room(other, &format!("room {r}"), vec![me])
+            .await
+            .expect("room")
+            .room
+            .id;
         let at = p.clock.now();
         let batch: Vec<Message> = (1..=PER_ROOM)
             .map(|seq| {
@@ -58,9 +63,15 @@ async fn setup(engine: &ChatEngine) -> (UserId, u64) {
             .collect();
         p.messages.insert_messages(&batch).await.expect("insert");
         let last = batch.last().expect("non-empty");
-        p.rooms.record_activity(room, last.seq, last.id, at).await.expect("activity");
+        p.rooms
+            .record_activity(room, last.seq, last.id, at)
+            .await
+            .expect("activity");
         let cursor = (r % 3) as i64 * 5;
-        p.rooms.advance_read_cursor(room, me, Seq(cursor)).await.expect("cursor");
+        p.rooms
+            .advance_read_cursor(room, me, Seq(cursor))
+            .await
+            .expect("cursor");
         expected += (PER_ROOM - cursor) as u64;
     }
     (me, expected)

@@ -45,7 +45,10 @@ where
 /// Engine settings for benchmarks: rate limiting off (`messages_per_second = 0`, as SPEC §5
 /// prescribes for benchmarks), cheap password hashing, group rooms up to `max_group`.
 pub fn bench_config(max_group: usize) -> EngineConfig {
-    let mut config = EngineConfig { password: PasswordHasherConfig::fast(), ..EngineConfig::default() };
+    let mut config = EngineConfig {
+        password: PasswordHasherConfig::fast(),
+        ..EngineConfig::default()
+    };
     config.limits.messages_per_second = 0.0;
     config.limits.group_max_members = config.limits.group_max_members.max(max_group);
     config
@@ -85,7 +88,12 @@ pub async fn insert_users(engine: &ChatEngine, first: i64, n: usize) -> Vec<User
             created_at: now,
             updated_at: now,
         };
-        engine.ports().users.create_user(&user).await.expect("insert user");
+        engine
+            .ports()
+            .users
+            .create_user(&user)
+            .await
+            .expect("insert user");
         ids.push(id);
     }
     ids
@@ -120,7 +128,10 @@ impl SplitMix64 {
 /// distinct friendships (uniformly random pairs, no self-loops): `adj[i]` is the sorted
 /// friend list of `UserId(i + 1)`.
 pub fn random_graph(users: usize, edges: usize, seed: u64) -> Vec<Vec<UserId>> {
-    assert!(users >= 2 && edges <= users * (users - 1) / 2, "graph too dense");
+    assert!(
+        users >= 2 && edges <= users * (users - 1) / 2,
+        "graph too dense"
+    );
     let mut rng = SplitMix64::new(seed);
     let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(edges + edges / 8);
     while pairs.len() < edges {
@@ -169,7 +180,10 @@ mod tests {
         let degree_sum: usize = g.iter().map(Vec::len).sum();
         assert_eq!(degree_sum, 2000);
         for (u, list) in g.iter().enumerate() {
-            assert!(list.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+            assert!(
+                list.windows(2).all(|w| w[0] < w[1]),
+                "sorted, no duplicates"
+            );
             let me = UserId(u as i64 + 1);
             assert!(!list.contains(&me), "no self-loop");
             for v in list {
@@ -182,6 +196,13 @@ mod tests {
     fn percentiles_pick_ranks() {
         let mut s: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
         let (p50, p90, p99) = percentiles(&mut s);
-        assert_eq!((p50, p90, p99), (Duration::from_millis(51), Duration::from_millis(90), Duration::from_millis(99)));
+        assert_eq!(
+            (p50, p90, p99),
+            (
+                Duration::from_millis(51),
+                Duration::from_millis(90),
+                Duration::from_millis(99)
+            )
+        );
     }
 }

@@ -41,7 +41,10 @@ fn tokio_memory_ports() -> Ports {
 /// Engine settings for the examples: defaults, but with cheap Argon2 parameters so sign-up
 /// is instant. A real deployment keeps `PasswordHasherConfig::PRODUCTION`.
 fn example_config() -> EngineConfig {
-    EngineConfig { password: PasswordHasherConfig::fast(), ..EngineConfig::default() }
+    EngineConfig {
+        password: PasswordHasherConfig::fast(),
+        ..EngineConfig::default()
+    }
 }
 
 async fn sign_up(engine: &ChatEngine, username: &str, nickname: &str) -> anyhow::Result<User> {
@@ -58,7 +61,12 @@ async fn sign_up(engine: &ChatEngine, username: &str, nickname: &str) -> anyhow:
     Ok(user)
 }
 
-fn text(room_id: RoomId, temp_id: &str, content: &str, thread_id: Option<MessageId>) -> SendMessage {
+fn text(
+    room_id: RoomId,
+    temp_id: &str,
+    content: &str,
+    thread_id: Option<MessageId>,
+) -> SendMessage {
     SendMessage {
         room_id,
         text: content.to_owned(),
@@ -78,7 +86,10 @@ pub struct StatusWatcher {
 impl StatusWatcher {
     /// Watches the statuses of `user`'s messages (subscribe before sending).
     pub async fn new(engine: &ChatEngine, user: UserId) -> anyhow::Result<StatusWatcher> {
-        Ok(StatusWatcher { stream: engine.subscribe_user(user).await?, seen: HashMap::new() })
+        Ok(StatusWatcher {
+            stream: engine.subscribe_user(user).await?,
+            seen: HashMap::new(),
+        })
     }
 
     /// Waits (at most [`WAIT`]) until `temp_id` reaches a final status (SAVED or FAILED) and
@@ -87,13 +98,21 @@ impl StatusWatcher {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(list) = self.seen.get(temp_id) {
-                if list.iter().any(|s| matches!(s, MessageStatus::Saved | MessageStatus::Failed)) {
+                if list
+                    .iter()
+                    .any(|s| matches!(s, MessageStatus::Saved | MessageStatus::Failed))
+                {
                     return Ok(list.clone());
                 }
             }
             let event = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
-                .map_err(|_| anyhow!("no final status for {temp_id} within {WAIT:?}: {:?}", self.seen.get(temp_id)))?
+                .map_err(|_| {
+                    anyhow!(
+                        "no final status for {temp_id} within {WAIT:?}: {:?}",
+                        self.seen.get(temp_id)
+                    )
+                })?
                 .ok_or_else(|| anyhow!("event stream closed"))?;
             if let Event::Status(update) = &*event {
                 if let Some(t) = &update.temp_id {
@@ -105,7 +124,11 @@ impl StatusWatcher {
 }
 
 fn arrows(statuses: &[MessageStatus]) -> String {
-    statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" → ")
+    statuses
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 /// Sends, prints the receipt, then waits for and prints the status transitions.
@@ -119,9 +142,18 @@ async fn send_and_follow(
     let temp_id = cmd.temp_id.clone();
     let content = cmd.text.clone();
     let receipt = engine.send_message(sender, cmd).await?;
-    writeln!(out, "{name} → \"{content}\" (tempId {temp_id}, seq {})", receipt.seq)?;
+    writeln!(
+        out,
+        "{name} → \"{content}\" (tempId {temp_id}, seq {})",
+        receipt.seq
+    )?;
     let statuses = watcher.until_final(&temp_id).await?;
-    writeln!(out, "    status: {}  (persistedId {})", arrows(&statuses), receipt.message_id)?;
+    writeln!(
+        out,
+        "    status: {}  (persistedId {})",
+        arrows(&statuses),
+        receipt.message_id
+    )?;
     if statuses.last() != Some(&MessageStatus::Saved) {
         bail!("{temp_id} ended {:?}", statuses.last());
     }
@@ -159,12 +191,23 @@ fn event_kind(e: &Event) -> String {
 pub async fn embedded_chat(out: &mut impl Write) -> anyhow::Result<()> {
     let engine = ChatEngine::new(tokio_memory_ports(), example_config());
     engine.start().await?;
-    writeln!(out, "== Shoot, embedded: the whole engine in this process, on the memory ports ==")?;
+    writeln!(
+        out,
+        "== Shoot, embedded: the whole engine in this process, on the memory ports =="
+    )?;
 
     let alice = sign_up(&engine, "alice", "Alice").await?;
     let bob = sign_up(&engine, "bob", "Bob").await?;
-    writeln!(out, "signed up: {} (id {}, code {})", alice.nickname, alice.id, alice.user_code)?;
-    writeln!(out, "signed up: {} (id {}, code {})", bob.nickname, bob.id, bob.user_code)?;
+    writeln!(
+        out,
+        "signed up: {} (id {}, code {})",
+        alice.nickname, alice.id, alice.user_code
+    )?;
+    writeln!(
+        out,
+        "signed up: {} (id {}, code {})",
+        bob.nickname, bob.id, bob.user_code
+    )?;
     let names: HashMap<UserId, &str> = HashMap::from([(alice.id, "Alice"), (bob.id, "Bob")]);
 
     let (room, created) = engine.create_direct_room(alice.id, bob.id).await?;
@@ -175,7 +218,10 @@ pub async fn embedded_chat(out: &mut impl Write) -> anyhow::Result<()> {
     let mut bob_statuses = StatusWatcher::new(&engine, bob.id).await?;
     let mut bob_room_events = engine.subscribe_room(bob.id, room.id).await?;
 
-    writeln!(out, "\n-- conversation (each send returns once durable; SAVED follows from the worker) --")?;
+    writeln!(
+        out,
+        "\n-- conversation (each send returns once durable; SAVED follows from the worker) --"
+    )?;
     let a = (alice.id, "Alice");
     let b = (bob.id, "Bob");
     let lunch = send_and_follow(
@@ -194,17 +240,44 @@ pub async fn embedded_chat(out: &mut impl Write) -> anyhow::Result<()> {
         text(room.id, "b-1", "Sure: 12:30 at the noodle bar on 5th", None),
     )
     .await?;
-    send_and_follow(&engine, &mut alice_statuses, out, a, text(room.id, "a-2", "Perfect, see you there", None))
-        .await?;
+    send_and_follow(
+        &engine,
+        &mut alice_statuses,
+        out,
+        a,
+        text(room.id, "a-2", "Perfect, see you there", None),
+    )
+    .await?;
 
     // Re-sending the same tempId never creates a second message.
-    let again = engine.send_message(alice.id, text(room.id, "a-2", "Perfect, see you there", None)).await?;
-    writeln!(out, "Alice retries tempId a-2 → duplicate: {} (same id: {})", again.duplicate, again.message_id)?;
+    let again = engine
+        .send_message(
+            alice.id,
+            text(room.id, "a-2", "Perfect, see you there", None),
+        )
+        .await?;
+    writeln!(
+        out,
+        "Alice retries tempId a-2 → duplicate: {} (same id: {})",
+        again.duplicate, again.message_id
+    )?;
 
     writeln!(out, "\n-- reaction, pin, thread --")?;
-    let reacted = engine.add_reaction(bob.id, lunch.message_id, "like").await?;
-    let by: Vec<&str> = reacted.reactions.get("like").into_iter().flatten().map(|u| names.get(u).copied().unwrap_or("?")).collect();
-    writeln!(out, "Bob reacted 'like' to seq {}: like by {by:?}", reacted.seq)?;
+    let reacted = engine
+        .add_reaction(bob.id, lunch.message_id, "like")
+        .await?;
+    let by: Vec<&str> = reacted
+        .reactions
+        .get("like")
+        .into_iter()
+        .flatten()
+        .map(|u| names.get(u).copied().unwrap_or("?"))
+        .collect();
+    writeln!(
+        out,
+        "Bob reacted 'like' to seq {}: like by {by:?}",
+        reacted.seq
+    )?;
     let pinned = engine.pin_message(alice.id, place.message_id).await?;
     let pin = pinned.pin.context("pin missing")?;
     writeln!(
@@ -228,23 +301,49 @@ pub async fn embedded_chat(out: &mut impl Write) -> anyhow::Result<()> {
         "thread on \"{}\": {} repl{} — {}",
         thread.root.text,
         thread.replies.len(),
-        if thread.replies.len() == 1 { "y" } else { "ies" },
-        thread.replies.iter().map(|m| format!("\"{}\"", m.text)).collect::<Vec<_>>().join(", ")
+        if thread.replies.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        thread
+            .replies
+            .iter()
+            .map(|m| format!("\"{}\"", m.text))
+            .collect::<Vec<_>>()
+            .join(", ")
     )?;
 
     writeln!(out, "\n-- read receipts --")?;
     let unread_before = unread_in(&engine, bob.id, room.id).await?;
     let cursor = engine.mark_read(bob.id, room.id, ReadTarget::All).await?;
     let unread_after = unread_in(&engine, bob.id, room.id).await?;
-    writeln!(out, "Bob had {unread_before} unread; marks all read (cursor seq {cursor}); now {unread_after} unread")?;
+    writeln!(
+        out,
+        "Bob had {unread_before} unread; marks all read (cursor seq {cursor}); now {unread_after} unread"
+    )?;
 
     writeln!(out, "\n-- history as Alice sees it --")?;
-    let history = engine.history(alice.id, room.id, HistoryQuery { before: None, after: None, limit: 50 }).await?;
+    let history = engine
+        .history(
+            alice.id,
+            room.id,
+            HistoryQuery {
+                before: None,
+                after: None,
+                limit: 50,
+            },
+        )
+        .await?;
     for record in &history {
         let m = &record.message;
         let mut tags = Vec::new();
         if !m.reactions.is_empty() {
-            let r: BTreeMap<&str, usize> = m.reactions.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+            let r: BTreeMap<&str, usize> = m
+                .reactions
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.len()))
+                .collect();
             tags.push(format!("reactions {r:?}"));
         }
         if m.pin.is_some() {
@@ -283,7 +382,12 @@ pub async fn embedded_chat(out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 async fn unread_in(engine: &ChatEngine, user: UserId, room: RoomId) -> anyhow::Result<u64> {
-    Ok(engine.unread_counts(user).await?.into_iter().find(|(r, _)| *r == room).map_or(0, |(_, n)| n))
+    Ok(engine
+        .unread_counts(user)
+        .await?
+        .into_iter()
+        .find(|(r, _)| *r == room)
+        .map_or(0, |(_, n)| n))
 }
 
 /// A [`LinkFetcher`] that never touches the network: previews come from a fixed table.
@@ -329,12 +433,18 @@ pub struct CountingBus {
 impl CountingBus {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn EventBus>) -> CountingBus {
-        CountingBus { inner, counts: Mutex::new(BTreeMap::new()) }
+        CountingBus {
+            inner,
+            counts: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Publishes so far, by topic kind (`room`, `user`).
     pub fn counts(&self) -> BTreeMap<&'static str, u64> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -345,7 +455,12 @@ impl EventBus for CountingBus {
             Topic::Room(_) => "room",
             Topic::User(_) => "user",
         };
-        *self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(kind).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_default() += 1;
         self.inner.publish(topic, event).await
     }
 
@@ -367,7 +482,10 @@ pub async fn custom_port(out: &mut impl Write) -> anyhow::Result<()> {
     ports.link_fetcher = Some(Arc::new(fetcher));
     let bus = Arc::new(CountingBus::new(ports.bus.clone()));
     ports.bus = bus.clone();
-    writeln!(out, "ports: memory stores + CannedPreviews link fetcher + CountingBus(MemoryBus)")?;
+    writeln!(
+        out,
+        "ports: memory stores + CannedPreviews link fetcher + CountingBus(MemoryBus)"
+    )?;
 
     let engine = ChatEngine::new(ports, example_config());
     engine.start().await?;
@@ -382,7 +500,12 @@ pub async fn custom_port(out: &mut impl Write) -> anyhow::Result<()> {
         &mut statuses,
         out,
         (carol.id, "Carol"),
-        text(room.id, "c-1", "Have you seen https://example.org/rust ?", None),
+        text(
+            room.id,
+            "c-1",
+            "Have you seen https://example.org/rust ?",
+            None,
+        ),
     )
     .await?;
 
@@ -393,9 +516,17 @@ pub async fn custom_port(out: &mut impl Write) -> anyhow::Result<()> {
             .await
             .map_err(|_| anyhow!("no link preview within {WAIT:?}"))?
             .ok_or_else(|| anyhow!("event stream closed"))?;
-        if let Event::MessageChanged { message, change: MessageChange::PreviewAdded, .. } = &*event {
+        if let Event::MessageChanged {
+            message,
+            change: MessageChange::PreviewAdded,
+            ..
+        } = &*event
+        {
             if message.id == sent.message_id {
-                break message.url_preview.clone().context("PreviewAdded without a preview")?;
+                break message
+                    .url_preview
+                    .clone()
+                    .context("PreviewAdded without a preview")?;
             }
         }
     };
@@ -407,7 +538,11 @@ pub async fn custom_port(out: &mut impl Write) -> anyhow::Result<()> {
         preview.description.as_deref().unwrap_or("")
     )?;
     let stored = engine.message(dave.id, sent.message_id).await?;
-    writeln!(out, "stored message has preview: {}", stored.message.url_preview.is_some())?;
+    writeln!(
+        out,
+        "stored message has preview: {}",
+        stored.message.url_preview.is_some()
+    )?;
 
     // A link the table does not know: no preview, nothing breaks.
     send_and_follow(

@@ -468,9 +468,16 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
         delivered as f64 / ((last - t0) as f64 / 1e9),
         (last - t0) as f64 / 1e9
     );
+    let undelivered = expected.saturating_sub(delivered - dups);
+    if drained {
+        println!("lost: {undelivered}");
+    } else {
+        println!(
+            "undelivered when the tool stopped waiting (server backlog; not proof of loss): {undelivered}"
+        );
+    }
     println!(
-        "lost: {} duplicates: {dups} late (reordered): {} open holes: {}",
-        expected.saturating_sub(delivered - dups),
+        "duplicates: {dups} late (reordered): {} open holes: {}",
         stats.late.load(Relaxed),
         stats.gaps.load(Relaxed)
     );

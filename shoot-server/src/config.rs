@@ -40,8 +40,47 @@ pub enum StorageKind {
     Sqlite,
     /// PostgreSQL at `postgres_url`.
     Postgres,
+    /// Rooms and messages in MongoDB at `mongodb_url`, everything else in PostgreSQL at
+    /// `postgres_url`.
+    Mongodb,
     /// In memory, lost on exit (tests and demos).
     Memory,
+}
+
+/// Backend of a port that is either in-process or shared through Redis (bus, locks,
+/// ephemeral state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedKind {
+    /// In this process only.
+    Local,
+    /// Shared by every instance through Redis at `redis_url`.
+    Redis,
+}
+
+impl SharedKind {
+    fn name(self) -> &'static str {
+        match self {
+            SharedKind::Local => "local",
+            SharedKind::Redis => "redis",
+        }
+    }
+
+    fn parse(v: &str) -> Result<SharedKind, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(SharedKind::Local),
+            "redis" => Ok(SharedKind::Redis),
+            _ => Err(format!("expected local or redis, got {v:?}")),
+        }
+    }
+}
+
+/// The durable message log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    /// The embedded SQLite log under the data directory (one instance).
+    Local,
+    /// Kafka at `kafka_brokers`, sequence numbers allocated in PostgreSQL.
+    Kafka,
 }
 
 /// Log line format.
@@ -66,12 +105,30 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// Storage backend.
     pub storage: StorageKind,
-    /// PostgreSQL connection URL (storage = postgres).
+    /// PostgreSQL connection URL (storage = postgres or mongodb).
     pub postgres_url: Option<String>,
-    /// Event bus (only `local` in this build).
-    pub bus: String,
-    /// Durable message log (only `local` in this build).
-    pub log: String,
+    /// PostgreSQL schema of every table (`None`: the URL's default `search_path`).
+    pub postgres_schema: Option<String>,
+    /// MongoDB connection URL (storage = mongodb).
+    pub mongodb_url: Option<String>,
+    /// MongoDB database name (storage = mongodb).
+    pub mongodb_database: String,
+    /// Event bus.
+    pub bus: SharedKind,
+    /// Durable message log.
+    pub log: LogKind,
+    /// Distributed locks.
+    pub locks: SharedKind,
+    /// Presence, typing, rate limits, idempotency claims and caches.
+    pub ephemeral: SharedKind,
+    /// Redis URL (any of bus, locks, ephemeral = redis).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (instances of one cluster share it).
+    pub redis_namespace: String,
+    /// Kafka bootstrap servers, `host:port,…` (log = kafka).
+    pub kafka_brokers: Option<String>,
+    /// Kafka topic of the message log (its dead-letter topic is `{topic}.dlq`).
+    pub kafka_topic: String,
     /// This instance's name (consumer groups, lock owners).
     pub instance_id: String,
     /// Log format.
@@ -105,8 +162,17 @@ impl Default for Config {
             jwt_secret: None,
             storage: StorageKind::Sqlite,
             postgres_url: None,
-            bus: "local".to_owned(),
-            log: "local".to_owned(),
+            postgres_schema: None,
+            mongodb_url: None,
+            mongodb_database: "shoot".to_owned(),
+            bus: SharedKind::Local,
+            log: LogKind::Local,
+            locks: SharedKind::Local,
+            ephemeral: SharedKind::Local,
+            redis_url: None,
+            redis_namespace: "shoot".to_owned(),
+            kafka_brokers: None,
+            kafka_topic: "chat-messages".to_owned(),
             instance_id: String::new(),
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
@@ -322,19 +388,24 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "SHOOT_STORAGE",
         key: "storage",
-        help: "sqlite | postgres | memory (memory: nothing survives a restart)",
+        help: "sqlite | postgres | mongodb | memory (mongodb: rooms and messages in MongoDB, everything else in PostgreSQL, so SHOOT_POSTGRES_URL is required too; memory: nothing survives a restart)",
         default: |c| match c.storage {
             StorageKind::Sqlite => "sqlite".to_owned(),
             StorageKind::Postgres => "postgres".to_owned(),
+            StorageKind::Mongodb => "mongodb".to_owned(),
             StorageKind::Memory => "memory".to_owned(),
         },
         apply: |c, v| {
             c.storage = match v.trim().to_ascii_lowercase().as_str() {
                 "sqlite" => StorageKind::Sqlite,
                 "postgres" | "postgresql" => StorageKind::Postgres,
+                "mongodb" | "mongo" => StorageKind::Mongodb,
                 "memory" => StorageKind::Memory,
-                "mongodb" => return Err("mongodb is not available in this build".to_owned()),
-                _ => return Err(format!("expected sqlite, postgres or memory, got {v:?}")),
+                _ => {
+                    return Err(format!(
+                        "expected sqlite, postgres, mongodb or memory, got {v:?}"
+                    ));
+                }
             };
             Ok(())
         },
@@ -342,7 +413,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "SHOOT_POSTGRES_URL",
         key: "postgres_url",
-        help: "PostgreSQL URL (required with SHOOT_STORAGE=postgres)",
+        help: "PostgreSQL URL (required with SHOOT_STORAGE=postgres or mongodb)",
         default: |_| "(none)".to_owned(),
         apply: |c, v| {
             c.postgres_url = Some(v.trim().to_owned()).filter(|s| !s.is_empty());
@@ -350,22 +421,123 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        env: "SHOOT_POSTGRES_SCHEMA",
+        key: "postgres_schema",
+        help: "PostgreSQL schema holding every table, created if missing (default: the URL's search_path)",
+        default: |_| "(none)".to_owned(),
+        apply: |c, v| {
+            let v = v.trim();
+            if !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+                return Err(format!("expected [A-Za-z0-9_], got {v:?}"));
+            }
+            c.postgres_schema = Some(v.to_owned()).filter(|s| !s.is_empty());
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_MONGODB_URL",
+        key: "mongodb_url",
+        help: "MongoDB URL (required with SHOOT_STORAGE=mongodb)",
+        default: |_| "(none)".to_owned(),
+        apply: |c, v| {
+            c.mongodb_url = Some(v.trim().to_owned()).filter(|s| !s.is_empty());
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_MONGODB_DATABASE",
+        key: "mongodb_database",
+        help: "MongoDB database name",
+        default: |c| c.mongodb_database.clone(),
+        apply: |c, v| {
+            c.mongodb_database = non_empty(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         env: "SHOOT_BUS",
         key: "bus",
-        help: "event bus: local (redis is not available in this build)",
-        default: |c| c.bus.clone(),
+        help: "event bus: local | redis (redis = several instances form a cluster: needs SHOOT_LOG=kafka, SHOOT_LOCKS=redis, SHOOT_EPHEMERAL=redis)",
+        default: |c| c.bus.name().to_owned(),
         apply: |c, v| {
-            c.bus = local_only(v)?;
+            c.bus = SharedKind::parse(v)?;
             Ok(())
         },
     },
     Setting {
         env: "SHOOT_LOG",
         key: "log",
-        help: "durable message log: local (kafka is not available in this build)",
-        default: |c| c.log.clone(),
+        help: "durable message log: local | kafka (kafka needs SHOOT_STORAGE=postgres or mongodb: sequence numbers are allocated in PostgreSQL)",
+        default: |c| match c.log {
+            LogKind::Local => "local".to_owned(),
+            LogKind::Kafka => "kafka".to_owned(),
+        },
         apply: |c, v| {
-            c.log = local_only(v)?;
+            c.log = match v.trim().to_ascii_lowercase().as_str() {
+                "local" => LogKind::Local,
+                "kafka" => LogKind::Kafka,
+                _ => return Err(format!("expected local or kafka, got {v:?}")),
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_LOCKS",
+        key: "locks",
+        help: "distributed locks: local | redis",
+        default: |c| c.locks.name().to_owned(),
+        apply: |c, v| {
+            c.locks = SharedKind::parse(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_EPHEMERAL",
+        key: "ephemeral",
+        help: "presence, typing, rate limits, idempotency claims, caches: local | redis",
+        default: |c| c.ephemeral.name().to_owned(),
+        apply: |c, v| {
+            c.ephemeral = SharedKind::parse(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_REDIS_URL",
+        key: "redis_url",
+        help: "Redis URL, redis://host:port/db (required when any of bus, locks, ephemeral is redis)",
+        default: |_| "(none)".to_owned(),
+        apply: |c, v| {
+            c.redis_url = Some(v.trim().to_owned()).filter(|s| !s.is_empty());
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_REDIS_NAMESPACE",
+        key: "redis_namespace",
+        help: "prefix of every Redis key (the instances of one cluster share it)",
+        default: |c| c.redis_namespace.clone(),
+        apply: |c, v| {
+            c.redis_namespace = non_empty(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_KAFKA_BROKERS",
+        key: "kafka_brokers",
+        help: "Kafka bootstrap servers, host:port,… (required with SHOOT_LOG=kafka)",
+        default: |_| "(none)".to_owned(),
+        apply: |c, v| {
+            c.kafka_brokers = Some(v.trim().to_owned()).filter(|s| !s.is_empty());
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_KAFKA_TOPIC",
+        key: "kafka_topic",
+        help: "Kafka topic of the message log (dead letters go to <topic>.dlq)",
+        default: |c| c.kafka_topic.clone(),
+        apply: |c, v| {
+            c.kafka_topic = non_empty(v)?;
             Ok(())
         },
     },
@@ -563,13 +735,12 @@ pub const LIMIT_SETTINGS: &[Setting] = limit_settings! {
     idempotency_ttl: duration => "SHOOT_LIMITS_IDEMPOTENCY_TTL", "how long (sender, tempId) claims are remembered";
 };
 
-fn local_only(v: &str) -> Result<String, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "local" => Ok("local".to_owned()),
-        other => Err(format!(
-            "{other:?} is not available in this build (only local)"
-        )),
+fn non_empty(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err("must not be empty".to_owned());
     }
+    Ok(v.to_owned())
 }
 
 fn all_settings() -> impl Iterator<Item = &'static Setting> {
@@ -703,11 +874,7 @@ impl Config {
                 "invalid SHOOT_JWT_SECRET: must not be empty".to_owned(),
             ));
         }
-        if self.storage == StorageKind::Postgres && self.postgres_url.is_none() {
-            return Err(ConfigError(
-                "SHOOT_POSTGRES_URL is required with SHOOT_STORAGE=postgres".to_owned(),
-            ));
-        }
+        self.validate_backends()?;
         let l = &self.limits;
         if l.username_min == 0 || l.username_min > l.username_max {
             return Err(ConfigError(
@@ -740,6 +907,54 @@ impl Config {
             let mut b = [0u8; 4];
             getrandom::fill(&mut b).map_err(|e| ConfigError(format!("no OS randomness: {e}")))?;
             self.instance_id = format!("shoot-{:08x}", u32::from_le_bytes(b));
+        }
+        Ok(())
+    }
+
+    /// Refuses backend combinations that cannot work (one line each).
+    fn validate_backends(&self) -> Result<(), ConfigError> {
+        let refuse = |msg: &str| Err(ConfigError(msg.to_owned()));
+        match self.storage {
+            StorageKind::Postgres if self.postgres_url.is_none() => {
+                return refuse("SHOOT_POSTGRES_URL is required with SHOOT_STORAGE=postgres");
+            }
+            StorageKind::Mongodb if self.postgres_url.is_none() => {
+                return refuse(
+                    "SHOOT_POSTGRES_URL is required with SHOOT_STORAGE=mongodb (users, friends, schedules, bookmarks and notifications live in PostgreSQL)",
+                );
+            }
+            StorageKind::Mongodb if self.mongodb_url.is_none() => {
+                return refuse("SHOOT_MONGODB_URL is required with SHOOT_STORAGE=mongodb");
+            }
+            _ => {}
+        }
+        let uses_redis = [self.bus, self.locks, self.ephemeral].contains(&SharedKind::Redis);
+        if uses_redis && self.redis_url.is_none() {
+            return refuse(
+                "SHOOT_REDIS_URL is required when SHOOT_BUS, SHOOT_LOCKS or SHOOT_EPHEMERAL is redis",
+            );
+        }
+        if self.log == LogKind::Kafka {
+            if self.kafka_brokers.is_none() {
+                return refuse("SHOOT_KAFKA_BROKERS is required with SHOOT_LOG=kafka");
+            }
+            if matches!(self.storage, StorageKind::Sqlite | StorageKind::Memory) {
+                return refuse(
+                    "SHOOT_LOG=kafka needs SHOOT_STORAGE=postgres or mongodb: Kafka cannot number messages, PostgreSQL allocates the per-room sequence numbers",
+                );
+            }
+        }
+        if self.bus == SharedKind::Redis {
+            if self.log == LogKind::Local {
+                return refuse(
+                    "SHOOT_BUS=redis (a cluster) needs SHOOT_LOG=kafka: each instance's local log would number messages independently",
+                );
+            }
+            if self.locks == SharedKind::Local || self.ephemeral == SharedKind::Local {
+                return refuse(
+                    "SHOOT_BUS=redis (a cluster) needs SHOOT_LOCKS=redis and SHOOT_EPHEMERAL=redis: per-instance locks, presence and idempotency claims would diverge",
+                );
+            }
         }
         Ok(())
     }
@@ -817,8 +1032,12 @@ mod tests {
             ("SHOOT_HTTP_ADDR", "nope"),
             ("SHOOT_MODE", "staging"),
             ("SHOOT_STORAGE", "oracle"),
-            ("SHOOT_BUS", "redis"),
-            ("SHOOT_LOG", "kafka"),
+            ("SHOOT_BUS", "nats"),
+            ("SHOOT_LOG", "pulsar"),
+            ("SHOOT_LOCKS", "zookeeper"),
+            ("SHOOT_EPHEMERAL", "memcached"),
+            ("SHOOT_POSTGRES_SCHEMA", "a-b"),
+            ("SHOOT_KAFKA_TOPIC", " "),
             ("SHOOT_LOG_FORMAT", "xml"),
             ("SHOOT_LIMITS_PINS_PER_ROOM", "-1"),
             ("SHOOT_LIMITS_EDIT_WINDOW", "soon"),
@@ -830,8 +1049,6 @@ mod tests {
             assert!(err.0.contains(var), "{var}: {err}");
             assert!(!err.0.contains('\n'), "{err}");
         }
-        let err = load(None, &[("SHOOT_BUS", "redis")]).unwrap_err();
-        assert!(err.0.contains("not available in this build"), "{err}");
         assert!(
             load(Some("unknown_key = 1"), &[])
                 .unwrap_err()
@@ -883,6 +1100,79 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.postgres_url.as_deref(), Some("postgres://x/y"));
+    }
+
+    const CLUSTER: &[(&str, &str)] = &[
+        ("SHOOT_STORAGE", "postgres"),
+        ("SHOOT_POSTGRES_URL", "postgres://x/y"),
+        ("SHOOT_BUS", "redis"),
+        ("SHOOT_LOG", "kafka"),
+        ("SHOOT_LOCKS", "redis"),
+        ("SHOOT_EPHEMERAL", "redis"),
+        ("SHOOT_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("SHOOT_KAFKA_BROKERS", "127.0.0.1:9092"),
+    ];
+
+    fn with(base: &[(&'static str, &'static str)], changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut env: Vec<_> = base
+            .iter()
+            .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+            .copied()
+            .collect();
+        env.extend(changes.iter().filter(|(_, v)| !v.is_empty()).copied());
+        env
+    }
+
+    #[test]
+    fn the_distributed_stack_is_accepted() {
+        let c = load(None, CLUSTER).unwrap();
+        assert_eq!((c.bus, c.log), (SharedKind::Redis, LogKind::Kafka));
+        assert_eq!((c.locks, c.ephemeral), (SharedKind::Redis, SharedKind::Redis));
+        assert_eq!(c.kafka_topic, "chat-messages");
+        assert_eq!(c.redis_namespace, "shoot");
+        let c = load(
+            None,
+            &with(
+                CLUSTER,
+                &[("SHOOT_STORAGE", "mongodb"), ("SHOOT_MONGODB_URL", "mongodb://m")],
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.storage, StorageKind::Mongodb);
+        assert_eq!(c.mongodb_database, "shoot");
+        // One instance may use any shared backend on its own.
+        for single in [
+            &[("SHOOT_LOCKS", "redis"), ("SHOOT_REDIS_URL", "redis://r")][..],
+            &[("SHOOT_EPHEMERAL", "redis"), ("SHOOT_REDIS_URL", "redis://r")][..],
+            &with(CLUSTER, &[("SHOOT_BUS", "local")])[..],
+        ] {
+            load(None, single).unwrap_or_else(|e| panic!("{single:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn inconsistent_backends_are_refused_with_one_line() {
+        for (changes, expected) in [
+            (&[("SHOOT_LOG", "local")][..], "SHOOT_LOG=kafka"),
+            (&[("SHOOT_LOCKS", "local")][..], "SHOOT_LOCKS=redis"),
+            (&[("SHOOT_EPHEMERAL", "local")][..], "SHOOT_EPHEMERAL=redis"),
+            (&[("SHOOT_STORAGE", "sqlite")][..], "SHOOT_STORAGE=postgres or mongodb"),
+            (&[("SHOOT_STORAGE", "memory")][..], "SHOOT_STORAGE=postgres or mongodb"),
+            (&[("SHOOT_REDIS_URL", "")][..], "SHOOT_REDIS_URL is required"),
+            (&[("SHOOT_KAFKA_BROKERS", "")][..], "SHOOT_KAFKA_BROKERS is required"),
+            (&[("SHOOT_POSTGRES_URL", "")][..], "SHOOT_POSTGRES_URL is required"),
+            (&[("SHOOT_STORAGE", "mongodb")][..], "SHOOT_MONGODB_URL is required"),
+            (
+                &[("SHOOT_STORAGE", "mongodb"), ("SHOOT_MONGODB_URL", "mongodb://m"), ("SHOOT_POSTGRES_URL", "")][..],
+                "SHOOT_POSTGRES_URL is required with SHOOT_STORAGE=mongodb",
+            ),
+        ] {
+            let err = load(None, &with(CLUSTER, changes)).unwrap_err();
+            assert!(err.0.contains(expected), "{changes:?}: {err}");
+            assert!(!err.0.contains('\n'), "{err}");
+        }
+        let err = load(None, &[("SHOOT_LOG", "kafka"), ("SHOOT_KAFKA_BROKERS", "k:9092")]).unwrap_err();
+        assert!(err.0.contains("SHOOT_STORAGE=postgres or mongodb"), "{err}");
     }
 
     #[test]

@@ -28,9 +28,10 @@ pub mod ops;
 pub mod rest;
 pub mod server;
 pub mod sse;
+pub mod stack;
 pub mod state;
 pub mod stomp;
 pub mod views;
 
-pub use server::{ServerHandle, app, build_engine, serve};
+pub use server::{ServerHandle, app, build_engine, build_engine_with_readiness, serve};
 pub use state::AppState;

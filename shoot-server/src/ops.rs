@@ -1,9 +1,10 @@
 //! Operations endpoints: `/health` (liveness), `/ready` (every backend answers), `/metrics`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -11,7 +12,11 @@ use shoot_core::{MessageId, RoomId, UserId};
 use utoipa::ToSchema;
 
 use crate::error::Envelope;
+use crate::stack::Readiness;
 use crate::state::AppState;
+
+/// How long one readiness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Liveness / readiness report.
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,7 +59,7 @@ async fn check<F, T>(name: &str, fut: F) -> CheckView
 where
     F: Future<Output = shoot_core::PortResult<T>>,
 {
-    let (status, error) = match tokio::time::timeout(Duration::from_secs(2), fut).await {
+    let (status, error) = match tokio::time::timeout(PROBE_TIMEOUT, fut).await {
         Ok(Ok(_)) => ("UP", None),
         Ok(Err(e)) => {
             tracing::warn!(backend = name, error = %e, "readiness check failed");
@@ -69,17 +74,46 @@ where
     }
 }
 
-/// Readiness: each configured backend answers a cheap query.
+/// Readiness: each configured backend (`sqlite`, `postgres`, `mongodb`, `log`, `kafka`,
+/// `redis`) answers a cheap query within 2 s. A router built without the probes of
+/// [`serve`](crate::serve) checks the stores through the engine's ports instead.
 #[utoipa::path(get, path = "/ready", tag = "ops",
     responses((status = 200, body = Envelope<HealthView>), (status = 503, body = Envelope<HealthView>)))]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    let p = state.engine.ports();
-    let checks = vec![
-        check("users", p.users.get_user(UserId(0))).await,
-        check("rooms", p.rooms.get_room(RoomId(0))).await,
-        check("messages", p.messages.get_message(MessageId(0))).await,
-        check("ephemeral", p.ephemeral.get("shoot:ready-probe")).await,
-    ];
+pub async fn ready(
+    State(state): State<AppState>,
+    readiness: Option<Extension<Arc<Readiness>>>,
+) -> Response {
+    let checks = match readiness {
+        Some(Extension(r)) => r
+            .check(PROBE_TIMEOUT)
+            .await
+            .into_iter()
+            .map(|(name, result)| {
+                let error = result.err().map(|e| {
+                    tracing::warn!(backend = name, error = %e, "readiness check failed");
+                    if e == "timed out" {
+                        e
+                    } else {
+                        "backend error".to_owned()
+                    }
+                });
+                CheckView {
+                    name: name.to_owned(),
+                    status: if error.is_none() { "UP" } else { "DOWN" }.to_owned(),
+                    error,
+                }
+            })
+            .collect(),
+        None => {
+            let p = state.engine.ports();
+            vec![
+                check("users", p.users.get_user(UserId(0))).await,
+                check("rooms", p.rooms.get_room(RoomId(0))).await,
+                check("messages", p.messages.get_message(MessageId(0))).await,
+                check("ephemeral", p.ephemeral.get("shoot:ready-probe")).await,
+            ]
+        }
+    };
     let up = checks.iter().all(|c| c.status == "UP") && !state.shutdown.is_cancelled();
     let status = if up {
         StatusCode::OK

@@ -13,16 +13,15 @@ use axum::response::Response;
 use axum::routing::get;
 use shoot_core::engine::{ChatEngine, EngineConfig};
 use shoot_core::identity::password::PasswordHasherConfig;
-use shoot_core::memory::{MemoryStores, SnowflakeIds};
-use shoot_core::ports::{Clock, Spawner};
-use shoot_tokio::{TokioClock, TokioSpawner};
+use shoot_core::memory::SnowflakeIds;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, StorageKind};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::link_preview::HttpLinkFetcher;
 use crate::metrics::Metrics;
+use crate::stack::{Readiness, Stack, build_stack};
 use crate::state::AppState;
 use crate::{docs, ops, rest, stomp};
 
@@ -73,56 +72,18 @@ pub fn node_id(instance_id: &str) -> u16 {
 
 /// Builds the engine over the configured backends (not started).
 pub async fn build_engine(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<ChatEngine> {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock);
-    let spawner: Arc<dyn Spawner> = Arc::new(TokioSpawner::current());
-    let memory = MemoryStores::new(clock.clone());
-    let mut ports = memory.ports(clock.clone(), spawner);
-    ports.ids = Arc::new(SnowflakeIds::new(
-        clock.clone(),
-        node_id(&config.instance_id),
-    ));
-    match config.storage {
-        StorageKind::Memory => {}
-        StorageKind::Sqlite => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("cannot create data directory {}", config.data_dir.display())
-            })?;
-            let db = config.data_dir.join("shoot.sqlite");
-            let store = Arc::new(
-                shoot_sql::SqliteStore::open(&db.to_string_lossy())
-                    .await
-                    .with_context(|| format!("cannot open {}", db.display()))?,
-            );
-            ports.users = store.clone();
-            ports.social = store.clone();
-            ports.rooms = store.clone();
-            ports.messages = store.clone();
-            ports.bookmarks = store.clone();
-            ports.schedules = store.clone();
-            ports.notifications = store;
-            ports.log = Arc::new(open_log(config).await?);
-        }
-        StorageKind::Postgres => {
-            let url = config
-                .postgres_url
-                .as_deref()
-                .context("SHOOT_POSTGRES_URL is required")?;
-            let store = Arc::new(
-                shoot_sql::PostgresStore::connect(url)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?,
-            );
-            ports.users = store.clone();
-            ports.social = store.clone();
-            ports.rooms = store.clone();
-            ports.messages = store.clone();
-            ports.bookmarks = store.clone();
-            ports.schedules = store.clone();
-            ports.notifications = store;
-            // No Kafka in this build: the durable log stays the embedded one.
-            ports.log = Arc::new(open_log(config).await?);
-        }
-    }
+    Ok(build_engine_with_readiness(config, metrics).await?.0)
+}
+
+/// Like [`build_engine`], also returning the readiness probes of the configured backends.
+pub async fn build_engine_with_readiness(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(ChatEngine, Readiness)> {
+    let Stack {
+        mut ports,
+        readiness,
+    } = build_stack(config).await?;
     if config.link_preview_enabled {
         let fetcher = HttpLinkFetcher::new(
             config.link_preview_allow_private,
@@ -141,16 +102,7 @@ pub async fn build_engine(config: &Config, metrics: Arc<Metrics>) -> anyhow::Res
             parallelism: 1,
         },
     };
-    Ok(ChatEngine::new(ports, engine_config))
-}
-
-async fn open_log(config: &Config) -> anyhow::Result<shoot_sql::SqliteMessageLog> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let path = config.data_dir.join("log.sqlite");
-    shoot_sql::SqliteMessageLog::open(&path.to_string_lossy())
-        .await
-        .with_context(|| format!("cannot open the message log {}", path.display()))
+    Ok((ChatEngine::new(ports, engine_config), readiness))
 }
 
 /// A running server.
@@ -206,14 +158,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<ServerHandle> {
     let metrics = Arc::new(Metrics::default());
-    let engine = build_engine(&config, metrics.clone()).await?;
+    let (engine, readiness) = build_engine_with_readiness(&config, metrics.clone()).await?;
     engine
         .start()
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
     let state = AppState::with_metrics(engine, config, metrics);
     let addr = listener.local_addr()?;
-    let router = app(state.clone());
+    let router = app(state.clone()).layer(axum::Extension(Arc::new(readiness)));
     let token = state.shutdown.clone();
     let serve = tokio::spawn(async move {
         axum::serve(

@@ -33,6 +33,8 @@ mod log;
 mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sequence;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 

@@ -15,11 +15,14 @@ const BACKEND: &str = "postgres";
 /// PostgreSQL only has `$n` placeholders.
 const ANONYMOUS_PARAMS: bool = false;
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        "room_seqs",
+        include_str!("../migrations/postgres/0002_room_seqs.sql"),
+    ),
+]);
 
 /// Claims with `FOR UPDATE SKIP LOCKED`: concurrent claimers on any instance lock disjoint
 /// rows, and a row claimed by a transaction that committed meanwhile is re-checked and

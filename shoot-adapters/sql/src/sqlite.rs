@@ -20,11 +20,14 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Large statements bound in order use `?` (see `sequential_placeholders`).
 const ANONYMOUS_PARAMS: bool = true;
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        "room_seqs",
+        include_str!("../migrations/sqlite/0002_room_seqs.sql"),
+    ),
+]);
 
 /// One UPDATE … RETURNING inside an IMMEDIATE transaction: the write lock is taken before
 /// the due rows are read, so two claimers never see the same rows.

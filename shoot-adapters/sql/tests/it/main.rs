@@ -6,5 +6,6 @@
 
 mod log;
 mod postgres;
+mod sequence;
 mod sqlite;
 mod support;
