@@ -129,6 +129,8 @@ pub struct Config {
     pub kafka_brokers: Option<String>,
     /// Kafka topic of the message log (its dead-letter topic is `{topic}.dlq`).
     pub kafka_topic: String,
+    /// Partitions of the log topics when this instance creates them.
+    pub kafka_partitions: u32,
     /// This instance's name (consumer groups, lock owners).
     pub instance_id: String,
     /// Log format.
@@ -173,6 +175,7 @@ impl Default for Config {
             redis_namespace: "shoot".to_owned(),
             kafka_brokers: None,
             kafka_topic: "chat-messages".to_owned(),
+            kafka_partitions: 8,
             instance_id: String::new(),
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
@@ -538,6 +541,16 @@ pub const SETTINGS: &[Setting] = &[
         default: |c| c.kafka_topic.clone(),
         apply: |c, v| {
             c.kafka_topic = non_empty(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_KAFKA_PARTITIONS",
+        key: "kafka_partitions",
+        help: "partitions of the log topic and its .dlq when they do not exist yet",
+        default: |c| c.kafka_partitions.to_string(),
+        apply: |c, v| {
+            c.kafka_partitions = parse_num::<u32>(v)?.clamp(1, 10_000);
             Ok(())
         },
     },

@@ -25,6 +25,8 @@ use shoot_core::identity::UserStore;
 use shoot_core::memory::{MemoryStores, SnowflakeIds};
 use shoot_core::ports::{Clock, Spawner};
 use shoot_core::{PortResult, UserId};
+use shoot_kafka::{KafkaConfig, KafkaMessageLog};
+use shoot_mongodb::MongoStore;
 use shoot_redis::{Redis, RedisBusConfig};
 use shoot_sql::{PostgresStore, SqliteMessageLog, SqliteStore};
 use shoot_tokio::{TokioClock, TokioSpawner};
@@ -254,20 +256,57 @@ async fn open_local_log(config: &Config) -> anyhow::Result<SqliteMessageLog> {
         .map_err(|e| anyhow::anyhow!("cannot open the message log {}: {e}", path.display()))
 }
 
-// TEMP-WIRE: replaced once shoot-kafka / shoot-mongodb land.
+/// Rooms and messages on MongoDB (the rest stays on PostgreSQL).
 async fn wire_mongodb(
-    _config: &Config,
-    _ports: &mut Ports,
-    _readiness: &mut Readiness,
+    config: &Config,
+    ports: &mut Ports,
+    readiness: &mut Readiness,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("TEMP mongodb")
+    let url = config
+        .mongodb_url
+        .as_deref()
+        .context("SHOOT_MONGODB_URL is required")?;
+    let store = connecting(
+        "MongoDB",
+        MongoStore::connect(url, &config.mongodb_database),
+    )
+    .await?;
+    // The driver connects lazily: make sure the server answers now.
+    connecting("MongoDB", store.ping()).await?;
+    let probe = store.clone();
+    readiness.add("mongodb", move || {
+        let store = probe.clone();
+        async move { port_probe(store.ping().await) }
+    });
+    let store = Arc::new(store);
+    ports.rooms = store.clone();
+    ports.messages = store;
+    Ok(())
 }
 
+/// The message log on Kafka, numbered by PostgreSQL.
 async fn wire_kafka(
-    _config: &Config,
-    _sequences: Arc<PostgresStore>,
-    _ports: &mut Ports,
-    _readiness: &mut Readiness,
+    config: &Config,
+    sequences: Arc<PostgresStore>,
+    ports: &mut Ports,
+    readiness: &mut Readiness,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("TEMP kafka")
+    let brokers = config
+        .kafka_brokers
+        .as_deref()
+        .context("SHOOT_KAFKA_BROKERS is required")?;
+    let kafka_config = KafkaConfig::new(brokers)
+        .with_topic(config.kafka_topic.clone())
+        .with_instance(config.instance_id.clone());
+    let log = KafkaMessageLog::new(kafka_config, sequences)
+        .map_err(|e| anyhow::anyhow!("invalid Kafka configuration: {e}"))?;
+    connecting("Kafka", log.ensure_topics(config.kafka_partitions)).await?;
+    connecting("Kafka", log.check()).await?;
+    let probe = log.clone();
+    readiness.add("kafka", move || {
+        let log = probe.clone();
+        async move { port_probe(log.check().await) }
+    });
+    ports.log = Arc::new(log);
+    Ok(())
 }

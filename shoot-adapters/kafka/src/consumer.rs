@@ -12,7 +12,6 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use shoot_core::PortResult;
 use shoot_core::ports::{LogConsumer, LogEntry, LogPosition};
@@ -51,7 +50,11 @@ impl ConsumerContext for GroupContext {
             }
         };
         let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-        tracing::debug!(?partitions, assign = matches!(rebalance, Rebalance::Assign(_)), "kafka rebalance");
+        tracing::debug!(
+            ?partitions,
+            assign = matches!(rebalance, Rebalance::Assign(_)),
+            "kafka rebalance"
+        );
         self.changed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -146,7 +149,9 @@ impl KafkaLogConsumer {
             )
             .set(
                 "heartbeat.interval.ms",
-                (config.session_timeout.as_millis() / 4).max(100).to_string(),
+                (config.session_timeout.as_millis() / 4)
+                    .max(100)
+                    .to_string(),
             );
         for (k, v) in &config.client_options {
             c.set(k, v);
@@ -261,12 +266,6 @@ impl KafkaLogConsumer {
     }
 }
 
-/// One record taken off the consumer, decoded or not.
-enum Received {
-    Entry(LogEntry),
-    Poison(LogPosition, Poison),
-}
-
 #[async_trait]
 impl LogConsumer for KafkaLogConsumer {
     async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogEntry>> {
@@ -293,15 +292,15 @@ impl LogConsumer for KafkaLogConsumer {
                         offset: m.offset(),
                     };
                     match Envelope::decode(m.payload()) {
-                        Ok(message) => Received::Entry(LogEntry { position, message }),
-                        Err(reason) => Received::Poison(
+                        Ok(message) => Ok(LogEntry { position, message }),
+                        Err(reason) => Err((
                             position,
                             Poison {
                                 key: m.key().map(<[u8]>::to_vec),
                                 payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                                 reason,
                             },
-                        ),
+                        )),
                     }
                 })
             })
@@ -315,7 +314,7 @@ impl LogConsumer for KafkaLogConsumer {
                     }
                     break;
                 }
-                Ok(Ok(Received::Entry(entry))) => {
+                Ok(Ok(Ok(entry))) => {
                     self.partitions
                         .entry(entry.position.partition)
                         .or_default()
@@ -323,7 +322,7 @@ impl LogConsumer for KafkaLogConsumer {
                         .insert(entry.position.offset);
                     out.push(entry);
                 }
-                Ok(Ok(Received::Poison(position, poison))) => {
+                Ok(Ok(Err((position, poison)))) => {
                     self.handle_poison(position.partition, position.offset, poison)
                         .await;
                 }

@@ -86,7 +86,11 @@ impl Shared {
         }
         match producer_config(&self.config).create_with_context::<_, Producer_>(TracingContext) {
             Ok(fresh) => {
-                tracing::warn!(?code, reason, "kafka producer had a fatal error; replaced it");
+                tracing::warn!(
+                    ?code,
+                    reason,
+                    "kafka producer had a fatal error; replaced it"
+                );
                 *slot = Arc::new(fresh);
             }
             Err(e) => tracing::error!(error = %e, "kafka producer could not be recreated"),
@@ -436,9 +440,11 @@ impl MessageLog for KafkaMessageLog {
             Envelope::message_created(entry.message.clone(), &config.instance, now_millis());
         let payload = serde_json::to_vec(&envelope).map_err(KafkaLogError::from)?;
         let key = entry.message.room_id.0.to_string();
-        let headers =
-            self.shared
-                .dead_letter_headers(reason, entry.position.partition, entry.position.offset);
+        let headers = self.shared.dead_letter_headers(
+            reason,
+            entry.position.partition,
+            entry.position.offset,
+        );
         self.shared
             .produce_dead_letter(Some(key.as_bytes()), &payload, headers)
             .await?;

@@ -510,7 +510,9 @@ pub fn unread_plan(user: UserId, cursors: &[(RoomId, Seq)]) -> UnreadPlan {
     }
     let or: Vec<Bson> = min
         .iter()
-        .map(|(room, cursor)| Bson::Document(doc! { "room_id": room.0, "seq": { "$gt": cursor.0 } }))
+        .map(|(room, cursor)| {
+            Bson::Document(doc! { "room_id": room.0, "seq": { "$gt": cursor.0 } })
+        })
         .collect();
     let mut group = doc! { "_id": "$room_id", "n": { "$sum": 1 } };
     for (j, (room, cursor)) in extra.iter().enumerate() {

@@ -200,7 +200,9 @@ impl MessageStore for MongoStore {
             self.find_messages(filter, doc! { "seq": 1 }, Some(n)).await
         } else {
             // The newest page (before the cursor), returned oldest first.
-            let mut page = self.find_messages(filter, doc! { "seq": -1 }, Some(n)).await?;
+            let mut page = self
+                .find_messages(filter, doc! { "seq": -1 }, Some(n))
+                .await?;
             page.reverse();
             Ok(page)
         }

@@ -16,7 +16,11 @@ const BACKEND: &str = "postgres";
 const ANONYMOUS_PARAMS: bool = false;
 
 const MIGRATIONS: Embedded = Embedded(&[
-    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
     (
         2,
         "room_seqs",

@@ -21,7 +21,11 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const ANONYMOUS_PARAMS: bool = true;
 
 const MIGRATIONS: Embedded = Embedded(&[
-    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
     (
         2,
         "room_seqs",

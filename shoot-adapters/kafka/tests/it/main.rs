@@ -165,7 +165,11 @@ async fn poison_records_go_to_the_dlq_and_are_skipped() {
     let mut c1 = log.consumer(&group).await.expect("consumer");
     let got = poll_n(c1.as_mut(), 2).await;
     let ids: Vec<MessageId> = got.iter().map(|e| e.message.id).collect();
-    assert_eq!(ids, vec![first[0].id, second[0].id], "poison is never returned");
+    assert_eq!(
+        ids,
+        vec![first[0].id, second[0].id],
+        "poison is never returned"
+    );
     assert!(drain(c1.as_mut()).await.is_empty());
     c1.commit(&[got[1].position]).await.expect("commit");
     drop(c1);
@@ -213,7 +217,11 @@ async fn poison_records_go_to_the_dlq_and_are_skipped() {
             header(HEADER_ERROR),
             header(HEADER_ORIGINAL_OFFSET),
         ));
-        assert_eq!(m.key(), Some(key.as_bytes()), "the DLQ record keeps the key");
+        assert_eq!(
+            m.key(),
+            Some(key.as_bytes()),
+            "the DLQ record keeps the key"
+        );
     }
     assert_eq!(dead.len(), 2, "both poison records are dead-lettered");
     assert_eq!(dead[0].0, b"this is not json", "original payload kept");
@@ -265,7 +273,9 @@ async fn per_room_order_over_a_thousand_messages() {
         let log = Arc::clone(&log);
         let rooms = rooms.clone();
         tokio::spawn(async move {
-            let batch = (0..20).map(|i| message(rooms[(t + i) % rooms.len()])).collect();
+            let batch = (0..20)
+                .map(|i| message(rooms[(t + i) % rooms.len()]))
+                .collect();
             log.append(batch).await.expect("append")
         })
     });

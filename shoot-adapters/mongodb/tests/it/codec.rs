@@ -10,10 +10,9 @@ use shoot_core::messages::{
 use shoot_core::rooms::{Participant, Role, Room, RoomType};
 use shoot_core::time::Timestamp;
 use shoot_mongodb::codec::{
-    direct_key, duplicate_key_name, escape_regex, message_from_doc, message_to_doc,
-    parse_role, parse_room_type, parse_status, participant_from_doc, participant_to_doc,
-    reaction_code, reaction_field, reaction_path, reactions_from_doc, room_from_doc, room_to_doc,
-    unread_plan,
+    direct_key, duplicate_key_name, escape_regex, message_from_doc, message_to_doc, parse_role,
+    parse_room_type, parse_status, participant_from_doc, participant_to_doc, reaction_code,
+    reaction_field, reaction_path, reactions_from_doc, room_from_doc, room_to_doc, unread_plan,
 };
 use shoot_mongodb::mongodb::bson::{Bson, Document, doc};
 
@@ -99,7 +98,9 @@ fn message_round_trips_with_every_field_set() {
     assert_eq!(d.get_str("message_type").ok(), Some("URL"));
     let reactions = d.get_document("reactions").expect("reactions");
     assert!(
-        reactions.keys().all(|k| !k.contains('.') && !k.starts_with('$')),
+        reactions
+            .keys()
+            .all(|k| !k.contains('.') && !k.starts_with('$')),
         "reaction field names are valid: {reactions:?}"
     );
 }
@@ -123,7 +124,10 @@ fn message_round_trips_with_every_optional_field_absent_and_omits_them() {
             "{absent} is omitted, not null (partial indexes rely on it)"
         );
     }
-    assert!(d.values().all(|v| *v != Bson::Null), "no nulls stored: {d:?}");
+    assert!(
+        d.values().all(|v| *v != Bson::Null),
+        "no nulls stored: {d:?}"
+    );
 }
 
 #[test]
@@ -207,7 +211,13 @@ fn participant_round_trips_under_the_given_room() {
         };
         let d = participant_to_doc(RoomId(8), &p);
         let back = participant_from_doc(&d).expect("decode");
-        assert_eq!(back, Participant { room_id: RoomId(8), ..p });
+        assert_eq!(
+            back,
+            Participant {
+                room_id: RoomId(8),
+                ..p
+            }
+        );
         assert_eq!(d.contains_key("favorited_at"), favorited_at.is_some());
         assert_eq!(parse_role(role.as_str()), Some(role));
     }
@@ -215,9 +225,15 @@ fn participant_round_trips_under_the_given_room() {
 
 #[test]
 fn direct_keys_are_unordered() {
-    assert_eq!(direct_key(UserId(7), UserId(3)), direct_key(UserId(3), UserId(7)));
+    assert_eq!(
+        direct_key(UserId(7), UserId(3)),
+        direct_key(UserId(3), UserId(7))
+    );
     assert_eq!(direct_key(UserId(3), UserId(7)), "3:7");
-    assert_ne!(direct_key(UserId(1), UserId(23)), direct_key(UserId(12), UserId(3)));
+    assert_ne!(
+        direct_key(UserId(1), UserId(23)),
+        direct_key(UserId(12), UserId(3))
+    );
 }
 
 #[test]
@@ -231,7 +247,10 @@ fn regex_escaping_makes_every_metacharacter_literal() {
     assert_eq!(escape_regex("tab\there"), "tab\\x09here");
     assert_eq!(escape_regex("ünï 😂"), "ünï 😂", "non-ASCII kept");
     // Every ASCII punctuation character comes out preceded by a backslash.
-    for c in (0u8..128).map(char::from).filter(char::is_ascii_punctuation) {
+    for c in (0u8..128)
+        .map(char::from)
+        .filter(char::is_ascii_punctuation)
+    {
         let e = escape_regex(&c.to_string());
         if c == '_' {
             assert_eq!(e, "_");
@@ -244,7 +263,8 @@ fn regex_escaping_makes_every_metacharacter_literal() {
 #[test]
 fn reaction_field_names_are_valid_distinct_and_decode_back() {
     let codes = [
-        "like", "a.b", "$x", "x$", "%", "%25", "%2E", "%24", "100%", "..", "", "\0", "👍", "a%b.c$d",
+        "like", "a.b", "$x", "x$", "%", "%25", "%2E", "%24", "100%", "..", "", "\0", "👍",
+        "a%b.c$d",
     ];
     let fields: Vec<String> = codes.iter().map(|c| reaction_field(c)).collect();
     for (code, field) in codes.iter().zip(&fields) {
@@ -255,7 +275,11 @@ fn reaction_field_names_are_valid_distinct_and_decode_back() {
     let mut unique = fields.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), fields.len(), "distinct codes, distinct fields");
+    assert_eq!(
+        unique.len(),
+        fields.len(),
+        "distinct codes, distinct fields"
+    );
     assert_eq!(reaction_path("a.b"), "reactions.a%2Eb");
 }
 
@@ -348,7 +372,10 @@ fn unread_plan_is_one_aggregation_mapping_every_input() {
     let plan = unread_plan(UserId(77), &cursors);
     assert_eq!(plan.pipeline.len(), 2, "$match + $group");
     let m = plan.pipeline[0].get_document("$match").expect("$match");
-    assert_eq!(m.get("sender_id"), Some(&Bson::Document(doc! { "$ne": 77i64 })));
+    assert_eq!(
+        m.get("sender_id"),
+        Some(&Bson::Document(doc! { "$ne": 77i64 }))
+    );
     assert_eq!(m.get("is_deleted"), Some(&Bson::Boolean(false)));
     let or = m.get_array("$or").expect("$or");
     assert_eq!(
@@ -369,6 +396,9 @@ fn unread_plan_is_one_aggregation_mapping_every_input() {
         doc! { "_id": 1i64, "n": 6i32, "x0": 4i32, "x1": 1i32 },
         doc! { "_id": 3i64, "n": 3i32 },
     ];
-    assert_eq!(plan.counts(&groups).expect("counts"), vec![4, 0, 6, 1, 3, 4, 1]);
+    assert_eq!(
+        plan.counts(&groups).expect("counts"),
+        vec![4, 0, 6, 1, 3, 4, 1]
+    );
     assert!(unread_plan(UserId(1), &[]).fields.is_empty());
 }

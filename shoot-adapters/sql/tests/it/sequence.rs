@@ -19,9 +19,21 @@ where
     S: SequenceAllocator + MessageStore,
 {
     let room = RoomId(fresh_id());
-    assert_eq!(store.allocate(room, 1).await.unwrap(), Seq(1), "first seq is 1");
-    assert_eq!(store.allocate(room, 3).await.unwrap(), Seq(2), "reserves 2..=4");
-    assert_eq!(store.allocate(room, 1).await.unwrap(), Seq(5), "continues after 4");
+    assert_eq!(
+        store.allocate(room, 1).await.unwrap(),
+        Seq(1),
+        "first seq is 1"
+    );
+    assert_eq!(
+        store.allocate(room, 3).await.unwrap(),
+        Seq(2),
+        "reserves 2..=4"
+    );
+    assert_eq!(
+        store.allocate(room, 1).await.unwrap(),
+        Seq(5),
+        "continues after 4"
+    );
     assert!(store.allocate(room, 0).await.is_err(), "count 0 is refused");
 
     // 40 concurrent callers reserving 1..=3 numbers each: disjoint ranges without a gap.
