@@ -214,6 +214,12 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
         "connected {n}/{clients} in {secs:.2}s: {:.0} connections/s",
         n as f64 / secs
     );
+    if n == 0 {
+        bail!(
+            "no client connected ({})",
+            env.stats.first_error().unwrap_or_default()
+        );
+    }
     tokio::time::sleep(env.duration).await;
     let (rss1, _) = env.pid_figures();
     let sock1 = sys::tcp_sockstat();
@@ -369,6 +375,12 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
         )
         .await;
     println!("connected {}/{} in {secs:.2}s", conns.len(), t.clients);
+    if conns.is_empty() {
+        bail!(
+            "no client connected ({})",
+            stats.first_error().unwrap_or_default()
+        );
+    }
     // Connect times went to histogram C; it now holds SEND→RECEIPT.
     stats.reset(Hist::C);
     let mut tx: Vec<Option<mpsc::UnboundedSender<Out>>> = vec![None; t.clients];
@@ -575,6 +587,12 @@ pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
         "connected {}/{clients} subscribers in {secs:.2}s",
         conns.len()
     );
+    if conns.is_empty() {
+        bail!(
+            "no subscriber connected ({})",
+            stats.first_error().unwrap_or_default()
+        );
+    }
     let publisher = client::open(&env.target, clients, &pub_auth, &[]).await?;
     let publisher = client::spawn(publisher, env.target.heartbeat_ms, stats.clone(), {
         let stats = stats.clone();
@@ -773,6 +791,12 @@ pub async fn reconnect(
         .connect_all((0..clients).collect(), &pop.auth, subs, handler)
         .await;
     println!("phase 1: connected {}/{clients} in {secs:.2}s", conns.len());
+    if conns.is_empty() {
+        bail!(
+            "no client connected ({})",
+            stats.first_error().unwrap_or_default()
+        );
+    }
 
     // One publisher session per room (a second session of the room's first member).
     let room_last: Arc<Vec<AtomicU64>> =

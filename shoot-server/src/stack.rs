@@ -23,7 +23,9 @@ use futures::future::BoxFuture;
 use shoot_core::engine::Ports;
 use shoot_core::identity::UserStore;
 use shoot_core::memory::{MemoryStores, SnowflakeIds};
-use shoot_core::ports::{Clock, Spawner};
+use async_trait::async_trait;
+use shoot_core::messages::Message;
+use shoot_core::ports::{Clock, LogConsumer, LogEntry, MessageLog, Spawner};
 use shoot_core::{PortResult, UserId};
 use shoot_kafka::{KafkaConfig, KafkaMessageLog};
 use shoot_mongodb::MongoStore;
@@ -307,6 +309,35 @@ async fn wire_kafka(
         let log = probe.clone();
         async move { port_probe(log.check().await) }
     });
-    ports.log = Arc::new(log);
+    ports.log = Arc::new(TopicScopedGroups {
+        prefix: config.kafka_topic.clone(),
+        inner: log,
+    });
     Ok(())
+}
+
+/// Names consumer groups after the log topic (`{topic}.{group}`, e.g.
+/// `chat-messages.persistence`): deployments sharing a Kafka cluster with different topics
+/// then never share a group, so one deployment's members joining or dying never pauses the
+/// other's consumption for a rebalance.
+struct TopicScopedGroups {
+    prefix: String,
+    inner: KafkaMessageLog,
+}
+
+#[async_trait]
+impl MessageLog for TopicScopedGroups {
+    async fn append(&self, batch: Vec<Message>) -> PortResult<Vec<Message>> {
+        self.inner.append(batch).await
+    }
+
+    async fn consumer(&self, group: &str) -> PortResult<Box<dyn LogConsumer>> {
+        self.inner
+            .consumer(&format!("{}.{group}", self.prefix))
+            .await
+    }
+
+    async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
+        self.inner.dead_letter(entry, reason).await
+    }
 }

@@ -364,3 +364,67 @@ impl Drop for KafkaLogConsumer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{PartitionState, Poison};
+
+    fn poison() -> Poison {
+        Poison {
+            key: None,
+            payload: Vec::new(),
+            reason: "test".to_owned(),
+        }
+    }
+
+    #[test]
+    fn caller_commit_is_offset_plus_one() {
+        let mut s = PartitionState::default();
+        s.outstanding.extend([3, 4, 5]);
+        assert_eq!(s.commit_target(Some(4)), Some(5));
+        assert_eq!(s.outstanding.iter().copied().collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn poison_waits_for_earlier_outstanding_records() {
+        let mut s = PartitionState::default();
+        s.outstanding.extend([3, 4]);
+        s.poison.insert(5);
+        // Nothing may be committed past outstanding 3 and 4 on the consumer's own.
+        assert_eq!(s.commit_target(None), None);
+        // Once the caller commits 4, the poison right after it is covered too.
+        assert_eq!(s.commit_target(Some(4)), Some(6));
+        assert!(s.poison.is_empty());
+    }
+
+    #[test]
+    fn poison_with_nothing_outstanding_is_committed_at_once() {
+        let mut s = PartitionState::default();
+        s.poison.insert(7);
+        assert_eq!(s.commit_target(None), Some(8));
+        assert!(s.poison.is_empty());
+    }
+
+    #[test]
+    fn poison_after_a_later_outstanding_record_stays() {
+        let mut s = PartitionState::default();
+        s.outstanding.extend([3, 6]);
+        s.poison.extend([5, 8]);
+        // The caller commits 3: poison 5 is covered, 8 still waits for outstanding 6.
+        assert_eq!(s.commit_target(Some(3)), Some(6));
+        assert_eq!(s.poison.iter().copied().collect::<Vec<_>>(), vec![8]);
+        assert_eq!(s.commit_target(Some(6)), Some(9));
+    }
+
+    #[test]
+    fn no_commit_goes_past_a_record_not_yet_dead_lettered() {
+        let mut s = PartitionState::default();
+        s.outstanding.extend([3, 5]);
+        s.unsent.insert(4, poison());
+        assert_eq!(
+            s.commit_target(Some(5)),
+            Some(4),
+            "clamped to the unsent record"
+        );
+    }
+}

@@ -62,3 +62,78 @@ impl Envelope {
         Ok(envelope.data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
+    use shoot_core::messages::{Message, MessageStatus, MessageType};
+    use shoot_core::time::Timestamp;
+
+    use super::Envelope;
+
+    fn message(seq: i64) -> Message {
+        Message {
+            id: MessageId(11),
+            room_id: RoomId(22),
+            seq: Seq(seq),
+            sender_id: UserId(33),
+            temp_id: Some("t-1".to_owned()),
+            message_type: MessageType::Text,
+            text: "hello".to_owned(),
+            is_edited: false,
+            is_deleted: false,
+            url_preview: None,
+            thread_id: None,
+            reply_count: 0,
+            last_reply_at: None,
+            forwarded_from: None,
+            mentions: Vec::new(),
+            reactions: BTreeMap::new(),
+            pin: None,
+            created_at: Timestamp(1_700_000_000_000),
+            updated_at: None,
+            status: MessageStatus::SentToKafka,
+        }
+    }
+
+    #[test]
+    fn event_shape_and_round_trip() {
+        let envelope = Envelope::message_created(message(5), "node-a", 1234);
+        let json: serde_json::Value = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(json["type"], "MESSAGE_CREATED");
+        assert_eq!(json["metadata"]["instance"], "node-a");
+        assert_eq!(json["metadata"]["producedAt"], 1234);
+        assert_eq!(json["metadata"]["seq"], 5);
+        assert_eq!(json["data"]["seq"], 5);
+        let bytes = serde_json::to_vec(&envelope).unwrap();
+        assert_eq!(Envelope::decode(Some(&bytes)), Ok(message(5)));
+    }
+
+    #[test]
+    fn undecodable_records_say_why() {
+        assert!(Envelope::decode(None).unwrap_err().contains("no payload"));
+        assert!(
+            Envelope::decode(Some(b"not json"))
+                .unwrap_err()
+                .contains("undecodable")
+        );
+        let mut other =
+            serde_json::to_value(Envelope::message_created(message(1), "a", 1)).unwrap();
+        other["type"] = "MESSAGE_DELETED".into();
+        let bytes = serde_json::to_vec(&other).unwrap();
+        assert!(
+            Envelope::decode(Some(&bytes))
+                .unwrap_err()
+                .contains("MESSAGE_DELETED")
+        );
+        let unnumbered =
+            serde_json::to_vec(&Envelope::message_created(message(0), "a", 1)).unwrap();
+        assert!(
+            Envelope::decode(Some(&unnumbered))
+                .unwrap_err()
+                .contains("sequence")
+        );
+    }
+}

@@ -46,7 +46,8 @@ pub const IX_PARTICIPANTS_USER: &str = "ix_participants_user";
 pub const IX_MESSAGES_ROOM_SEQ: &str = "ux_messages_room_seq";
 /// Name of the unique partial index on `messages (sender_id, temp_id)` (idempotent sends).
 pub const IX_MESSAGES_SENDER_TEMP: &str = "ux_messages_sender_temp";
-/// Name of the index on `messages (thread_id, seq)` (thread replies, reply counts).
+/// Name of the index on `messages (thread_id, seq, created_at)`: thread replies in order,
+/// and a covered recount of a thread's replies and latest reply time.
 pub const IX_MESSAGES_THREAD: &str = "ix_messages_thread";
 /// Name of the partial index on pinned messages `(room_id, pin.pinned_at desc)`.
 pub const IX_MESSAGES_PINNED: &str = "ix_messages_pinned";
@@ -149,7 +150,7 @@ impl MongoStore {
                     Some(doc! { "temp_id": { "$type": "string" } }),
                 ),
                 ix(
-                    doc! { "thread_id": 1, "seq": 1 },
+                    doc! { "thread_id": 1, "seq": 1, "created_at": 1 },
                     IX_MESSAGES_THREAD,
                     false,
                     None,

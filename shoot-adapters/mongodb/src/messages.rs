@@ -83,6 +83,8 @@ impl MongoStore {
             .messages
             .aggregate([
                 doc! { "$match": { "thread_id": { "$in": ids } } },
+                // Only indexed fields: the recount is served by `ix_messages_thread` alone.
+                doc! { "$project": { "_id": 0, "thread_id": 1, "created_at": 1 } },
                 doc! { "$group": {
                     "_id": "$thread_id",
                     "n": { "$sum": 1 },
