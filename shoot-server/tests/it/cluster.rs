@@ -297,7 +297,7 @@ async fn a_client_on_one_instance_sees_what_a_client_on_another_sends() {
             is_event(f, "ACTIVE_USERS")
                 && body(f)["userIds"]
                     .as_array()
-                    .is_some_and(|ids| ids.iter().any(|id| id == bob_id.as_str()))
+                    .is_some_and(|ids| ids.iter().any(|id| *id == bob_id.as_str()))
         })
         .await;
     bob_c.subscribe("msg", &format!("/topic/messages/{room}")).await;

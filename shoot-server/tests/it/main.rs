@@ -4,3 +4,4 @@ mod link_preview;
 mod rest;
 mod support;
 mod stomp;
+mod cluster;
