@@ -14,7 +14,11 @@ use crate::events::{Event, Topic};
 use crate::ports::{EventBus, EventStream};
 
 /// Default per-topic buffer: a subscriber this many events behind starts missing events.
-pub const DEFAULT_BUS_CAPACITY: usize = 4096;
+///
+/// The buffer is allocated when a topic gets its first subscriber, and a server has one topic
+/// per connected user, so it is kept small: a server's hub is the only subscriber of a topic
+/// and drains it into per-connection queues as events arrive.
+pub const DEFAULT_BUS_CAPACITY: usize = 256;
 
 /// In-process [`EventBus`]: one broadcast channel per topic with subscribers.
 ///
