@@ -48,8 +48,23 @@ impl Envelope {
     /// Decodes a record payload into its message, or says why it cannot be processed.
     pub fn decode(payload: Option<&[u8]>) -> Result<Message, String> {
         let bytes = payload.ok_or_else(|| "record has no payload".to_owned())?;
-        let envelope: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| format!("undecodable record: {e}"))?;
+        let envelope: Envelope = match serde_json::from_slice(bytes) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                // Name the event type when only the type is unknown to this log.
+                #[derive(Deserialize)]
+                struct Head {
+                    #[serde(rename = "type")]
+                    kind: String,
+                }
+                return Err(match serde_json::from_slice::<Head>(bytes) {
+                    Ok(head) if head.kind != EVENT_MESSAGE_CREATED => {
+                        format!("unsupported event type {:?}", head.kind)
+                    }
+                    _ => format!("undecodable record: {e}"),
+                });
+            }
+        };
         if envelope.kind != EVENT_MESSAGE_CREATED {
             return Err(format!("unsupported event type {:?}", envelope.kind));
         }
@@ -122,6 +137,7 @@ mod tests {
         let mut other =
             serde_json::to_value(Envelope::message_created(message(1), "a", 1)).unwrap();
         other["type"] = "MESSAGE_DELETED".into();
+        other["data"] = serde_json::json!({});
         let bytes = serde_json::to_vec(&other).unwrap();
         assert!(
             Envelope::decode(Some(&bytes))

@@ -88,6 +88,11 @@ pub struct KafkaConfig {
     pub session_timeout: Duration,
     /// Replication factor of topics created by [`KafkaMessageLog::ensure_topics`].
     pub replication_factor: i32,
+    /// Sends every record in a record batch of its own (`batch.num.messages=1`). Needed on
+    /// tansu 0.6, whose fetch skips the rest of a batch when a consumer resumes from an
+    /// offset inside it (records after a commit point would be lost); costs throughput on
+    /// brokers that do not need it. Default `true`.
+    pub one_record_per_batch: bool,
     /// Extra librdkafka properties applied to every client (overriding the defaults), e.g.
     /// `security.protocol`.
     pub client_options: BTreeMap<String, String>,
@@ -95,7 +100,7 @@ pub struct KafkaConfig {
 
 impl KafkaConfig {
     /// Defaults for `brokers`: topic [`DEFAULT_TOPIC`], its `.dlq`, a 10 s message timeout,
-    /// a 10 s session timeout, replication factor 1.
+    /// a 10 s session timeout, replication factor 1, one record per batch.
     pub fn new(brokers: impl Into<String>) -> KafkaConfig {
         let instance = std::env::var("HOSTNAME")
             .ok()
@@ -109,6 +114,7 @@ impl KafkaConfig {
             message_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(10),
             replication_factor: 1,
+            one_record_per_batch: true,
             client_options: BTreeMap::new(),
         }
     }

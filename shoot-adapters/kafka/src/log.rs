@@ -178,6 +178,9 @@ fn producer_config(config: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", "2")
         // Java-compatible key hashing, so every client agrees on a room's partition.
         .set("partitioner", "murmur2_random");
+    if config.one_record_per_batch {
+        c.set("batch.num.messages", "1");
+    }
     for (k, v) in &config.client_options {
         c.set(k, v);
     }
