@@ -426,8 +426,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "SHOOT_POSTGRES_SCHEMA",
         key: "postgres_schema",
-        help: "PostgreSQL schema holding every table, created if missing (default: the URL's search_path)",
-        default: |_| "(none)".to_owned(),
+        help: "PostgreSQL schema holding every table, created if missing",
+        default: |_| "(the URL's search_path)".to_owned(),
         apply: |c, v| {
             let v = v.trim();
             if !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
@@ -1126,7 +1126,10 @@ mod tests {
         ("SHOOT_KAFKA_BROKERS", "127.0.0.1:9092"),
     ];
 
-    fn with(base: &[(&'static str, &'static str)], changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    fn with(
+        base: &[(&'static str, &'static str)],
+        changes: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
         let mut env: Vec<_> = base
             .iter()
             .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
@@ -1140,14 +1143,20 @@ mod tests {
     fn the_distributed_stack_is_accepted() {
         let c = load(None, CLUSTER).unwrap();
         assert_eq!((c.bus, c.log), (SharedKind::Redis, LogKind::Kafka));
-        assert_eq!((c.locks, c.ephemeral), (SharedKind::Redis, SharedKind::Redis));
+        assert_eq!(
+            (c.locks, c.ephemeral),
+            (SharedKind::Redis, SharedKind::Redis)
+        );
         assert_eq!(c.kafka_topic, "chat-messages");
         assert_eq!(c.redis_namespace, "shoot");
         let c = load(
             None,
             &with(
                 CLUSTER,
-                &[("SHOOT_STORAGE", "mongodb"), ("SHOOT_MONGODB_URL", "mongodb://m")],
+                &[
+                    ("SHOOT_STORAGE", "mongodb"),
+                    ("SHOOT_MONGODB_URL", "mongodb://m"),
+                ],
             ),
         )
         .unwrap();
@@ -1156,7 +1165,10 @@ mod tests {
         // One instance may use any shared backend on its own.
         for single in [
             &[("SHOOT_LOCKS", "redis"), ("SHOOT_REDIS_URL", "redis://r")][..],
-            &[("SHOOT_EPHEMERAL", "redis"), ("SHOOT_REDIS_URL", "redis://r")][..],
+            &[
+                ("SHOOT_EPHEMERAL", "redis"),
+                ("SHOOT_REDIS_URL", "redis://r"),
+            ][..],
             &with(CLUSTER, &[("SHOOT_BUS", "local")])[..],
         ] {
             load(None, single).unwrap_or_else(|e| panic!("{single:?}: {e}"));
@@ -1169,14 +1181,36 @@ mod tests {
             (&[("SHOOT_LOG", "local")][..], "SHOOT_LOG=kafka"),
             (&[("SHOOT_LOCKS", "local")][..], "SHOOT_LOCKS=redis"),
             (&[("SHOOT_EPHEMERAL", "local")][..], "SHOOT_EPHEMERAL=redis"),
-            (&[("SHOOT_STORAGE", "sqlite")][..], "SHOOT_STORAGE=postgres or mongodb"),
-            (&[("SHOOT_STORAGE", "memory")][..], "SHOOT_STORAGE=postgres or mongodb"),
-            (&[("SHOOT_REDIS_URL", "")][..], "SHOOT_REDIS_URL is required"),
-            (&[("SHOOT_KAFKA_BROKERS", "")][..], "SHOOT_KAFKA_BROKERS is required"),
-            (&[("SHOOT_POSTGRES_URL", "")][..], "SHOOT_POSTGRES_URL is required"),
-            (&[("SHOOT_STORAGE", "mongodb")][..], "SHOOT_MONGODB_URL is required"),
             (
-                &[("SHOOT_STORAGE", "mongodb"), ("SHOOT_MONGODB_URL", "mongodb://m"), ("SHOOT_POSTGRES_URL", "")][..],
+                &[("SHOOT_STORAGE", "sqlite")][..],
+                "SHOOT_STORAGE=postgres or mongodb",
+            ),
+            (
+                &[("SHOOT_STORAGE", "memory")][..],
+                "SHOOT_STORAGE=postgres or mongodb",
+            ),
+            (
+                &[("SHOOT_REDIS_URL", "")][..],
+                "SHOOT_REDIS_URL is required",
+            ),
+            (
+                &[("SHOOT_KAFKA_BROKERS", "")][..],
+                "SHOOT_KAFKA_BROKERS is required",
+            ),
+            (
+                &[("SHOOT_POSTGRES_URL", "")][..],
+                "SHOOT_POSTGRES_URL is required",
+            ),
+            (
+                &[("SHOOT_STORAGE", "mongodb")][..],
+                "SHOOT_MONGODB_URL is required",
+            ),
+            (
+                &[
+                    ("SHOOT_STORAGE", "mongodb"),
+                    ("SHOOT_MONGODB_URL", "mongodb://m"),
+                    ("SHOOT_POSTGRES_URL", ""),
+                ][..],
                 "SHOOT_POSTGRES_URL is required with SHOOT_STORAGE=mongodb",
             ),
         ] {
@@ -1184,7 +1218,11 @@ mod tests {
             assert!(err.0.contains(expected), "{changes:?}: {err}");
             assert!(!err.0.contains('\n'), "{err}");
         }
-        let err = load(None, &[("SHOOT_LOG", "kafka"), ("SHOOT_KAFKA_BROKERS", "k:9092")]).unwrap_err();
+        let err = load(
+            None,
+            &[("SHOOT_LOG", "kafka"), ("SHOOT_KAFKA_BROKERS", "k:9092")],
+        )
+        .unwrap_err();
         assert!(err.0.contains("SHOOT_STORAGE=postgres or mongodb"), "{err}");
     }
 

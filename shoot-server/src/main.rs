@@ -77,7 +77,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("shoot-server: {e:#}");
+            // One line, whatever the backend's error text holds.
+            let reason = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!("shoot-server: {reason}");
             ExitCode::from(1)
         }
     }
@@ -90,6 +92,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         instance = %config.instance_id,
         storage = ?config.storage,
+        log = ?config.log,
+        bus = ?config.bus,
         data_dir = %config.data_dir.display(),
         "starting shoot-server"
     );

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use async_trait::async_trait;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use shoot_core::engine::Ports;
 use shoot_core::identity::UserStore;
 use shoot_core::memory::{MemoryStores, SnowflakeIds};
-use async_trait::async_trait;
 use shoot_core::messages::Message;
 use shoot_core::ports::{Clock, LogConsumer, LogEntry, MessageLog, Spawner};
 use shoot_core::{PortResult, UserId};
@@ -111,7 +111,9 @@ async fn connecting<T, E: std::fmt::Display>(
     }
 }
 
-fn sql_probe<S: UserStore + Clone>(store: &S) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static {
+fn sql_probe<S: UserStore + Clone>(
+    store: &S,
+) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static {
     let store = store.clone();
     move || {
         let store = store.clone();
@@ -160,11 +162,7 @@ pub async fn build_stack(config: &Config) -> anyhow::Result<Stack> {
                 .context("SHOOT_POSTGRES_URL is required")?;
             let store = match config.postgres_schema.as_deref() {
                 Some(schema) => {
-                    connecting(
-                        "PostgreSQL",
-                        PostgresStore::connect_in_schema(url, schema),
-                    )
-                    .await?
+                    connecting("PostgreSQL", PostgresStore::connect_in_schema(url, schema)).await?
                 }
                 None => connecting("PostgreSQL", PostgresStore::connect(url)).await?,
             };

@@ -74,26 +74,55 @@ impl Shared {
         Arc::clone(&self.producer.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Replaces the producer when librdkafka reported a fatal error (an idempotent producer
-    /// cannot continue after one); later appends use the new producer.
-    fn recover_producer(&self, failed: &Arc<Producer_>) {
-        let Some((code, reason)) = failed.client().fatal_error() else {
+    /// Replaces the producer after a failed delivery when it cannot continue by itself:
+    /// librdkafka reported a fatal error, or the broker rejected its idempotence state
+    /// (fenced, unknown producer id, epoch or sequence errors — tansu answers a timed-out
+    /// batch's epoch bump with `PRODUCER_FENCED`). Later appends use the new producer; the
+    /// old one is destroyed on a blocking thread once its last user is done.
+    fn recover_producer(&self, failed: Arc<Producer_>, error: Option<&KafkaError>) {
+        let fatal = failed.client().fatal_error();
+        let stale_state = error
+            .and_then(KafkaError::rdkafka_error_code)
+            .is_some_and(|code| {
+                matches!(
+                    code,
+                    RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                        | RDKafkaErrorCode::UnknownProducerId
+                        | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                        | RDKafkaErrorCode::InvalidProducerIdMapping
+                        | RDKafkaErrorCode::Fatal
+                )
+            });
+        if fatal.is_none() && !stale_state {
             return;
-        };
-        let mut slot = self.producer.write().unwrap_or_else(|e| e.into_inner());
-        if !Arc::ptr_eq(&slot, failed) {
-            return; // someone else already replaced it
         }
-        match producer_config(&self.config).create_with_context::<_, Producer_>(TracingContext) {
-            Ok(fresh) => {
-                tracing::warn!(
-                    ?code,
-                    reason,
-                    "kafka producer had a fatal error; replaced it"
-                );
-                *slot = Arc::new(fresh);
+        {
+            let mut slot = self.producer.write().unwrap_or_else(|e| e.into_inner());
+            if !Arc::ptr_eq(&slot, &failed) {
+                return; // someone else already replaced it
             }
-            Err(e) => tracing::error!(error = %e, "kafka producer could not be recreated"),
+            match producer_config(&self.config).create_with_context::<_, Producer_>(TracingContext)
+            {
+                Ok(fresh) => {
+                    tracing::warn!(
+                        ?fatal,
+                        error = ?error,
+                        "kafka producer cannot continue; replaced it"
+                    );
+                    *slot = Arc::new(fresh);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "kafka producer could not be recreated");
+                    return;
+                }
+            }
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(move || drop(failed));
+            }
+            Err(_) => drop(failed),
         }
     }
 
@@ -118,7 +147,7 @@ impl Shared {
         match outcome {
             Ok(_) => Ok(()),
             Err((e, _)) => {
-                self.recover_producer(&producer);
+                self.recover_producer(producer, Some(&e));
                 Err(error::delivery(topic, self.config.message_timeout, e))
             }
         }
@@ -406,25 +435,37 @@ impl MessageLog for KafkaMessageLog {
         let mut deliveries = Vec::with_capacity(batch.len());
         for (m, payload) in batch.iter().zip(&payloads) {
             let key = m.room_id.0.to_string();
-            deliveries.push(self.enqueue(&producer, &key, payload, deadline).await?);
+            match self.enqueue(&producer, &key, payload, deadline).await {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(e) => {
+                    self.shared.recover_producer(producer, None);
+                    return Err(e);
+                }
+            }
         }
         drop(guards);
         // Durable once every record has a successful delivery report (acks=all).
-        let mut failure = None;
+        let mut failure: Option<(Option<KafkaError>, PortError)> = None;
         for outcome in join_all(deliveries).await {
-            let err = match outcome {
+            let (cause, err) = match outcome {
                 Ok(Ok(_)) => continue,
-                Ok(Err((e, _))) => error::delivery(&config.topic, config.message_timeout, e),
-                Err(_) => KafkaLogError::DeliveryCanceled {
-                    topic: config.topic.clone(),
-                }
-                .into(),
+                Ok(Err((e, _))) => (
+                    Some(e.clone()),
+                    error::delivery(&config.topic, config.message_timeout, e),
+                ),
+                Err(_) => (
+                    None,
+                    KafkaLogError::DeliveryCanceled {
+                        topic: config.topic.clone(),
+                    }
+                    .into(),
+                ),
             };
-            failure.get_or_insert(err);
+            failure.get_or_insert((cause, err));
         }
-        if let Some(err) = failure {
+        if let Some((cause, err)) = failure {
             tracing::warn!(error = %err, records = batch.len(), "kafka append failed");
-            self.shared.recover_producer(&producer);
+            self.shared.recover_producer(producer, cause.as_ref());
             return Err(err);
         }
         Ok(batch)

@@ -1,7 +1,7 @@
 //! REST, SSE and ops tests over the real router on in-memory ports (one test binary).
 
+mod cluster;
 mod link_preview;
 mod rest;
-mod support;
 mod stomp;
-mod cluster;
+mod support;

@@ -421,3 +421,186 @@ async fn append_rate_vs_plain_producer() {
         plain[0], plain[1]
     );
 }
+
+/// A tansu broker started by this test on its own port, killed on drop.
+struct OwnBroker {
+    bin: std::path::PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnBroker {
+    /// The tansu binary (`SHOOT_TEST_TANSU_BIN` or `~/.cargo/bin/tansu`), if present.
+    fn binary() -> Option<std::path::PathBuf> {
+        let bin = std::env::var_os("SHOOT_TEST_TANSU_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|h| std::path::PathBuf::from(h).join(".cargo/bin/tansu"))
+            })?;
+        bin.is_file().then_some(bin)
+    }
+
+    fn start(bin: std::path::PathBuf) -> OwnBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut broker = OwnBroker {
+            bin,
+            port,
+            child: None,
+        };
+        broker.run();
+        broker
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let url = format!("tcp://{}", self.addr());
+        let child = std::process::Command::new(&self.bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(self.addr()).is_err() {
+            assert!(start.elapsed() < PATIENCE, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` (`STOP`/`CONT`) to the broker process.
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("broker running")
+            .id()
+            .to_string();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Retries `f` until it succeeds or [`PATIENCE`] ran out.
+async fn until_ok<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = PortResult<T>>,
+{
+    let start = Instant::now();
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() < PATIENCE => {
+                println!("{what}: {e} (retrying)");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("{what} did not recover: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_and_consumer_recover_after_a_broker_restart() {
+    if brokers().is_none() {
+        return;
+    }
+    let Some(bin) = OwnBroker::binary() else {
+        println!("skipped: no tansu binary (SHOOT_TEST_TANSU_BIN or ~/.cargo/bin/tansu)");
+        return;
+    };
+    let broker = OwnBroker::start(bin);
+    let config = KafkaConfig::new(broker.addr())
+        .with_topic(format!(
+            "shoot-restart-{}",
+            base36(fresh_id()).to_lowercase()
+        ))
+        .with_message_timeout(Duration::from_secs(3));
+    let log = KafkaMessageLog::new(config, Arc::new(MemorySeqs::default())).expect("log");
+    log.ensure_topics(1).await.expect("ensure_topics");
+    let room = RoomId(fresh_id());
+    let first = log.append(vec![message(room)]).await.expect("append");
+    let mut consumer = log.consumer("restart").await.expect("consumer");
+    let got = poll_n(consumer.as_mut(), 1).await;
+    assert_eq!(got[0].message.id, first[0].id);
+    consumer.commit(&[got[0].position]).await.expect("commit");
+
+    // Broker unresponsive (process stopped): appends fail within the bounded timeout with a
+    // kafka error, and polls return.
+    broker.signal("STOP");
+    let start = Instant::now();
+    let err = log
+        .append(vec![message(room)])
+        .await
+        .expect_err("append with the broker down MUST fail");
+    let took = start.elapsed();
+    println!("append with the broker stopped failed after {took:?}: {err}");
+    assert!(
+        took < Duration::from_secs(12),
+        "bounded failure, took {took:?}"
+    );
+    assert!(matches!(
+        err,
+        PortError::Backend {
+            backend: "kafka",
+            ..
+        }
+    ));
+    let polled = tokio::time::timeout(
+        Duration::from_secs(15),
+        consumer.poll(10, Duration::from_millis(500)),
+    )
+    .await
+    .expect("poll returns while the broker is down");
+    assert!(polled.map_or(true, |v| v.is_empty()));
+
+    // Broker back: the same log and consumer work again by themselves.
+    broker.signal("CONT");
+    let again = until_ok("append after restart", || log.append(vec![message(room)])).await;
+    let last = log.append(vec![message(room)]).await.expect("append");
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while !seen.contains(&last[0].id) && start.elapsed() < PATIENCE {
+        match consumer.poll(10, Duration::from_millis(500)).await {
+            Ok(batch) => seen.extend(batch.iter().map(|e| e.message.id)),
+            Err(e) => println!("poll after restart: {e} (retrying)"),
+        }
+    }
+    assert!(
+        seen.contains(&last[0].id),
+        "the consumer receives records appended after the broker returned (saw {seen:?}, \
+         appended {:?} then {:?})",
+        again[0].id,
+        last[0].id
+    );
+}
