@@ -133,6 +133,9 @@ pub struct Config {
     pub kafka_partitions: u32,
     /// This instance's name (consumer groups, lock owners).
     pub instance_id: String,
+    /// Snowflake node of this instance's ids (0–1023). Unset: leased in Redis when the
+    /// ephemeral state is shared (unique per live instance), else derived from the name.
+    pub node_id: Option<u16>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter directive (tracing `EnvFilter` syntax).
@@ -177,6 +180,7 @@ impl Default for Config {
             kafka_topic: "chat-messages".to_owned(),
             kafka_partitions: 8,
             instance_id: String::new(),
+            node_id: None,
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
             link_preview_allow_private: false,
@@ -570,6 +574,23 @@ pub const SETTINGS: &[Setting] = &[
                 return Err(format!("expected 1–64 of [A-Za-z0-9._-], got {v:?}"));
             }
             c.instance_id = v.to_owned();
+            Ok(())
+        },
+    },
+    Setting {
+        env: "SHOOT_NODE_ID",
+        key: "node_id",
+        help: "snowflake node 0–1023 of this instance's ids; unset: leased in Redis when shared, else derived from the instance id",
+        default: |c| {
+            c.node_id
+                .map_or_else(|| "(leased or derived)".to_owned(), |n| n.to_string())
+        },
+        apply: |c, v| {
+            let n = parse_num::<u16>(v)?;
+            if n > 1023 {
+                return Err(format!("expected 0–1023, got {n}"));
+            }
+            c.node_id = Some(n);
             Ok(())
         },
     },

@@ -130,7 +130,9 @@ pub async fn build_stack(config: &Config) -> anyhow::Result<Stack> {
     let mut ports = memory.ports(clock.clone(), spawner);
     ports.ids = Arc::new(SnowflakeIds::new(
         clock.clone(),
-        crate::server::node_id(&config.instance_id),
+        config
+            .node_id
+            .unwrap_or_else(|| crate::server::node_id(&config.instance_id)),
     ));
     let mut readiness = Readiness::default();
 
@@ -232,6 +234,10 @@ pub async fn build_stack(config: &Config) -> anyhow::Result<Stack> {
         }
         if config.ephemeral == SharedKind::Redis {
             ports.ephemeral = Arc::new(redis.ephemeral());
+            if config.node_id.is_none() {
+                let node = lease_node_id(ports.ephemeral.clone(), &config.instance_id).await?;
+                ports.ids = Arc::new(SnowflakeIds::new(clock.clone(), node));
+            }
         }
     }
     tracing::info!(
@@ -245,6 +251,45 @@ pub async fn build_stack(config: &Config) -> anyhow::Result<Stack> {
         "stack wired"
     );
     Ok(Stack { ports, readiness })
+}
+
+/// How long a leased snowflake node stays reserved without a refresh.
+const NODE_LEASE: Duration = Duration::from_secs(60);
+
+/// Leases a snowflake node id no other live instance of the cluster holds, and keeps the
+/// lease fresh for the life of the process. Two instances with one node id could mint the
+/// same message id, and an idempotent insert would then drop one of the two messages.
+async fn lease_node_id(
+    ephemeral: Arc<dyn shoot_core::ports::EphemeralStore>,
+    instance_id: &str,
+) -> anyhow::Result<u16> {
+    let first = crate::server::node_id(instance_id);
+    let slots = SnowflakeIds::MAX_NODE + 1;
+    for i in 0..slots {
+        let node = (first + i) % slots;
+        let key = format!("snowflake-node:{node}");
+        let holder = ephemeral
+            .set_if_absent(&key, instance_id, Some(NODE_LEASE))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot lease a snowflake node id: {e}"))?;
+        if holder.is_none() {
+            let instance = instance_id.to_owned();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(NODE_LEASE / 4).await;
+                    if let Err(e) = ephemeral.set(&key, &instance, Some(NODE_LEASE)).await {
+                        tracing::warn!(node, error = %e, "refreshing the snowflake node lease failed");
+                    }
+                }
+            });
+            tracing::info!(node, "snowflake node leased");
+            return Ok(node);
+        }
+    }
+    anyhow::bail!(
+        "every snowflake node id (0–{}) is leased by a live instance",
+        slots - 1
+    )
 }
 
 async fn open_local_log(config: &Config) -> anyhow::Result<SqliteMessageLog> {
