@@ -24,7 +24,10 @@ pub struct TokioClock;
 
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         Timestamp(ms as i64)
     }
 
@@ -42,7 +45,9 @@ pub struct TokioSpawner {
 impl TokioSpawner {
     /// A spawner on the runtime this is called from. Panics outside a tokio runtime.
     pub fn current() -> TokioSpawner {
-        TokioSpawner { handle: tokio::runtime::Handle::current() }
+        TokioSpawner {
+            handle: tokio::runtime::Handle::current(),
+        }
     }
 
     /// A spawner on `handle`.
