@@ -32,6 +32,7 @@ pub mod stack;
 pub mod state;
 pub mod stomp;
 pub mod views;
+pub mod web;
 
 pub use server::{ServerHandle, app, build_engine, build_engine_with_readiness, serve};
 pub use state::AppState;
