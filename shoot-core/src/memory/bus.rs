@@ -13,12 +13,13 @@ use crate::error::PortResult;
 use crate::events::{Event, Topic};
 use crate::ports::{EventBus, EventStream};
 
-/// Default per-topic buffer: a subscriber this many events behind starts missing events.
-///
-/// The buffer is allocated when a topic gets its first subscriber, and a server has one topic
-/// per connected user, so it is kept small: a server's hub is the only subscriber of a topic
-/// and drains it into per-connection queues as events arrive.
-pub const DEFAULT_BUS_CAPACITY: usize = 256;
+/// Default buffer of a room topic: a subscriber this many events behind starts missing events.
+pub const DEFAULT_BUS_CAPACITY: usize = 4096;
+
+/// Default buffer of a user topic. The buffer is allocated when a topic gets its first
+/// subscriber and a server has one user topic per connected user, so it is kept small: user
+/// topics carry few events, and a server's hub drains them into per-connection queues.
+pub const DEFAULT_USER_TOPIC_CAPACITY: usize = 256;
 
 /// In-process [`EventBus`]: one broadcast channel per topic with subscribers.
 ///
@@ -27,6 +28,7 @@ pub const DEFAULT_BUS_CAPACITY: usize = 256;
 /// when the topic map has doubled since the last sweep).
 pub struct MemoryBus {
     capacity: usize,
+    user_capacity: usize,
     state: Mutex<BusState>,
 }
 
@@ -38,15 +40,20 @@ struct BusState {
 const MIN_SWEEP: usize = 64;
 
 impl MemoryBus {
-    /// A bus with [`DEFAULT_BUS_CAPACITY`] per topic.
+    /// A bus with [`DEFAULT_BUS_CAPACITY`] per room topic and
+    /// [`DEFAULT_USER_TOPIC_CAPACITY`] per user topic.
     pub fn new() -> MemoryBus {
-        MemoryBus::with_capacity(DEFAULT_BUS_CAPACITY)
+        MemoryBus {
+            user_capacity: DEFAULT_USER_TOPIC_CAPACITY,
+            ..MemoryBus::with_capacity(DEFAULT_BUS_CAPACITY)
+        }
     }
 
     /// A bus buffering up to `capacity` events per topic (at least 1).
     pub fn with_capacity(capacity: usize) -> MemoryBus {
         MemoryBus {
             capacity: capacity.max(1),
+            user_capacity: capacity.max(1),
             state: Mutex::new(BusState {
                 topics: HashMap::new(),
                 sweep_at: MIN_SWEEP,
@@ -96,7 +103,13 @@ impl EventBus for MemoryBus {
         let rx = st
             .topics
             .entry(topic)
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .or_insert_with(|| {
+                let capacity = match topic {
+                    Topic::Room(_) => self.capacity,
+                    Topic::User(_) => self.user_capacity,
+                };
+                broadcast::channel(capacity).0
+            })
             .subscribe();
         drop(st);
         let stream = futures::stream::unfold(rx, move |mut rx| async move {

@@ -13,7 +13,7 @@ use shoot_core::error::{PortError, PortResult};
 use shoot_core::events::{Event, MessageChange, StatusUpdate, Topic};
 use shoot_core::identity::{User, UserStatus};
 use shoot_core::ids::{MessageId, RoomId, Seq};
-use shoot_core::memory::{ManualClock, MemoryMessageStore, MemoryStores};
+use shoot_core::memory::{ManualClock, MemoryBus, MemoryMessageStore, MemoryStores};
 use shoot_core::messages::{
     HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin, UrlPreview,
 };
@@ -58,6 +58,9 @@ impl Harness {
         let dyn_clock: Arc<dyn Clock> = Arc::new(clock.clone());
         let stores = MemoryStores::new(dyn_clock.clone());
         let mut p = stores.ports(dyn_clock, Arc::new(TestSpawner));
+        // Tests read their subscriptions lazily, after bursts of hundreds of events: a bus
+        // buffer larger than a server's keeps them from lagging (lag is not what they test).
+        p.bus = Arc::new(MemoryBus::with_capacity(1 << 16));
         ports(&mut p);
         let mut l = Limits::default();
         l.messages_per_second = 0.0;
