@@ -67,6 +67,12 @@ pub struct Limits {
     pub typing_timeout: Duration,
     /// How long a presence heartbeat keeps a session online.
     pub presence_ttl: Duration,
+    /// Shortest interval between two active-user lists of one room: changes within it are
+    /// coalesced into one list sent at its end.
+    pub active_users_interval: Duration,
+    /// Rooms with more participants get no active-user broadcasts (a list per change to every
+    /// member grows with the square of the room); their members ask for the list instead.
+    pub active_users_max_room: usize,
     /// Sustained messages per second per user (0 disables rate limiting).
     pub messages_per_second: f64,
     /// Burst of messages per user.
@@ -135,6 +141,8 @@ impl Default for Limits {
             typing_throttle: Duration::from_secs(1),
             typing_timeout: Duration::from_secs(5),
             presence_ttl: Duration::from_secs(60),
+            active_users_interval: Duration::from_millis(500),
+            active_users_max_room: 1000,
             messages_per_second: 20.0,
             message_burst: 100,
             login_max_failures: 5,

@@ -754,6 +754,8 @@ pub const LIMIT_SETTINGS: &[Setting] = limit_settings! {
     typing_throttle: duration => "SHOOT_LIMITS_TYPING_THROTTLE", "min interval between typing broadcasts";
     typing_timeout: duration => "SHOOT_LIMITS_TYPING_TIMEOUT", "typing stops after this long without refresh";
     presence_ttl: duration => "SHOOT_LIMITS_PRESENCE_TTL", "how long a heartbeat keeps a session online";
+    active_users_interval: duration => "SHOOT_LIMITS_ACTIVE_USERS_INTERVAL", "min interval between two active-user lists of a room";
+    active_users_max_room: usize => "SHOOT_LIMITS_ACTIVE_USERS_MAX_ROOM", "rooms above this size get no active-user broadcasts";
     messages_per_second: f64 => "SHOOT_LIMITS_MESSAGES_PER_SECOND", "sustained messages per second per user (0 = unlimited)";
     message_burst: u32 => "SHOOT_LIMITS_MESSAGE_BURST", "message burst per user";
     login_max_failures: u32 => "SHOOT_LIMITS_LOGIN_MAX_FAILURES", "failed logins before lock-out";

@@ -163,6 +163,8 @@ impl ChatEngine {
             ..message
         };
         self.store_update(&message).await?;
+        // A deleted message no longer counts as unread: recount the room's next updates.
+        self.runtime().workers.unread.forget_room(message.room_id);
         self.publish_change(&message, MessageChange::Deleted, actor)
             .await;
         Ok(message)

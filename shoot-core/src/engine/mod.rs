@@ -44,6 +44,7 @@ mod read;
 mod rooms;
 mod schedule;
 mod sync;
+mod unread;
 mod workers;
 
 pub use lock::{backoff, with_lock};

@@ -28,6 +28,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::engine::ChatEngine;
+use crate::engine::presence::ActiveUsersState;
 use crate::engine::workers::WorkerState;
 use crate::error::{Error, ErrorCode, Result, fail};
 use crate::events::{Event, StatusUpdate, Topic};
@@ -102,6 +103,8 @@ pub(crate) struct Runtime {
     /// Highest seq this instance made durable per room, so that sync can wait for the store
     /// to catch up instead of silently missing a message between SENT_TO_KAFKA and SAVED.
     durable_seqs: Mutex<HashMap<RoomId, Seq>>,
+    /// Active-user list coalescing per room.
+    pub(crate) active_users: Mutex<HashMap<RoomId, ActiveUsersState>>,
     pub(crate) workers: WorkerState,
 }
 
@@ -117,6 +120,7 @@ impl Runtime {
             typing: Mutex::new(HashMap::new()),
             previews: Mutex::new(HashMap::new()),
             durable_seqs: Mutex::new(HashMap::new()),
+            active_users: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),
         }
     }

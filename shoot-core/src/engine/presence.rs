@@ -4,6 +4,10 @@
 //! instance sees it: `presence:online:{user}` (refreshed by heartbeats, expires after
 //! `presence_ttl`) is the truth for "online"; `presence:sessions:{user}` counts connected
 //! sessions so that only the last disconnect takes a user offline.
+//!
+//! Active-user lists (`ActiveUsers`) are coalesced per room to one per
+//! `active_users_interval` and not broadcast at all in rooms above `active_users_max_room`:
+//! a list per connect sent to every member costs O(members²) per room otherwise.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,8 +20,19 @@ use crate::events::{Event, Topic};
 use crate::identity::UserStatus;
 use crate::ids::{RoomId, UserId};
 use crate::ports::EventStream;
+use crate::rooms::Participant;
+use crate::time::Timestamp;
 
 static TYPING_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Rooms remembered for active-user coalescing before quiet ones are swept.
+const ACTIVE_USERS_SWEEP: usize = 10_000;
+
+/// When a room's active-user list last went out, and whether one is due.
+pub(crate) struct ActiveUsersState {
+    last: Timestamp,
+    scheduled: bool,
+}
 
 fn typing_key(room: RoomId, user: UserId) -> String {
     format!("typing:{room}:{user}")
@@ -178,21 +193,91 @@ impl ChatEngine {
     async fn announce_presence(&self, actor: UserId) -> Result<()> {
         let rooms = self.p().rooms.rooms_of(actor).await?;
         for (room, _) in rooms {
-            let user_ids = self.online_participants(room.id).await?;
-            self.publish(
-                Topic::Room(room.id),
-                Event::ActiveUsers {
-                    room_id: room.id,
-                    user_ids,
-                },
-            )
-            .await;
+            self.announce_active_users(room.id).await;
         }
         Ok(())
     }
 
+    /// Sends the room's active-user list now if none went out within
+    /// `active_users_interval`, or once at the end of it otherwise: a burst of connects to a
+    /// room costs one list per interval, not one per connect.
+    async fn announce_active_users(&self, room: RoomId) {
+        let interval = self.limits().active_users_interval;
+        let now = self.now();
+        let wait = {
+            let mut rooms = lock(&self.runtime().active_users);
+            if rooms.len() > ACTIVE_USERS_SWEEP {
+                rooms.retain(|_, s| s.scheduled || now.since(s.last) < interval);
+            }
+            let state = rooms.entry(room).or_insert(ActiveUsersState {
+                last: Timestamp(i64::MIN / 2),
+                scheduled: false,
+            });
+            if state.scheduled {
+                return;
+            }
+            let elapsed = now.since(state.last);
+            if elapsed >= interval {
+                state.last = now;
+                None
+            } else {
+                state.scheduled = true;
+                Some(interval - elapsed)
+            }
+        };
+        match wait {
+            None => self.publish_active_users(room).await,
+            Some(wait) => {
+                let engine = self.clone();
+                // Registered now, so that a manual clock advanced right after this call wakes it.
+                let sleep = self.p().clock.sleep(wait);
+                self.p().spawner.spawn(Box::pin(async move {
+                    sleep.await;
+                    let now = engine.now();
+                    if let Some(s) = lock(&engine.runtime().active_users).get_mut(&room) {
+                        s.scheduled = false;
+                        s.last = now;
+                    }
+                    engine.publish_active_users(room).await;
+                }));
+            }
+        }
+    }
+
+    /// Publishes the room's online participants (skipped above `active_users_max_room`).
+    async fn publish_active_users(&self, room: RoomId) {
+        let participants = match self.p().rooms.participants(room).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(room_id = %room, error = %e, "loading participants for presence failed");
+                return;
+            }
+        };
+        if participants.len() > self.limits().active_users_max_room {
+            return;
+        }
+        match self.online_among(&participants).await {
+            Ok(user_ids) => {
+                self.publish(
+                    Topic::Room(room),
+                    Event::ActiveUsers {
+                        room_id: room,
+                        user_ids,
+                    },
+                )
+                .await
+            }
+            Err(e) => warn!(room_id = %room, error = %e, "reading presence failed"),
+        }
+    }
+
     async fn online_participants(&self, room: RoomId) -> Result<Vec<UserId>> {
         let participants = self.p().rooms.participants(room).await?;
+        self.online_among(&participants).await
+    }
+
+    /// Which of `participants` are online, ascending.
+    async fn online_among(&self, participants: &[Participant]) -> Result<Vec<UserId>> {
         let keys: Vec<String> = participants.iter().map(|p| online_key(p.user_id)).collect();
         let values = self.p().ephemeral.get_many(&keys).await?;
         let mut online: Vec<UserId> = participants

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 use crate::engine::ChatEngine;
 use crate::engine::pipeline::{SendMessage, lock};
 use crate::engine::schedule::next_occurrence;
+use crate::engine::unread::UnreadCache;
 use crate::error::{Error, ErrorCode, ErrorKind, PortError, PortResult, Result};
 use crate::events::{Event, MessageChange, Topic};
 use crate::ids::{MessageId, RoomId};
@@ -45,6 +46,8 @@ pub(crate) struct WorkerState {
     stop: watch::Sender<bool>,
     running: AtomicUsize,
     finished: Notify,
+    /// Unread counts of the room-list updates, maintained incrementally.
+    pub(crate) unread: UnreadCache,
 }
 
 impl WorkerState {
@@ -54,6 +57,7 @@ impl WorkerState {
             stop: watch::channel(false).0,
             running: AtomicUsize::new(0),
             finished: Notify::new(),
+            unread: UnreadCache::default(),
         }
     }
 }
@@ -290,14 +294,20 @@ impl ChatEngine {
             }
         }
 
-        for m in last_per_room.values() {
-            self.push_room_updates(m).await;
-        }
         let fresh: Vec<&Message> = saved
             .iter()
             .copied()
             .filter(|m| inserted.contains(&m.id))
             .collect();
+        for last in last_per_room.values() {
+            let mut in_room: Vec<&Message> = fresh
+                .iter()
+                .copied()
+                .filter(|m| m.room_id == last.room_id)
+                .collect();
+            in_room.sort_by_key(|m| m.seq);
+            self.push_room_updates(last, &in_room).await;
+        }
         self.after_insert(&fresh).await;
 
         let mut positions: HashMap<i32, crate::ports::LogPosition> = HashMap::new();
@@ -349,7 +359,9 @@ impl ChatEngine {
     }
 
     /// Room-list entries of every participant of `last`'s room: unread count and last message.
-    async fn push_room_updates(&self, last: &Message) {
+    /// `fresh` are the room's messages this batch stored (seq order); counts come from the
+    /// [`UnreadCache`] when it is current and from the store otherwise.
+    async fn push_room_updates(&self, last: &Message, fresh: &[&Message]) {
         let participants = match self.p().rooms.participants(last.room_id).await {
             Ok(p) => p,
             Err(e) => {
@@ -357,22 +369,38 @@ impl ChatEngine {
                 return;
             }
         };
-        let counts = join_all(participants.iter().map(|p| async move {
-            self.p()
-                .messages
-                .unread_counts(p.user_id, &[(p.room_id, p.last_read_seq)])
-                .await
+        let cache = &self.runtime().workers.unread;
+        let at = self.now();
+        let mut counts: Vec<Option<u64>> = participants
+            .iter()
+            .map(|p| cache.advance(p.room_id, p.user_id, p.last_read_seq, fresh, at))
+            .collect();
+        let missing: Vec<usize> = (0..participants.len())
+            .filter(|&i| counts[i].is_none())
+            .collect();
+        let exact = join_all(missing.iter().map(|&i| {
+            let p = &participants[i];
+            async move {
+                self.p()
+                    .messages
+                    .unread_counts(p.user_id, &[(p.room_id, p.last_read_seq)])
+                    .await
+            }
         }))
         .await;
-        let at = self.now();
-        for (p, count) in participants.iter().zip(counts) {
-            let unread_count = match count {
-                Ok(c) => c.first().copied().unwrap_or(0),
-                Err(e) => {
-                    warn!(user_id = %p.user_id, error = %e, "unread count failed");
-                    continue;
+        for (i, r) in missing.into_iter().zip(exact) {
+            let p = &participants[i];
+            match r {
+                Ok(c) => {
+                    let n = c.first().copied().unwrap_or(0);
+                    cache.set_exact(p.room_id, p.user_id, p.last_read_seq, last.seq, n, at);
+                    counts[i] = Some(n);
                 }
-            };
+                Err(e) => warn!(user_id = %p.user_id, error = %e, "unread count failed"),
+            }
+        }
+        for (p, count) in participants.iter().zip(counts) {
+            let Some(unread_count) = count else { continue };
             let event = Event::RoomUpdate {
                 room_id: last.room_id,
                 unread_count,

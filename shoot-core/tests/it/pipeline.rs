@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use shoot_core::engine::{SendMessage, SendReceipt};
 use shoot_core::error::{PortError, PortResult};
 use shoot_core::events::{Event, MessageChange, StatusUpdate, Topic};
@@ -834,6 +834,9 @@ async fn presence_tracks_sessions_and_active_users() {
         .unwrap()
         .unwrap();
     assert_eq!(user.last_seen_at, Some(h.clock.now()));
+    // Changes within `active_users_interval` of the first list are coalesced into one list
+    // sent at its end.
+    h.clock.advance(h.engine.limits().active_users_interval);
     let last = wait_for(&mut in_room, |e| match e {
         Event::ActiveUsers { user_ids, .. } if user_ids == &vec![bob] => Some(user_ids.clone()),
         _ => None,
@@ -846,6 +849,53 @@ async fn presence_tracks_sessions_and_active_users() {
         h.engine.active_users(alice, room).await.unwrap(),
         Vec::<UserId>::new()
     );
+}
+
+#[tokio::test]
+async fn active_user_lists_are_coalesced_and_not_broadcast_in_big_rooms() {
+    let h = Harness::with_limits(|l| l.active_users_max_room = 4);
+    let [a, b, c, d, e] = h.users(["a", "b", "c", "d", "e"]).await;
+    let small = h.group(a, &[b, c]).await;
+    let mut in_small = h.subscribe(Topic::Room(small)).await;
+    let lists = |stream: &mut EventStream| {
+        let mut out = Vec::new();
+        while let Some(Some(event)) = stream.next().now_or_never() {
+            if let Event::ActiveUsers { user_ids, .. } = &*event {
+                out.push(user_ids.clone());
+            }
+        }
+        out
+    };
+    // The first connect is announced at once; the next two within the interval are coalesced
+    // into one list at its end.
+    for u in [a, b, c] {
+        h.engine.session_connected(u).await.unwrap();
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(lists(&mut in_small), vec![vec![a]]);
+    h.clock.advance(h.engine.limits().active_users_interval);
+    let mut all = vec![a, b, c];
+    all.sort();
+    assert_eq!(
+        wait_for(&mut in_small, |e| match e {
+            Event::ActiveUsers { user_ids, .. } => Some(user_ids.clone()),
+            _ => None,
+        })
+        .await,
+        all
+    );
+    assert!(lists(&mut in_small).is_empty(), "one list per interval");
+
+    // Above `active_users_max_room` members no list is broadcast; asking still works.
+    let big = h.group(a, &[b, c, d, e]).await;
+    let mut in_big = h.subscribe(Topic::Room(big)).await;
+    h.clock.advance(h.engine.limits().active_users_interval);
+    h.engine.session_connected(d).await.unwrap();
+    h.clock.advance(h.engine.limits().active_users_interval);
+    h.engine.session_connected(e).await.unwrap();
+    tokio::task::yield_now().await;
+    assert!(lists(&mut in_big).is_empty());
+    assert_eq!(h.engine.active_users(a, big).await.unwrap().len(), 5);
 }
 
 #[tokio::test]
