@@ -124,7 +124,12 @@ impl Store {
         ];
         for (what, column, value) in checks {
             let sql = format!("SELECT 1 AS one FROM users WHERE {column} = $1 AND id <> $2");
-            match sqlx::query(&sql).bind(value).bind(user.id.0).fetch_optional(&self.pool).await {
+            match sqlx::query(&sql)
+                .bind(value)
+                .bind(user.id.0)
+                .fetch_optional(&self.pool)
+                .await
+            {
                 Ok(Some(_)) => return PortError::AlreadyExists { what },
                 Ok(None) => {}
                 Err(e) => return err(e),
@@ -206,7 +211,8 @@ impl UserStore for Store {
     }
 
     async fn find_by_username(&self, username: &str) -> PortResult<Option<User>> {
-        self.user_where("username_lower", &username.to_lowercase()).await
+        self.user_where("username_lower", &username.to_lowercase())
+            .await
     }
 
     async fn find_by_email(&self, email: &str) -> PortResult<Option<User>> {
@@ -328,7 +334,11 @@ fn request_from_row(r: &DbRow) -> PortResult<FriendRequest> {
         id: FriendRequestId(col(r, "id")?),
         from: UserId(col(r, "from_id")?),
         to: UserId(col(r, "to_id")?),
-        status: parse("friend request status", &status, codec::friend_request_status)?,
+        status: parse(
+            "friend request status",
+            &status,
+            codec::friend_request_status,
+        )?,
         created_at: ts(col(r, "created_at")?),
         updated_at: ts(col(r, "updated_at")?),
     })
@@ -350,7 +360,9 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(err)?;
-        rows.iter().map(|r| col::<i64>(r, "id").map(UserId)).collect()
+        rows.iter()
+            .map(|r| col::<i64>(r, "id").map(UserId))
+            .collect()
     }
 
     /// Loads groups (without members) from rows, then their members in one query.
@@ -547,12 +559,13 @@ impl SocialStore for Store {
     }
 
     async fn are_friends(&self, a: UserId, b: UserId) -> PortResult<bool> {
-        let row = sqlx::query("SELECT 1 AS one FROM friendships WHERE user_id = $1 AND friend_id = $2")
-            .bind(a.0)
-            .bind(b.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+        let row =
+            sqlx::query("SELECT 1 AS one FROM friendships WHERE user_id = $1 AND friend_id = $2")
+                .bind(a.0)
+                .bind(b.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
         Ok(row.is_some())
     }
 
@@ -1090,7 +1103,10 @@ fn message_from_row(r: &DbRow) -> PortResult<Message> {
         text: col(r, "text")?,
         is_edited: col(r, "is_edited")?,
         is_deleted: col(r, "is_deleted")?,
-        url_preview: url_preview.as_deref().map(from_json::<UrlPreview>).transpose()?,
+        url_preview: url_preview
+            .as_deref()
+            .map(from_json::<UrlPreview>)
+            .transpose()?,
         thread_id: col::<Option<i64>>(r, "thread_id")?.map(MessageId),
         reply_count: col::<i64>(r, "reply_count")?.max(0) as u32,
         last_reply_at: col::<Option<i64>>(r, "last_reply_at")?.map(ts),
@@ -1101,7 +1117,10 @@ fn message_from_row(r: &DbRow) -> PortResult<Message> {
         mentions: from_json(&mentions)?,
         reactions: Reactions::new(),
         pin: match (pinned_by, pinned_at) {
-            (Some(by), Some(at)) => Some(Pin { pinned_by: UserId(by), pinned_at: ts(at) }),
+            (Some(by), Some(at)) => Some(Pin {
+                pinned_by: UserId(by),
+                pinned_at: ts(at),
+            }),
             _ => None,
         },
         created_at: ts(col(r, "created_at")?),
@@ -1113,7 +1132,10 @@ fn message_from_row(r: &DbRow) -> PortResult<Message> {
 impl Store {
     /// Decodes message rows and attaches their reactions (one extra query per chunk).
     async fn messages_from_rows(&self, rows: Vec<DbRow>) -> PortResult<Vec<Message>> {
-        let mut messages = rows.iter().map(message_from_row).collect::<PortResult<Vec<_>>>()?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<PortResult<Vec<_>>>()?;
         if messages.is_empty() {
             return Ok(messages);
         }
@@ -1190,7 +1212,10 @@ impl MessageStore for Store {
                     sql.push(',');
                 }
                 sql.push('(');
-                sql.push_str(&sequential_placeholders(i * MESSAGE_COL_COUNT + 1, MESSAGE_COL_COUNT));
+                sql.push_str(&sequential_placeholders(
+                    i * MESSAGE_COL_COUNT + 1,
+                    MESSAGE_COL_COUNT,
+                ));
                 sql.push(')');
             }
             sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
@@ -1255,7 +1280,11 @@ impl MessageStore for Store {
 
     async fn get_message(&self, id: MessageId) -> PortResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = $1");
-        Ok(self.message_query(&sql, &[id.0], None).await?.into_iter().next())
+        Ok(self
+            .message_query(&sql, &[id.0], None)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn get_messages(&self, ids: &[MessageId]) -> PortResult<Vec<Message>> {
@@ -1289,13 +1318,17 @@ impl MessageStore for Store {
                 "SELECT {MESSAGE_COLS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3 \
                  ORDER BY seq ASC LIMIT $4"
             );
-            return self.message_query(&sql, &[room.0, after.0, before, limit], None).await;
+            return self
+                .message_query(&sql, &[room.0, after.0, before, limit], None)
+                .await;
         }
         let sql = format!(
             "SELECT {MESSAGE_COLS} FROM messages WHERE room_id = $1 AND seq < $2 \
              ORDER BY seq DESC LIMIT $3"
         );
-        let mut page = self.message_query(&sql, &[room.0, before, limit], None).await?;
+        let mut page = self
+            .message_query(&sql, &[room.0, before, limit], None)
+            .await?;
         page.reverse();
         Ok(page)
     }
@@ -1425,7 +1458,8 @@ impl MessageStore for Store {
              ORDER BY seq ASC LIMIT $3"
         );
         let after = after.map_or(i64::MIN, |s| s.0);
-        self.message_query(&sql, &[root.0, after, limit as i64], None).await
+        self.message_query(&sql, &[root.0, after, limit as i64], None)
+            .await
     }
 
     async fn threads(&self, room: RoomId, limit: usize) -> PortResult<Vec<Message>> {
@@ -1433,7 +1467,8 @@ impl MessageStore for Store {
             "SELECT {MESSAGE_COLS} FROM messages WHERE room_id = $1 AND reply_count > 0 \
              ORDER BY last_reply_at DESC, seq DESC LIMIT $2"
         );
-        self.message_query(&sql, &[room.0, limit as i64], None).await
+        self.message_query(&sql, &[room.0, limit as i64], None)
+            .await
     }
 
     async fn search(&self, room: RoomId, query: &str, limit: usize) -> PortResult<Vec<Message>> {
@@ -1442,7 +1477,8 @@ impl MessageStore for Store {
              AND lower(text) LIKE $3 ESCAPE '\\' ORDER BY seq DESC LIMIT $2"
         );
         let pattern = codec::contains_pattern(query);
-        self.message_query(&sql, &[room.0, limit as i64], Some(&pattern)).await
+        self.message_query(&sql, &[room.0, limit as i64], Some(&pattern))
+            .await
     }
 
     async fn unread_counts(&self, user: UserId, cursors: &[(RoomId, Seq)]) -> PortResult<Vec<u64>> {
@@ -1467,7 +1503,10 @@ impl MessageStore for Store {
             ));
             let mut q = sqlx::query(&sql);
             for (i, (room, seq)) in chunk.iter().enumerate() {
-                q = q.bind((chunk_no * CHUNK + i) as i64).bind(room.0).bind(seq.0);
+                q = q
+                    .bind((chunk_no * CHUNK + i) as i64)
+                    .bind(room.0)
+                    .bind(seq.0);
             }
             q = q.bind(user.0);
             for r in q.fetch_all(&self.pool).await.map_err(err)? {
@@ -1565,7 +1604,10 @@ fn schedule_from_row(r: &DbRow) -> PortResult<ScheduledMessage> {
         text: col(r, "text")?,
         message_type: parse("message type", &message_type, MessageType::parse)?,
         scheduled_at: ts(col(r, "scheduled_at")?),
-        repeat: repeat.as_deref().map(|s| parse("repeat", s, Repeat::parse)).transpose()?,
+        repeat: repeat
+            .as_deref()
+            .map(|s| parse("repeat", s, Repeat::parse))
+            .transpose()?,
         status: parse("schedule status", &status, codec::schedule_status)?,
         created_at: ts(col(r, "created_at")?),
         updated_at: ts(col(r, "updated_at")?),
@@ -1652,7 +1694,10 @@ impl ScheduleStore for Store {
             Some(current) if current.status != ScheduleStatus::Pending => Err(PortError::Conflict(
                 format!("schedule {} is {}", s.id, current.status.as_str()),
             )),
-            Some(_) => Err(PortError::Conflict(format!("schedule {} is being sent", s.id))),
+            Some(_) => Err(PortError::Conflict(format!(
+                "schedule {} is being sent",
+                s.id
+            ))),
         }
     }
 
@@ -1676,7 +1721,10 @@ impl ScheduleStore for Store {
             .await
             .map_err(err)?;
         tx.commit().await.map_err(err)?;
-        let mut claimed = rows.iter().map(schedule_from_row).collect::<PortResult<Vec<_>>>()?;
+        let mut claimed = rows
+            .iter()
+            .map(schedule_from_row)
+            .collect::<PortResult<Vec<_>>>()?;
         claimed.sort_by_key(|s| (s.scheduled_at, s.id));
         Ok(claimed)
     }
@@ -1692,7 +1740,9 @@ impl ScheduleStore for Store {
         const WHERE: &str = "WHERE id = $1 AND claimed_by = $2";
         let set = match &outcome {
             ScheduleOutcome::Sent => {
-                format!("status = 'SENT', sent_count = sent_count + 1, last_error = NULL, {RELEASE}")
+                format!(
+                    "status = 'SENT', sent_count = sent_count + 1, last_error = NULL, {RELEASE}"
+                )
             }
             ScheduleOutcome::SentAndRescheduled(_) => format!(
                 "scheduled_at = $4, sent_count = sent_count + 1, last_error = NULL, {RELEASE}"

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::sqlite::BUSY_TIMEOUT;
+use crate::sqlite::{BUSY_TIMEOUT, CACHE_SIZE, MMAP_SIZE};
 
 const BACKEND: &str = "sqlite";
 
@@ -147,7 +147,12 @@ impl SqliteMessageLog {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(BUSY_TIMEOUT);
+        .busy_timeout(BUSY_TIMEOUT)
+        // Reads through a memory map and a larger page cache instead of a `pread` per page:
+        // the hot pages (room, participants, recent messages) stay in memory.
+        .pragma("mmap_size", MMAP_SIZE)
+        .pragma("cache_size", CACHE_SIZE)
+        .pragma("temp_store", "memory");
         let mut writer = options.connect().await.map_err(err)?;
         sqlx::raw_sql(SCHEMA)
             .execute(&mut writer)

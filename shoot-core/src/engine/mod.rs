@@ -41,6 +41,7 @@ mod messages;
 mod pipeline;
 mod presence;
 mod read;
+mod room_cache;
 mod rooms;
 mod schedule;
 mod sync;
@@ -187,6 +188,10 @@ impl ChatEngine {
     /// Publishes an event; a bus failure is logged, never returned: real-time delivery is
     /// best-effort and clients recover with sync.
     pub(crate) async fn publish(&self, topic: Topic, event: Event) {
+        if let (Topic::Room(room), Event::RoomChanged { .. }) = (topic, &event) {
+            // Membership or the room itself changed: the send path must re-read it.
+            self.runtime().rooms.forget(room);
+        }
         if let Err(e) = self.p().bus.publish(topic, event).await {
             warn!(?topic, error = %e, "event bus publish failed");
         }

@@ -19,8 +19,8 @@
 //! the first message's receipt with `duplicate = true` and re-emits its latest known status.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -29,6 +29,7 @@ use tracing::{debug, warn};
 
 use crate::engine::ChatEngine;
 use crate::engine::presence::ActiveUsersState;
+use crate::engine::room_cache::{RoomCache, SendRoom};
 use crate::engine::workers::WorkerState;
 use crate::error::{Error, ErrorCode, Result, fail};
 use crate::events::{Event, StatusUpdate, Topic};
@@ -103,6 +104,8 @@ pub(crate) struct Runtime {
     /// Highest seq this instance made durable per room, so that sync can wait for the store
     /// to catch up instead of silently missing a message between SENT_TO_KAFKA and SAVED.
     durable_seqs: Mutex<HashMap<RoomId, Seq>>,
+    /// Rooms as the send path sees them, cached briefly.
+    pub(crate) rooms: RoomCache,
     /// Active-user list coalescing per room.
     pub(crate) active_users: Mutex<HashMap<RoomId, ActiveUsersState>>,
     pub(crate) workers: WorkerState,
@@ -120,6 +123,7 @@ impl Runtime {
             typing: Mutex::new(HashMap::new()),
             previews: Mutex::new(HashMap::new()),
             durable_seqs: Mutex::new(HashMap::new()),
+            rooms: RoomCache::default(),
             active_users: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),
         }
@@ -268,8 +272,8 @@ impl ChatEngine {
         rules::validate_client_type(cmd.message_type)?;
         let limits = self.limits();
         let text = rules::validate_content(&cmd.text, limits)?;
-        let participants = self.room_participants_for_send(actor, cmd.room_id).await?;
-        let validated = self.validate_send(actor, cmd, text, &participants).await?;
+        let room = self.room_for_send(actor, cmd.room_id).await?;
+        let validated = self.validate_send(actor, cmd, text, &room).await?;
 
         // Single flight per (sender, tempId) on this instance: a concurrent retry waits for
         // the attempt in progress instead of racing it.
@@ -479,17 +483,34 @@ impl ChatEngine {
         }
     }
 
-    /// The room's participants, after checking the room exists and `actor` is one of them.
-    async fn room_participants_for_send(
-        &self,
-        actor: UserId,
-        room: RoomId,
-    ) -> Result<Vec<Participant>> {
-        let participants = self.p().rooms.participants(room).await?;
-        if participants.iter().any(|p| p.user_id == actor) {
-            return Ok(participants);
+    /// The room's type and participants (cached for [`SEND_ROOM_TTL`](super::room_cache)),
+    /// after checking the room exists and `actor` is one of them. A cached room without
+    /// `actor` is re-read: they may have been added on another instance.
+    async fn room_for_send(&self, actor: UserId, room_id: RoomId) -> Result<Arc<SendRoom>> {
+        let now = self.now();
+        let cache = &self.runtime().rooms;
+        if let Some(room) = cache.get(room_id, now) {
+            if room.has(actor) {
+                return Ok(room);
+            }
         }
-        self.require_participant(actor, room).await?;
+        let participants = self.p().rooms.participants(room_id).await?;
+        if participants.iter().any(|p| p.user_id == actor) {
+            let room = self
+                .p()
+                .rooms
+                .get_room(room_id)
+                .await?
+                .ok_or_else(|| Error::new(ErrorCode::RoomNotFound, "room not found"))?;
+            let room = Arc::new(SendRoom {
+                room_type: room.room_type,
+                participants,
+            });
+            cache.put(room_id, room.clone(), now);
+            return Ok(room);
+        }
+        cache.forget(room_id);
+        self.require_participant(actor, room_id).await?;
         fail(
             ErrorCode::NotRoomParticipant,
             "not a participant of this room",
@@ -502,14 +523,9 @@ impl ChatEngine {
         actor: UserId,
         cmd: &SendMessage,
         text: String,
-        participants: &[Participant],
+        room: &SendRoom,
     ) -> Result<Validated> {
-        let room = self
-            .p()
-            .rooms
-            .get_room(cmd.room_id)
-            .await?
-            .ok_or_else(|| Error::new(ErrorCode::RoomNotFound, "room not found"))?;
+        let participants = &room.participants;
         if room.room_type == RoomType::Direct {
             if let Some(other) = participants.iter().find(|p| p.user_id != actor) {
                 if self

@@ -899,6 +899,40 @@ async fn active_user_lists_are_coalesced_and_not_broadcast_in_big_rooms() {
 }
 
 #[tokio::test]
+async fn a_removed_participant_cannot_send_right_after_sending() {
+    // The send path caches the room briefly; a membership change must take effect at once.
+    let h = Harness::started().await;
+    let [alice, bob, carol] = h.users(["alice", "bob", "carol"]).await;
+    let room = h.group(alice, &[bob, carol]).await;
+    h.engine
+        .send_message(bob, h.cmd(room, "one"))
+        .await
+        .unwrap();
+    h.engine.remove_participant(alice, room, bob).await.unwrap();
+    assert_eq!(
+        code(h.engine.send_message(bob, h.cmd(room, "two")).await),
+        ErrorCode::NotRoomParticipant
+    );
+    h.engine
+        .send_message(carol, h.cmd(room, "three"))
+        .await
+        .unwrap();
+    h.engine.leave_room(carol, room).await.unwrap();
+    assert_eq!(
+        code(h.engine.send_message(carol, h.cmd(room, "four")).await),
+        ErrorCode::NotRoomParticipant
+    );
+    h.engine
+        .add_participants(alice, room, vec![bob])
+        .await
+        .unwrap();
+    h.engine
+        .send_message(bob, h.cmd(room, "five"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn subscriptions_are_authorised() {
     let h = Harness::new();
     let [alice, bob, eve] = h.users(["alice", "bob", "eve"]).await;
