@@ -230,7 +230,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<AuthUser, ApiError> {
         let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
-        Ok(AuthUser(state.auth.verify_access(token)?))
+        Ok(AuthUser(state.authenticate(token).await?))
     }
 }
 

@@ -364,7 +364,7 @@ async fn subscribe_inner(
         .map(str::to_owned)
         .or(query.token)
         .ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
-    let user = state.auth.verify_access(&token)?;
+    let user = state.authenticate(&token).await?;
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

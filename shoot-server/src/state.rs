@@ -1,8 +1,9 @@
 //! Shared state of every handler and session.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
-use shoot_core::ChatEngine;
+use shoot_core::{ChatEngine, Error, ErrorCode, UserId};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::JwtAuth;
@@ -25,6 +26,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Per-user SSE replay buffers (`Last-Event-ID` resume).
     pub sse: Arc<ReplayBuffers>,
+    /// Users whose existence a request already confirmed (users are never deleted, so a
+    /// positive answer stays true): a token is checked against the store once per user.
+    known_users: Arc<Mutex<HashSet<UserId>>>,
 }
 
 impl AppState {
@@ -49,6 +53,44 @@ impl AppState {
             metrics,
             shutdown: CancellationToken::new(),
             sse: Arc::new(sse),
+            known_users: Arc::default(),
         }
     }
+
+    /// The user of a valid access token who exists in the store. A well-signed token of an
+    /// unknown user (issued before a database reset, or forged with the key) is
+    /// `INVALID_TOKEN` like any other bad token.
+    pub async fn authenticate(&self, token: &str) -> Result<UserId, Error> {
+        let user = self.auth.verify_access(token)?;
+        self.require_known_user(user).await
+    }
+
+    /// `user` if it exists in the store (`INVALID_TOKEN` otherwise).
+    pub async fn require_known_user(&self, user: UserId) -> Result<UserId, Error> {
+        if lock(&self.known_users).contains(&user) {
+            return Ok(user);
+        }
+        match self.engine.user(user).await {
+            Ok(_) => {
+                let mut known = lock(&self.known_users);
+                if known.len() >= KNOWN_USERS_MAX {
+                    known.clear();
+                }
+                known.insert(user);
+                Ok(user)
+            }
+            Err(e) if e.code() == ErrorCode::UserNotFound => Err(Error::new(
+                ErrorCode::InvalidToken,
+                "the token's user does not exist",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Most users remembered as existing before the set starts over.
+const KNOWN_USERS_MAX: usize = 1_000_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

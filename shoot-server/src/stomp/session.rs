@@ -32,7 +32,7 @@ use super::StompSettings;
 use super::app::{self, Failure, Outcome};
 use super::frame::{self, Command, Frame};
 use super::hub::{AckMode, Hub, Payload, Subscriber, Subscription};
-use super::outbox::{Closed, Out, Outbox};
+use super::outbox::{Closed, Out, Outbox, Pushed};
 use super::routing::{self, Access, ErrorView, Filter, UserQueue, to_json};
 use crate::state::AppState;
 use crate::views::StatusView;
@@ -49,28 +49,67 @@ pub(crate) struct Shared {
     max_pending_acks: usize,
 }
 
+/// What became of one socket write.
+enum Io {
+    /// Written.
+    Done,
+    /// The socket failed.
+    Failed,
+    /// The outbox overflowed while the write was blocked (the client stopped reading).
+    Overflow,
+}
+
+/// Runs one socket write unless the outbox overflows first: a client that stopped reading
+/// blocks writes forever, and only the overflow ends that wait.
+async fn write_io<F>(outbox: &Outbox, op: F) -> Io
+where
+    F: Future<Output = Result<(), axum::Error>>,
+{
+    tokio::select! {
+        biased;
+        r = op => if r.is_ok() { Io::Done } else { Io::Failed },
+        () = outbox.overflowed() => Io::Overflow,
+    }
+}
+
+/// The slow-consumer ending: an ERROR frame and a close, given at most `grace` (a dead
+/// client never takes them; the caller then drops the socket).
+async fn slow_consumer(
+    sink: &mut SplitSink<WebSocket, Message>,
+    metrics: &crate::metrics::Metrics,
+    grace: Duration,
+) {
+    metrics.stomp_errors.inc();
+    let error = error_frame(
+        "slow consumer",
+        "the client does not read fast enough",
+        None,
+    );
+    let _ = tokio::time::timeout(grace, async {
+        if sink.send(Message::Text(error.into())).await.is_ok() {
+            let _ = sink.close().await;
+        }
+    })
+    .await;
+}
+
 /// The writer task: drains the outbox in batches and keeps the heart-beat.
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
     shared: Arc<Shared>,
     metrics: Arc<crate::metrics::Metrics>,
+    grace: Duration,
 ) {
     let mut batch: VecDeque<Out> = VecDeque::new();
     let mut next_id: u64 = 0;
     let mut last_write = Instant::now();
+    let outbox = shared.outbox.clone();
     loop {
-        let closed = shared.outbox.take(&mut batch);
+        let closed = outbox.take(&mut batch);
         if batch.is_empty() {
             match closed {
                 Some(Closed::SlowConsumer) => {
-                    metrics.stomp_errors.inc();
-                    let error = error_frame(
-                        "slow consumer",
-                        "the client does not read fast enough",
-                        None,
-                    );
-                    let _ = sink.send(Message::Text(error.into())).await;
-                    let _ = sink.close().await;
+                    slow_consumer(&mut sink, &metrics, grace).await;
                     return;
                 }
                 Some(Closed::Normal) => {
@@ -81,16 +120,18 @@ async fn writer(
             }
             let hb = shared.heartbeat_ms.load(Ordering::Relaxed);
             if hb == 0 {
-                shared.outbox.wait().await;
+                outbox.wait().await;
             } else {
                 let due = last_write + Duration::from_millis(hb);
                 tokio::select! {
-                    () = shared.outbox.wait() => {}
+                    () = outbox.wait() => {}
                     () = tokio::time::sleep_until(due) => {
-                        if sink.send(Message::Text("\n".into())).await.is_err() {
-                            return;
+                        match write_io(&outbox, sink.send(Message::Text("\n".into()))).await {
+                            Io::Done => last_write = Instant::now(),
+                            Io::Failed => return,
+                            // Handled by the next `take`.
+                            Io::Overflow => {}
                         }
-                        last_write = Instant::now();
                     }
                 }
             }
@@ -98,6 +139,7 @@ async fn writer(
         }
         let mut close = false;
         let mut written = 0u64;
+        let mut io = Io::Done;
         while let Some(out) = batch.pop_front() {
             let msg = match out {
                 Out::Message { sub, payload } => {
@@ -117,16 +159,25 @@ async fn writer(
                     break;
                 }
             };
-            if sink.feed(msg).await.is_err() {
-                return;
+            io = write_io(&outbox, sink.feed(msg)).await;
+            if !matches!(io, Io::Done) {
+                break;
             }
             written += 1;
         }
         batch.clear();
-        if sink.flush().await.is_err() {
-            return;
+        if matches!(io, Io::Done) {
+            io = write_io(&outbox, sink.flush()).await;
         }
         metrics.stomp_frames_out.add(written);
+        match io {
+            Io::Done => {}
+            Io::Failed => return,
+            Io::Overflow => {
+                slow_consumer(&mut sink, &metrics, grace).await;
+                return;
+            }
+        }
         last_write = Instant::now();
         if close {
             let _ = sink.close().await;
@@ -215,7 +266,12 @@ pub(crate) async fn run(
     });
     let metrics = state.metrics.clone();
     metrics.stomp_connections.inc();
-    let mut writer_task = tokio::spawn(writer(sink, shared.clone(), metrics.clone()));
+    let mut writer_task = tokio::spawn(writer(
+        sink,
+        shared.clone(),
+        metrics.clone(),
+        settings.slow_consumer_grace,
+    ));
     let mut writer_done = false;
     let now = Instant::now();
     let mut session = Session {
@@ -264,7 +320,12 @@ pub(crate) async fn run(
                 }
                 Some(Err(e)) => {
                     debug!(error = %e, "websocket read failed");
-                    break;
+                    if is_io_error(&e) {
+                        break;
+                    }
+                    // A WebSocket-level violation (message over the size limit, text that
+                    // is not UTF-8, bad framing): the socket still writes, so say why.
+                    session.fail("malformed frame", &format!("websocket: {e}"), None);
                 }
                 None => break,
             },
@@ -330,7 +391,11 @@ impl Session {
     }
 
     fn push(&self, out: Out) {
-        self.shared.outbox.push(out);
+        if self.shared.outbox.push(out) == Pushed::Overflow {
+            // Replies overflowing the queue end the session like fan-out does (counted there
+            // by the hub).
+            self.state.metrics.stomp_slow_consumers.inc();
+        }
     }
 
     /// Sends an ERROR frame and ends the session.
@@ -466,6 +531,10 @@ impl Session {
                     "an access token is required",
                 )),
             },
+        };
+        let user = match user {
+            Ok(user) => self.state.require_known_user(user).await,
+            Err(e) => Err(e),
         };
         let user = match user {
             Ok(user) => user,
@@ -778,6 +847,19 @@ async fn resolve(
             Ok((Topic::Room(record.message.room_id), Filter::Thread(root)))
         }
     }
+}
+
+/// Whether a WebSocket read error is the transport failing (as opposed to the client
+/// breaking the protocol).
+fn is_io_error(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn next_session_number() -> u64 {
