@@ -44,7 +44,16 @@ pub struct Target {
     pub heartbeat_ms: u64,
     /// Login for RabbitMQ.
     pub login: (String, String),
+    /// RabbitMQ only (the `durable` scenario): room subscriptions are durable queues and
+    /// SENDs are `persistent`, so a SEND's RECEIPT (RabbitMQ sends it on the publisher
+    /// confirm) means the message is on disk in every member's queue, as Shoot's RECEIPT
+    /// means it is in the durable log.
+    pub persistent: bool,
 }
+
+/// How long RabbitMQ keeps an unused durable subscription queue of the `durable` scenario
+/// (`x-expires`), so that runs do not leave queues behind on the broker.
+pub const RABBIT_DURABLE_QUEUE_TTL_MS: u64 = 60_000;
 
 impl Target {
     /// Checks the address is on this machine's loopback range.
@@ -90,6 +99,9 @@ impl Target {
         let mut f = FrameBuilder::new("SEND")
             .header("destination", &dest)
             .header("content-type", "application/json");
+        if self.kind == Kind::Rabbit && self.persistent {
+            f = f.header("persistent", "true");
+        }
         if let Some(r) = receipt {
             f = f.header("receipt", r);
         }
@@ -246,11 +258,23 @@ pub async fn open(target: &Target, i: usize, auth: &Auth, subscriptions: &[Strin
 
     if !subscriptions.is_empty() {
         for (n, dest) in subscriptions.iter().enumerate() {
+            // RabbitMQ names a durable topic subscription's queue after (destination, id):
+            // ids must differ between clients or room members would share one queue.
+            let id = match target.kind {
+                Kind::Shoot => n.to_string(),
+                Kind::Rabbit => format!("c{i}.{n}"),
+            };
             let mut f = FrameBuilder::new("SUBSCRIBE")
-                .header("id", &n.to_string())
+                .header("id", &id)
                 .header("destination", dest);
             if target.kind == Kind::Rabbit && dest.starts_with("/queue/") {
                 f = f.header("auto-delete", "true").header("durable", "false");
+            }
+            if target.kind == Kind::Rabbit && target.persistent && dest.starts_with("/topic/") {
+                f = f
+                    .header("durable", "true")
+                    .header("auto-delete", "false")
+                    .header("x-expires", &RABBIT_DURABLE_QUEUE_TTL_MS.to_string());
             }
             if n + 1 == subscriptions.len() {
                 f = f.header("receipt", "sub");

@@ -10,6 +10,8 @@ use shoot_loadtest::setup::Rest;
 use shoot_loadtest::stats::Stats;
 use shoot_loadtest::sys;
 
+mod soak;
+
 const HELP: &str = "\
 shoot-loadtest SCENARIO [options]   — STOMP 1.2 over WebSocket load tool (loopback targets only)
 
@@ -19,8 +21,12 @@ Scenarios:
   fanout     rooms of --room-size members + one personal queue per client, --rate msg/s total;
              deliveries/s, latency, losses, server CPU per delivery (--clients 200 --rate 1000)
   durable    like fanout with a RECEIPT per SEND and /user/queue/message-status:
-             SEND→RECEIPT and SEND→SAVED (--clients 20 --rate 1000)
+             SEND→RECEIPT and SEND→SAVED (--clients 20 --rate 1000); rabbitmq: persistent
+             SENDs into durable subscription queues, RECEIPT = publisher confirm
   bigroom    one room of --clients subscribers, --rate msg/s (default 1); time to last recipient
+  soak       fanout with RECEIPTs plus --churn reconnections/s, alternately abrupt and with
+             DISCONNECT; fails on any ERROR, FAILED receipt, duplicate or reordered delivery
+             (Shoot only; scripts/soak samples the server around it)
   reconnect  everyone drops, misses --missed messages per room, reconnects at once and resyncs
              with /app/sync (Shoot only); time to resync, gaps, duplicates
 
@@ -32,6 +38,7 @@ Options (defaults in brackets):
   --clients N  --room-size N  --rate MSG_PER_S
   --receipts true|false       RECEIPT on fanout SENDs [true for shoot]
   --personal-queue NAME       Shoot personal queue /user/queue/NAME [errors; idle: notifications]
+  --churn N                   soak: reconnections per second [5]
   --before N --missed N       reconnect: messages per room seen / missed [2 / 5]
   --concurrency N             concurrent connects and REST calls [200]
   --spread N                  127.0.0.x source addresses [32]
@@ -91,6 +98,7 @@ fn main() -> Result<()> {
             args.opt("login").unwrap_or_else(|| "guest".into()),
             args.opt("passcode").unwrap_or_else(|| "guest".into()),
         ),
+        persistent: command == "durable",
     };
     target.validate()?;
     let threads: usize = args.get("threads", 1)?;
@@ -127,6 +135,7 @@ fn main() -> Result<()> {
     let receipts: bool = args.get("receipts", kind == Kind::Shoot)?;
     let before: u64 = args.get("before", 2)?;
     let missed: u64 = args.get("missed", 5)?;
+    let churn: f64 = args.get("churn", 5.0)?;
     args.reject_unknown()?;
     if clients == 0 || clients > 1_000_000 {
         bail!("--clients must be 1..=1000000");
@@ -156,6 +165,7 @@ fn main() -> Result<()> {
                 "fanout" => scenarios::traffic(&env, "fanout", Traffic { clients, room_size, rate, receipts, status: false }).await,
                 "durable" => scenarios::traffic(&env, "durable", Traffic { clients, room_size, rate, receipts: true, status: true }).await,
                 "bigroom" => scenarios::bigroom(&env, clients, rate).await,
+                "soak" => soak::run(&env, soak::Soak { clients, room_size, rate, churn }).await,
                 "reconnect" => scenarios::reconnect(&env, clients, room_size, before, missed).await,
                 other => bail!("unknown scenario {other:?} (see --help)"),
             }

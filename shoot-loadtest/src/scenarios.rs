@@ -16,7 +16,7 @@ use crate::frame::{Frame, FrameBuilder};
 use crate::payload::Marker;
 use crate::seq::{Seen, SeqTracker};
 use crate::setup::Rest;
-use crate::stats::{Hist, Progress, Stats};
+use crate::stats::{Hist, Progress, ResultLine, Stats};
 use crate::sys;
 
 /// Everything a scenario needs.
@@ -260,6 +260,29 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
         );
     }
     env.print_errors();
+    let mut r = ResultLine::new();
+    r.put("clients", clients)
+        .put("connected", n)
+        .put("open", alive)
+        .num("connect_per_s", n as f64 / secs, 0)
+        .latency("connect", env.stats.summary(Hist::C));
+    if let (Some(a), Some(b)) = (rss0, rss1) {
+        r.num("rss0_mib", a as f64 / 1048576.0, 1)
+            .num("rss1_mib", b as f64 / 1048576.0, 1)
+            .num(
+                "rss_kib_per_conn",
+                (b as f64 - a as f64) / n.max(1) as f64 / 1024.0,
+                1,
+            );
+    }
+    if let (Some((a, _)), Some((b, _))) = (sock0, sock1) {
+        r.num(
+            "sock_kib_per_conn",
+            (b as f64 - a as f64) / n.max(1) as f64 / 1024.0,
+            2,
+        );
+    }
+    println!("{}", r.render("idle"));
     drop(conns);
     Ok(())
 }
@@ -516,6 +539,43 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
         println!("server RSS at end: {:.1} MiB", r as f64 / 1048576.0);
     }
     env.print_errors();
+    let mut r = ResultLine::new();
+    r.put("clients", conns.len())
+        .put("rate", t.rate)
+        .put("drained", u8::from(drained))
+        .put("sent", sent)
+        .num("sent_per_s", sent as f64 / send_secs, 0)
+        .put("accepted", accepted)
+        .put("saved", stats.saved.load(Relaxed))
+        .put("delivered", delivered)
+        .put("expected", expected)
+        .num(
+            "deliveries_per_s",
+            delivered as f64 / ((last - t0) as f64 / 1e9),
+            0,
+        )
+        .put("undelivered", undelivered)
+        .put("duplicates", dups)
+        .put("late", stats.late.load(Relaxed))
+        .put("errors", stats.errors.load(Relaxed))
+        .latency("delivery", stats.summary(Hist::A))
+        .latency("receipt", stats.summary(Hist::C))
+        .latency("saved", stats.summary(Hist::B));
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        let wall = (end - t0) as f64 / 1e9;
+        r.num("cpu_s", b - a, 2)
+            .num("cpu_pct", (b - a) / wall * 100.0, 0)
+            .num(
+                "cpu_us_per_delivery",
+                (b - a) * 1e6 / delivered.max(1) as f64,
+                2,
+            )
+            .num("cpu_us_per_message", (b - a) * 1e6 / sent.max(1) as f64, 1);
+    }
+    if let Some(b) = rss1 {
+        r.num("rss_mib", b as f64 / 1048576.0, 1);
+    }
+    println!("{}", r.render(name));
     Ok(())
 }
 
@@ -668,6 +728,27 @@ pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
         );
     }
     env.print_errors();
+    let mut r = ResultLine::new();
+    r.put("clients", clients)
+        .put("subscribers", n)
+        .num("subscribe_s", secs, 2)
+        .put("drained", u8::from(drained))
+        .put("sent", sent)
+        .put("delivered", stats.delivered.load(Relaxed))
+        .put("expected", sent * n)
+        .put("complete", complete)
+        .put("incomplete", incomplete)
+        .put("errors", stats.errors.load(Relaxed))
+        .latency("last", stats.summary(Hist::B))
+        .latency("delivery", stats.summary(Hist::A));
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        r.num(
+            "cpu_us_per_delivery",
+            (b - a) * 1e6 / stats.delivered.load(Relaxed).max(1) as f64,
+            2,
+        );
+    }
+    println!("{}", r.render("bigroom"));
     Ok(())
 }
 
@@ -942,6 +1023,18 @@ pub async fn reconnect(
         println!("reconnect (TCP+WS+CONNECT+SUBSCRIBE) time: {s}");
     }
     env.print_errors();
+    let mut r = ResultLine::new();
+    r.put("clients", clients)
+        .put("reconnected", conns.len())
+        .num("reconnect_s", secs, 2)
+        .put("resynced", resynced.load(Relaxed))
+        .put("everyone", u8::from(all))
+        .num("resync_s", ms(last_done - t0) / 1000.0, 2)
+        .put("gaps", gaps)
+        .put("duplicates", dups)
+        .put("errors", stats.errors.load(Relaxed))
+        .latency("reconnect", env.stats.summary(Hist::C));
+    println!("{}", r.render("reconnect"));
     drop(pubs);
     Ok(())
 }

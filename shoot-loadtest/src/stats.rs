@@ -148,6 +148,52 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// One machine-readable line per run, `result {scenario} key=value …`, printed last so that
+/// scripts (`scripts/bench-vs-rabbitmq`) can tabulate runs without scraping the prose above.
+/// Values never contain spaces; missing figures are simply absent.
+#[derive(Debug, Default)]
+pub struct ResultLine {
+    fields: Vec<(String, String)>,
+}
+
+impl ResultLine {
+    /// An empty line.
+    pub fn new() -> ResultLine {
+        ResultLine::default()
+    }
+
+    /// Adds `key=value` (spaces in the value become `_`).
+    pub fn put(&mut self, key: &str, value: impl std::fmt::Display) -> &mut ResultLine {
+        let v = value.to_string().replace(char::is_whitespace, "_");
+        self.fields.push((key.to_owned(), v));
+        self
+    }
+
+    /// Adds a float with `decimals` digits.
+    pub fn num(&mut self, key: &str, value: f64, decimals: usize) -> &mut ResultLine {
+        self.put(key, format!("{value:.decimals$}"))
+    }
+
+    /// Adds `{prefix}_p50_ms`, `_p99_ms` and `_max_ms` of a summary, when there is one.
+    pub fn latency(&mut self, prefix: &str, s: Option<Summary>) -> &mut ResultLine {
+        if let Some(s) = s {
+            self.num(&format!("{prefix}_p50_ms"), s.p50, 2)
+                .num(&format!("{prefix}_p99_ms"), s.p99, 2)
+                .num(&format!("{prefix}_max_ms"), s.max, 2);
+        }
+        self
+    }
+
+    /// The line for `scenario`.
+    pub fn render(&self, scenario: &str) -> String {
+        let mut out = format!("result {scenario}");
+        for (k, v) in &self.fields {
+            out.push_str(&format!(" {k}={v}"));
+        }
+        out
+    }
+}
+
 /// Prints a progress line every second until dropped.
 pub struct Progress {
     stop: Arc<AtomicBool>,
@@ -211,6 +257,29 @@ impl Drop for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_line_is_one_line_of_key_values() {
+        let mut r = ResultLine::new();
+        r.put("target", "Rabbit")
+            .num("rate", 1234.567, 1)
+            .put("error", "a b\tc");
+        r.latency("lat", None);
+        r.latency(
+            "rx",
+            Some(Summary {
+                count: 3,
+                p50: 1.0,
+                p90: 2.0,
+                p99: 3.5,
+                max: 4.0,
+            }),
+        );
+        assert_eq!(
+            r.render("fanout"),
+            "result fanout target=Rabbit rate=1234.6 error=a_b_c rx_p50_ms=1.00 rx_p99_ms=3.50 rx_max_ms=4.00"
+        );
+    }
 
     #[test]
     fn records_and_summarises_in_milliseconds() {
