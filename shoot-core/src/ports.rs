@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 
 use crate::error::PortResult;
 use crate::events::{Event, Topic};
-use crate::ids::RoomId;
+use crate::ids::{RoomId, Seq};
 use crate::messages::{Message, UrlPreview};
 use crate::time::Timestamp;
 
@@ -93,6 +93,16 @@ pub trait MessageLog: Send + Sync + 'static {
 
     /// Moves a record that cannot be processed to the dead-letter log, with the reason.
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()>;
+
+    /// The highest seq of `room` that is durable in the log, if the log knows it exactly
+    /// (`None`: it does not, e.g. when seqs are allocated outside the log and an allocated
+    /// seq may never have been appended). Sync waits for the store to reach it, so that a
+    /// message durable before a restart but not yet stored is not silently missed.
+    ///
+    /// MUST NOT return a seq that was never appended.
+    async fn durable_seq(&self, _room: RoomId) -> PortResult<Option<Seq>> {
+        Ok(None)
+    }
 }
 
 /// A consumer of the message log.

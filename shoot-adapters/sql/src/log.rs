@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use shoot_core::messages::Message;
 use shoot_core::ports::{LogConsumer, LogEntry, LogPosition, MessageLog};
-use shoot_core::{PortError, PortResult, Seq};
+use shoot_core::{PortError, PortResult, RoomId, Seq};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -293,6 +293,17 @@ impl MessageLog for SqliteMessageLog {
             group: group.to_owned(),
             cursor,
         }))
+    }
+
+    async fn durable_seq(&self, room: RoomId) -> PortResult<Option<Seq>> {
+        // Written in the same transaction as the records: exactly what is durable.
+        let row = sqlx::query("SELECT last_seq FROM log_room_seqs WHERE room_id = $1")
+            .bind(room.0)
+            .fetch_optional(&self.inner.readers)
+            .await
+            .map_err(err)?;
+        row.map(|r| r.try_get::<i64, _>("last_seq").map(Seq).map_err(err))
+            .transpose()
     }
 
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {

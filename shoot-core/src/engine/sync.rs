@@ -16,6 +16,7 @@ use crate::engine::messages::{MessageRecord, records};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::HistoryQuery;
+use tracing::warn;
 
 /// How long sync waits for the store to catch up with the log.
 pub(crate) const SYNC_CATCH_UP: Duration = Duration::from_secs(2);
@@ -102,9 +103,8 @@ impl ChatEngine {
                 true,
             ),
         };
-        let stored = self.wait_for_store(room).await?;
-        let durable = self.runtime().durable_seq(room).unwrap_or(Seq::ZERO);
-        let latest_seq = stored.max(durable);
+        let (stored, durable) = self.wait_for_store(room).await?;
+        let latest_seq = stored.max(durable.unwrap_or(Seq::ZERO));
         let page_limit = query.limit - 1;
         let mut messages = self.p().messages.history(room, query).await?;
         let last_seen = messages
@@ -133,16 +133,25 @@ impl ChatEngine {
         })
     }
 
-    /// Waits until the store holds every message this instance made durable in `room`, at
-    /// most [`SYNC_CATCH_UP`]; returns the store's highest seq.
-    async fn wait_for_store(&self, room: RoomId) -> Result<Seq> {
-        let target = self.runtime().durable_seq(room);
+    /// Waits until the store holds every message known to be durable in `room` — what this
+    /// instance appended, and what the log reports (which covers appends before a restart) —
+    /// at most [`SYNC_CATCH_UP`]; returns the store's highest seq and that durable seq.
+    async fn wait_for_store(&self, room: RoomId) -> Result<(Seq, Option<Seq>)> {
+        let own = self.runtime().durable_seq(room);
+        let logged = match self.p().log.durable_seq(room).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                warn!(room_id = %room, error = %e, "reading the log's durable seq failed");
+                None
+            }
+        };
+        let target = own.max(logged);
         let deadline = self.now().plus(SYNC_CATCH_UP);
         let mut pause = Duration::from_millis(2);
         loop {
             let stored = self.p().messages.max_seq(room).await?;
             if target.is_none_or(|t| stored >= t) || self.now() >= deadline {
-                return Ok(stored);
+                return Ok((stored, target));
             }
             self.p().clock.sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));

@@ -190,6 +190,13 @@ impl MessageLog for MemoryLog {
         }))
     }
 
+    async fn durable_seq(&self, room: RoomId) -> PortResult<Option<crate::ids::Seq>> {
+        Ok(lock(&self.shared.state)
+            .seqs
+            .get(&room)
+            .map(|s| crate::ids::Seq(*s)))
+    }
+
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
         lock(&self.shared.state)
             .dead
