@@ -97,7 +97,10 @@ pub struct Limits {
     pub schedule_poll_interval: Duration,
     /// How long a scheduler claim lasts before another instance may take over.
     pub schedule_claim_lease: Duration,
-    /// How long `(sender, tempId)` idempotency claims are remembered in ephemeral state.
+    /// How long `(sender, tempId)` claims are remembered in ephemeral state. A claim only has
+    /// to outlive the time from the send until the message is stored: every fresh claim is
+    /// also checked against the store, which keeps `(sender, tempId)` unique forever. Longer
+    /// values cost memory (≈ 200 bytes per message sent within the TTL).
     pub idempotency_ttl: Duration,
 }
 
@@ -155,7 +158,7 @@ impl Default for Limits {
             sync_page_limit: 30,
             schedule_poll_interval: Duration::from_millis(200),
             schedule_claim_lease: Duration::from_secs(30),
-            idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_ttl: Duration::from_secs(600),
         }
     }
 }
