@@ -4,7 +4,7 @@
 //! Every task is spawned through the [`Spawner`](crate::ports::Spawner) port and sleeps on the
 //! [`Clock`](crate::ports::Clock) port, so a manual clock drives them deterministically.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -260,6 +260,11 @@ impl ChatEngine {
             .filter(|(_, p)| !**p)
             .map(|(m, _)| m)
             .collect();
+        let superseded = self.supersede_duplicates(&saved, &inserted).await;
+        let saved: Vec<&Message> = saved
+            .into_iter()
+            .filter(|m| !superseded.contains(&m.id))
+            .collect();
         let mut last_per_room: BTreeMap<RoomId, &Message> = BTreeMap::new();
         for m in &saved {
             let e = last_per_room.entry(m.room_id).or_insert(m);
@@ -339,6 +344,76 @@ impl ChatEngine {
                 }
             }
         }
+    }
+
+    /// Messages the store skipped although their id is not stored: another message with the
+    /// same `(sender, tempId)` is (a send whose append was reported failed but reached the log
+    /// anyway, then retried). The stored one is the message: its sender is told so (SAVED with
+    /// its id and seq) and the room is told to drop the duplicate, which was announced live
+    /// (`MessageChanged` / deleted). Returns the duplicates' ids.
+    async fn supersede_duplicates(
+        &self,
+        saved: &[&Message],
+        inserted: &[MessageId],
+    ) -> HashSet<MessageId> {
+        let mut out = HashSet::new();
+        let skipped: Vec<&Message> = saved
+            .iter()
+            .copied()
+            .filter(|m| !inserted.contains(&m.id) && m.temp_id.is_some())
+            .collect();
+        if skipped.is_empty() {
+            return out;
+        }
+        let ids: Vec<MessageId> = skipped.iter().map(|m| m.id).collect();
+        let stored: HashSet<MessageId> = match self.p().messages.get_messages(&ids).await {
+            Ok(found) => found.into_iter().map(|m| m.id).collect(),
+            Err(e) => {
+                warn!(error = %e, "checking skipped messages failed");
+                return out;
+            }
+        };
+        for m in skipped.into_iter().filter(|m| !stored.contains(&m.id)) {
+            let temp_id = m.temp_id.as_deref().unwrap_or_default();
+            let existing = match self
+                .p()
+                .messages
+                .find_by_temp_id(m.sender_id, temp_id)
+                .await
+            {
+                Ok(Some(existing)) if existing.id != m.id => existing,
+                Ok(_) => continue,
+                Err(e) => {
+                    warn!(error = %e, "looking up a duplicate tempId failed");
+                    continue;
+                }
+            };
+            warn!(
+                message_id = %m.id,
+                stored_id = %existing.id,
+                "a duplicate of a stored (sender, tempId) reached the log; it is retracted"
+            );
+            self.emit_status(&existing, existing.status, None, true)
+                .await;
+            let retracted = Message {
+                text: String::new(),
+                is_deleted: true,
+                mentions: Vec::new(),
+                url_preview: None,
+                ..m.clone()
+            };
+            self.publish(
+                Topic::Room(m.room_id),
+                Event::MessageChanged {
+                    message: retracted,
+                    change: MessageChange::Deleted,
+                    by: m.sender_id,
+                },
+            )
+            .await;
+            out.insert(m.id);
+        }
+        out
     }
 
     async fn dead_letter(&self, entry: &LogEntry, error: &PortError) -> bool {

@@ -933,6 +933,64 @@ async fn a_removed_participant_cannot_send_right_after_sending() {
 }
 
 #[tokio::test]
+async fn a_duplicate_temp_id_that_reaches_the_log_is_retracted_for_the_stored_message() {
+    // A send reported FAILED whose record reached the log anyway, then retried: two log
+    // records for one (sender, tempId). The store keeps the first; the second is retracted
+    // and its sender is pointed at the stored message.
+    let h = Harness::started().await;
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let first = h.send_saved(alice, room, "once").await;
+    let mut alices = h.subscribe(Topic::User(alice)).await;
+    let mut in_room = h.subscribe(Topic::Room(room)).await;
+    let ghost = Message {
+        id: MessageId(first.id.0 + 1_000_000),
+        seq: Seq::ZERO,
+        ..first.clone()
+    };
+    let appended = shoot_core::ports::MessageLog::append(&*h.stores.log, vec![ghost.clone()])
+        .await
+        .unwrap();
+    assert_eq!(appended[0].seq, Seq(first.seq.0 + 1));
+    let retracted = wait_for(&mut in_room, |e| match e {
+        Event::MessageChanged {
+            message,
+            change: MessageChange::Deleted,
+            ..
+        } => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((retracted.id, retracted.is_deleted), (ghost.id, true));
+    let status = wait_for(&mut alices, |e| match e {
+        Event::Status(u) if u.temp_id == first.temp_id && u.status == MessageStatus::Saved => {
+            Some(u.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (status.message_id, status.seq, status.status),
+        (Some(first.id), Some(first.seq), MessageStatus::Saved)
+    );
+    let history = h
+        .engine
+        .history(
+            alice,
+            room,
+            HistoryQuery {
+                before: None,
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<MessageId> = history.iter().map(|r| r.message.id).collect();
+    assert_eq!(ids, vec![first.id]);
+}
+
+#[tokio::test]
 async fn subscriptions_are_authorised() {
     let h = Harness::new();
     let [alice, bob, eve] = h.users(["alice", "bob", "eve"]).await;
