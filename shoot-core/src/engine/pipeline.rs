@@ -41,7 +41,8 @@ use crate::rooms::{Participant, RoomType};
 use crate::time::Timestamp;
 
 /// A claim left `p:` (in flight) for this long is considered abandoned (its instance died
-/// before the append) and may be taken over by a retry.
+/// before the append, or the append failed with a possibly unknown outcome) and may be
+/// taken over by a retry, which checks the store first.
 const STALE_CLAIM: Duration = Duration::from_secs(30);
 
 /// A message to send.
@@ -836,15 +837,9 @@ impl ChatEngine {
         rt.published.notify_waiters();
         for pending in batch {
             let m = &pending.message;
-            // Let the client retry with the same tempId.
-            let _ = self
-                .p()
-                .ephemeral
-                .delete(&idem_key(
-                    m.sender_id,
-                    m.temp_id.as_deref().unwrap_or_default(),
-                ))
-                .await;
+            // The claim stays: the append's outcome may be unknown (a broker that timed out
+            // can still write the record), so a retry with the same tempId waits until the
+            // claim is stale (`STALE_CLAIM`) and then looks in the store before sending again.
             let e = Error::new(error.code(), error.message().to_owned());
             self.emit_status(m, MessageStatus::Failed, Some(&e), true)
                 .await;

@@ -476,7 +476,7 @@ async fn concurrent_sends_to_one_room_publish_in_seq_order_without_gaps() {
 }
 
 #[tokio::test]
-async fn an_append_failure_fails_the_send_and_releases_the_temp_id() {
+async fn an_append_failure_fails_the_send_and_holds_the_temp_id_until_the_claim_is_stale() {
     let h = Harness::new();
     let [alice, bob] = h.users(["alice", "bob"]).await;
     let room = h.group(alice, &[bob]).await;
@@ -497,6 +497,13 @@ async fn an_append_failure_fails_the_send_and_releases_the_temp_id() {
         Some("BACKEND_UNAVAILABLE")
     );
     h.stores.log.set_failing(false);
+    // A failed append may still have reached the log (a broker that times out may write the
+    // record later): a retry waits until the claim is stale, then checks the store first.
+    assert_eq!(
+        code(h.engine.send_message(alice, cmd.clone()).await),
+        ErrorCode::Conflict
+    );
+    h.clock.advance(Duration::from_secs(31));
     let r = h.engine.send_message(alice, cmd).await.unwrap();
     assert_eq!((r.seq, r.duplicate), (Seq(1), false));
 }

@@ -322,6 +322,11 @@ async fn a_schedule_is_released_while_the_log_is_down_and_sent_after() {
         (ScheduleStatus::Pending, None)
     );
     h.stores.log.set_failing(false);
+    // The failed append's outcome may be unknown: its tempId stays claimed until the claim is
+    // stale, so the schedule stays pending until then, and is sent exactly once after.
+    h.engine.run_due_schedules().await.unwrap();
+    assert_eq!(schedule_of(&h, s.id).await.status, ScheduleStatus::Pending);
+    h.clock.advance(Duration::from_secs(31));
     assert_eq!(h.engine.run_due_schedules().await.unwrap(), 1);
     assert_eq!(schedule_of(&h, s.id).await.status, ScheduleStatus::Sent);
     assert_eq!(h.stores.log.len(), 1);
