@@ -1,8 +1,12 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes, served at
 //! `/api-docs/openapi.json` with Swagger UI (vendored assets, no network) at `/swagger-ui`.
 
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi, PartialSchema};
+
+use crate::error::ErrorEnvelope;
 
 /// The API document.
 #[derive(OpenApi)]
@@ -87,7 +91,7 @@ use utoipa::{Modify, OpenApi};
         crate::ops::ready,
         crate::ops::metrics
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "auth"), (name = "users"), (name = "friends"), (name = "blocking"), (name = "chatrooms"),
         (name = "messages"), (name = "threads"), (name = "schedules"), (name = "bookmarks"),
@@ -111,6 +115,73 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Documents the error statuses that follow from an operation's shape rather than from its
+/// business rules, so that each `#[utoipa::path]` lists only the latter (and a client or a
+/// contract test such as Schemathesis sees every status the server can send):
+/// 400 `VALIDATION_FAILED` when it takes parameters or a body (unparsable or invalid input),
+/// 413 `PAYLOAD_TOO_LARGE` when it takes a body, 401 when it requires a bearer token, and
+/// 404 when it addresses a resource by path.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                add_common_errors(op);
+            }
+        }
+    }
+}
+
+fn add_common_errors(op: &mut Operation) {
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let in_path = params
+        .iter()
+        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path));
+    let has_body = op.request_body.is_some();
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let responses = &mut op.responses.responses;
+    let mut add = |status: &str, description: &str| {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(error_response(description)));
+    };
+    if !params.is_empty() || has_body {
+        add(
+            "400",
+            "invalid input (VALIDATION_FAILED or a field-specific code)",
+        );
+    }
+    if has_body {
+        add("413", "request body over the limit (PAYLOAD_TOO_LARGE)");
+    }
+    if secured {
+        add("401", "missing, invalid or expired access token");
+    }
+    if in_path {
+        add("404", "no such resource");
+    }
+}
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(ErrorEnvelope::schema()))
+                .build(),
+        )
+        .build()
 }
 
 /// Swagger UI and the JSON document.

@@ -262,7 +262,7 @@ impl UserStore for Store {
         );
         let rows = sqlx::query(&sql)
             .bind(codec::contains_pattern(query))
-            .bind(limit as i64)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
             .map_err(err)?;
@@ -1311,7 +1311,7 @@ impl MessageStore for Store {
     }
 
     async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
-        let limit = query.limit as i64;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let before = query.before.map_or(i64::MAX, |s| s.0);
         if let Some(after) = query.after {
             let sql = format!(
@@ -1458,7 +1458,7 @@ impl MessageStore for Store {
              ORDER BY seq ASC LIMIT $3"
         );
         let after = after.map_or(i64::MIN, |s| s.0);
-        self.message_query(&sql, &[root.0, after, limit as i64], None)
+        self.message_query(&sql, &[root.0, after, i64::try_from(limit).unwrap_or(i64::MAX)], None)
             .await
     }
 
@@ -1467,7 +1467,7 @@ impl MessageStore for Store {
             "SELECT {MESSAGE_COLS} FROM messages WHERE room_id = $1 AND reply_count > 0 \
              ORDER BY last_reply_at DESC, seq DESC LIMIT $2"
         );
-        self.message_query(&sql, &[room.0, limit as i64], None)
+        self.message_query(&sql, &[room.0, i64::try_from(limit).unwrap_or(i64::MAX)], None)
             .await
     }
 
@@ -1477,7 +1477,7 @@ impl MessageStore for Store {
              AND lower(text) LIKE $3 ESCAPE '\\' ORDER BY seq DESC LIMIT $2"
         );
         let pattern = codec::contains_pattern(query);
-        self.message_query(&sql, &[room.0, limit as i64], Some(&pattern))
+        self.message_query(&sql, &[room.0, i64::try_from(limit).unwrap_or(i64::MAX)], Some(&pattern))
             .await
     }
 
@@ -1716,7 +1716,7 @@ impl ScheduleStore for Store {
             .bind(owner)
             .bind(lease_until.0)
             .bind(now.0)
-            .bind(limit as i64)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await
             .map_err(err)?;
@@ -1829,8 +1829,8 @@ impl NotificationStore for Store {
              ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
         )
         .bind(user.0)
-        .bind(limit as i64)
-        .bind(offset as i64)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(err)?;

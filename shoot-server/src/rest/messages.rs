@@ -165,7 +165,7 @@ pub struct ReadCursorView {
 
 /// Mark everything in a room as read.
 #[utoipa::path(post, path = "/api/v1/messages/mark-read", tag = "messages", params(RoomParam),
-    responses((status = 200, body = Envelope<ReadCursorView>), (status = 403, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 200, body = Envelope<ReadCursorView>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn mark_read(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
@@ -183,7 +183,7 @@ pub async fn mark_read(
 
 /// Forward a message to rooms of the caller (each copy keeps `forwardedFrom`).
 #[utoipa::path(post, path = "/api/v1/messages/forward", tag = "messages", request_body = ForwardRequest,
-    responses((status = 201, body = Envelope<Vec<SendReceiptView>>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    responses((status = 201, body = Envelope<Vec<SendReceiptView>>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn forward(
     State(state): State<AppState>,
@@ -210,7 +210,7 @@ pub async fn forward(
 
 /// Pin a message.
 #[utoipa::path(post, path = "/api/v1/messages/pin", tag = "messages", request_body = MessageIdRequest,
-    responses((status = 200, body = Envelope<MessageView>), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 200, body = Envelope<MessageView>), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn pin(
     State(state): State<AppState>,
@@ -251,7 +251,7 @@ pub async fn pins(
 
 /// Add a reaction.
 #[utoipa::path(post, path = "/api/v1/messages/reaction", tag = "messages", request_body = ReactionRequest,
-    responses((status = 200, body = Envelope<MessageView>), (status = 400, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 200, body = Envelope<MessageView>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn add_reaction(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
@@ -266,7 +266,7 @@ pub async fn add_reaction(
 
 /// Remove a reaction.
 #[utoipa::path(delete, path = "/api/v1/messages/reaction", tag = "messages", request_body = ReactionRequest,
-    responses((status = 200, body = Envelope<MessageView>), (status = 400, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 200, body = Envelope<MessageView>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn remove_reaction(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
@@ -367,7 +367,7 @@ pub struct ThreadsParams {
 
 /// Threads of a room.
 #[utoipa::path(get, path = "/api/v1/messages/threads", tag = "threads", params(ThreadsParams),
-    responses((status = 200, body = Envelope<Vec<ThreadSummaryView>>), (status = 403, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 200, body = Envelope<Vec<ThreadSummaryView>>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn threads(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
@@ -391,7 +391,7 @@ pub async fn threads(
 
 /// Schedule a message.
 #[utoipa::path(post, path = "/api/v1/messages/schedule", tag = "schedules", request_body = ScheduleRequest,
-    responses((status = 201, body = Envelope<ScheduleView>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    responses((status = 201, body = Envelope<ScheduleView>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn schedule(
     State(state): State<AppState>,
@@ -542,7 +542,7 @@ pub struct MessageSearchParams {
 
 /// Search a room's messages, newest first.
 #[utoipa::path(get, path = "/api/v1/messages/search", tag = "messages", params(MessageSearchParams),
-    responses((status = 200, body = Envelope<Vec<MessageView>>), (status = 403, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 200, body = Envelope<Vec<MessageView>>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn search(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,

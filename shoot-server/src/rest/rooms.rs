@@ -156,7 +156,7 @@ async fn create_one(
 /// room, 200, if there is one) or `{type: "GROUP", title, participantIds}`.
 #[utoipa::path(post, path = "/api/v1/chatrooms", tag = "chatrooms", request_body = CreateRoomRequest,
     responses((status = 201, body = Envelope<RoomView>), (status = 200, description = "existing direct room", body = Envelope<RoomView>),
-        (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+        (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -174,7 +174,7 @@ pub async fn create(
 
 /// Create several rooms in one call (each as `POST /chatrooms`); stops at the first error.
 #[utoipa::path(post, path = "/api/v1/chatrooms/multiple", tag = "chatrooms", request_body = CreateRoomsRequest,
-    responses((status = 201, body = Envelope<Vec<RoomView>>), (status = 400, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 201, body = Envelope<Vec<RoomView>>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn create_multiple(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
@@ -218,6 +218,15 @@ pub async fn update(
         return Err(ApiError::validation(
             "nothing to update: give title and/or announcement",
         ));
+    }
+    // The two fields are applied by two engine calls: validate both first, so a request
+    // rejected for one of them changes nothing.
+    let limits = state.engine.limits();
+    if let Some(title) = &req.title {
+        shoot_core::rooms::rules::validate_title(title, limits)?;
+    }
+    if let Some(announcement) = &req.announcement {
+        shoot_core::rooms::rules::validate_announcement(announcement.as_deref(), limits)?;
     }
     if let Some(title) = &req.title {
         state.engine.update_room_title(actor, id, title).await?;

@@ -167,7 +167,7 @@ pub async fn friend_requests(
 
 /// Send a friend request (a reverse pending request is accepted instead).
 #[utoipa::path(post, path = "/api/v1/users/friends/requests", tag = "friends", request_body = TargetUserRequest,
-    responses((status = 201, body = Envelope<FriendRequestView>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 201, body = Envelope<FriendRequestView>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn send_friend_request(
     State(state): State<AppState>,
@@ -295,7 +295,7 @@ pub async fn recommendations(
 
 /// Block a user.
 #[utoipa::path(post, path = "/api/v1/users/block", tag = "blocking", request_body = TargetUserRequest,
-    responses((status = 200, body = Envelope<bool>), (status = 400, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 200, body = Envelope<bool>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn block(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
@@ -345,7 +345,7 @@ pub async fn friend_groups(
 
 /// Create a friend group.
 #[utoipa::path(post, path = "/api/v1/users/friends/groups", tag = "friends", request_body = FriendGroupRequest,
-    responses((status = 201, body = Envelope<FriendGroupView>), (status = 400, body = ErrorEnvelope)), security(("bearer" = [])))]
+    responses((status = 201, body = Envelope<FriendGroupView>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)), security(("bearer" = [])))]
 pub async fn create_friend_group(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,

@@ -89,7 +89,8 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::ValidationFailed, message.into())
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Error> {
+/// Parses a `SEND` body as `T` (a blank body is `{}`); public so it can be fuzzed.
+pub fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Error> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
@@ -119,7 +120,8 @@ impl ContentIn {
     }
 }
 
-fn message_type(
+/// The message type from the `type` field or the content object (TEXT by default).
+pub fn message_type(
     explicit: Option<String>,
     from_content: Option<String>,
 ) -> Result<MessageType, Error> {
@@ -136,7 +138,7 @@ fn message_type(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChatIn {
+pub struct ChatIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     room_id: RoomId,
     content: ContentIn,
@@ -152,7 +154,7 @@ struct ChatIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ThreadIn {
+pub struct ThreadIn {
     #[serde(
         alias = "threadId",
         alias = "parentId",
@@ -169,7 +171,7 @@ struct ThreadIn {
 }
 
 /// `tempId` and `roomId` of a body that failed to parse, for the FAILED status.
-fn loose_ids(body: &[u8]) -> (Option<String>, Option<RoomId>) {
+pub fn loose_ids(body: &[u8]) -> (Option<String>, Option<RoomId>) {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
         return (None, None);
     };
@@ -195,21 +197,21 @@ fn send_failure(error: Error, body: &[u8]) -> Failure {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MessageIdIn {
+pub struct MessageIdIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     message_id: MessageId,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RoomIdIn {
+pub struct RoomIdIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     room_id: RoomId,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct EditIn {
+pub struct EditIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     message_id: MessageId,
     #[serde(alias = "newContent", alias = "text")]
@@ -218,7 +220,7 @@ struct EditIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReactionIn {
+pub struct ReactionIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     message_id: MessageId,
     #[serde(alias = "reactionType", alias = "code")]
@@ -229,7 +231,7 @@ struct ReactionIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TypingIn {
+pub struct TypingIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     room_id: RoomId,
     #[serde(alias = "typing", default = "yes")]
@@ -242,7 +244,7 @@ fn yes() -> bool {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReadIn {
+pub struct ReadIn {
     #[serde(default, deserialize_with = "de_opt_id")]
     message_id: Option<MessageId>,
     #[serde(default, deserialize_with = "de_opt_id")]
@@ -253,7 +255,7 @@ struct ReadIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SyncIn {
+pub struct SyncIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     room_id: RoomId,
     #[serde(default)]
@@ -276,7 +278,7 @@ struct SyncView {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GroupChatIn {
+pub struct GroupChatIn {
     action: String,
     #[serde(default, deserialize_with = "de_opt_id")]
     room_id: Option<RoomId>,
@@ -295,7 +297,7 @@ struct GroupChatIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ThreadQueryIn {
+pub struct ThreadQueryIn {
     #[serde(
         alias = "parentId",
         alias = "rootId",
@@ -312,7 +314,7 @@ struct ThreadQueryIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ThreadsIn {
+pub struct ThreadsIn {
     #[serde(deserialize_with = "crate::views::de_id")]
     room_id: RoomId,
     #[serde(default)]
