@@ -32,6 +32,10 @@ type Ws = WebSocketStream<TcpStream>;
 /// One connected client: its connection, SENDs written on it and RECEIPTs it got.
 struct Live {
     conn: Conn,
+    /// Marker sender id of this connection: every connection numbers its own SENDs, because
+    /// the order guarantee is per session (an old session of a reconnected client may still
+    /// be finishing its last SENDs while the new one starts).
+    sender: u32,
     sent: u64,
     acked: Arc<AtomicU64>,
 }
@@ -63,8 +67,9 @@ fn handler(
             };
             stats.delivered.fetch_add(1, Relaxed);
             stats.record(Hist::A, sys::now_ns().saturating_sub(m.sent_ns));
-            // A fresh connection starts wherever the sender is; it must then see the
-            // sender's messages once each and in order (gaps: the sender was churned).
+            // A fresh subscription starts wherever the sending session is; it must then see
+            // that session's messages once each and in order (a gap: the sender was dropped
+            // with SENDs still unwritten).
             match trackers
                 .entry(m.sender)
                 .or_insert_with(|| SeqTracker::new(m.seq))
@@ -138,7 +143,6 @@ pub(crate) async fn run(env: &Env, s: Soak) -> Result<()> {
     let rooms = pop.rooms.len();
     let t0 = sys::now_ns();
     let duration_ns = env.duration.as_nanos() as u64;
-    let mut seqs = vec![0u64; s.clients];
     let (mut k, mut churned, mut abandoned) = (0u64, 0u64, 0u64);
     let mut closing: Vec<(u64, Conn)> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -161,14 +165,13 @@ pub(crate) async fn run(env: &Env, s: Soak) -> Result<()> {
             let Some(live) = &mut slots[member] else {
                 continue;
             };
-            seqs[member] += 1;
             let m = Marker {
                 room: r as u32,
-                sender: member as u32,
-                seq: seqs[member],
+                sender: live.sender,
+                seq: live.sent + 1,
                 sent_ns: now,
             };
-            let temp = format!("s{member}.{}.{now}", seqs[member]);
+            let temp = format!("s{}.{}.{now}", live.sender, m.seq);
             let frame =
                 env.target
                     .send_frame(&pop.rooms[r], &m.encode(), &temp, Some(&format!("r{now}")));
@@ -308,6 +311,7 @@ async fn settle(
                 );
                 slots[i] = Some(Live {
                     conn,
+                    sender: stats.connected.load(Relaxed) as u32,
                     sent: 0,
                     acked,
                 });

@@ -225,6 +225,16 @@ impl Metrics {
                 g.get()
             );
         }
+        // Alive tokio tasks of the runtime serving `/metrics`: a leak of per-connection or
+        // per-topic tasks shows as a gauge that does not come back down (scripts/soak).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let name = "shoot_tokio_alive_tasks";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Alive tokio tasks.\n# TYPE {name} gauge\n{name} {}",
+                rt.metrics().num_alive_tasks()
+            );
+        }
         let h = &self.http_request_duration;
         let name = "shoot_http_request_duration_seconds";
         let _ = writeln!(
@@ -289,5 +299,24 @@ mod tests {
             text.contains("shoot_http_request_duration_seconds_count 2"),
             "{text}"
         );
+        // No runtime here: the task gauge is left out rather than reported as 0.
+        assert!(!text.contains("shoot_tokio_alive_tasks"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn reports_alive_tasks_inside_a_runtime() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = rx.await;
+        });
+        let text = Metrics::default().render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("shoot_tokio_alive_tasks "))
+            .unwrap_or_else(|| panic!("{text}"));
+        let n: u64 = line["shoot_tokio_alive_tasks ".len()..].parse().unwrap();
+        assert!(n >= 1, "{line}");
+        tx.send(()).unwrap();
+        task.await.unwrap();
     }
 }

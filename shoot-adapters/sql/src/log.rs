@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::sqlite::{BUSY_TIMEOUT, CACHE_SIZE, MMAP_SIZE};
+use crate::sqlite::{BUSY_TIMEOUT, MMAP_SIZE};
 
 const BACKEND: &str = "sqlite";
 
@@ -148,10 +148,9 @@ impl SqliteMessageLog {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
-        // Reads through a memory map and a larger page cache instead of a `pread` per page:
-        // the hot pages (room, participants, recent messages) stay in memory.
+        // Reads through a memory map instead of a `pread` per page (the page cache keeps its
+        // default size: it is per connection, and heap memory).
         .pragma("mmap_size", MMAP_SIZE)
-        .pragma("cache_size", CACHE_SIZE)
         .pragma("temp_store", "memory");
         let mut writer = options.connect().await.map_err(err)?;
         sqlx::raw_sql(SCHEMA)

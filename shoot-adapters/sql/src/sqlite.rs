@@ -19,8 +19,6 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes of the database file mapped into memory per connection (address space, not RSS:
 /// pages are shared with the OS page cache).
 pub(crate) const MMAP_SIZE: &str = "268435456";
-/// Page cache per connection, in KiB when negative (SQLite's convention): 16 MiB.
-pub(crate) const CACHE_SIZE: &str = "-16384";
 
 /// Large statements bound in order use `?` (see `sequential_placeholders`).
 const ANONYMOUS_PARAMS: bool = true;
@@ -77,10 +75,9 @@ impl SqliteStore {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT)
-        // Reads through a memory map and a larger page cache instead of a `pread` per page:
-        // the hot pages (room, participants, recent messages) stay in memory.
+        // Reads through a memory map instead of a `pread` per page (the page cache keeps its
+        // default size: it is per connection, and heap memory).
         .pragma("mmap_size", MMAP_SIZE)
-        .pragma("cache_size", CACHE_SIZE)
         .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

@@ -44,6 +44,9 @@ pub struct StompSettings {
     pub heartbeat_receive_ms: u64,
     /// Frames queued per session before the slow-consumer policy applies.
     pub outbox_capacity: usize,
+    /// How long an overflowed (slow) consumer's socket may take its final `ERROR` frame
+    /// before the session drops the socket anyway.
+    pub slow_consumer_grace: Duration,
     /// Subscriptions per session.
     pub max_subscriptions: usize,
     /// Time allowed between the handshake and CONNECT.
@@ -63,6 +66,7 @@ impl Default for StompSettings {
             heartbeat_send_ms: 10_000,
             heartbeat_receive_ms: 10_000,
             outbox_capacity: 1024,
+            slow_consumer_grace: Duration::from_secs(5),
             max_subscriptions: 1000,
             connect_timeout: Duration::from_secs(10),
             presence_refresh: Duration::from_secs(20),

@@ -8,7 +8,9 @@
 //! 1. a droppable item (typing, active users, presence) is dropped;
 //! 2. any other item evicts the oldest queued droppable item;
 //! 3. if nothing is droppable, the session is marked overflowed, everything pending is
-//!    discarded and the writer sends an `ERROR` ("slow consumer") and closes the socket.
+//!    discarded and the writer sends an `ERROR` ("slow consumer") and closes the socket. A
+//!    writer blocked on a socket the client stopped reading is woken by [`Outbox::overflowed`]
+//!    so that a dead consumer cannot keep its session (and socket) forever.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -70,6 +72,8 @@ struct State {
 pub(crate) struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// Signalled (one stored permit) when the queue overflows.
+    overflow: Notify,
     capacity: usize,
 }
 
@@ -82,6 +86,7 @@ impl Outbox {
                 closed: None,
             }),
             notify: Notify::new(),
+            overflow: Notify::new(),
             capacity: capacity.max(1),
         }
     }
@@ -113,6 +118,7 @@ impl Outbox {
             st.queue = VecDeque::new();
             drop(st);
             self.notify.notify_one();
+            self.overflow.notify_one();
             return Pushed::Overflow;
         }
         drop(st);
@@ -150,6 +156,12 @@ impl Outbox {
     /// Completes when items may have been queued since the last [`take`](Self::take).
     pub(crate) async fn wait(&self) {
         self.notify.notified().await;
+    }
+
+    /// Completes once the queue has overflowed (immediately if it already did while nobody
+    /// was waiting). Raced against socket writes by the writer.
+    pub(crate) async fn overflowed(&self) {
+        self.overflow.notified().await;
     }
 
     /// Items queued now.
@@ -227,6 +239,20 @@ mod tests {
         o.close();
         assert_eq!(o.push(item(&o, false, "late")), Pushed::Closed);
         assert_eq!(tags(&o), ["a", "F", "b", "CLOSE"]);
+    }
+
+    #[tokio::test]
+    async fn overflowed_completes_after_an_overflow_only() {
+        let o = Arc::new(Outbox::new(1));
+        o.push(item(&o, false, "a"));
+        // Not overflowed yet: the wait does not complete.
+        let pending =
+            tokio::time::timeout(std::time::Duration::from_millis(20), o.overflowed()).await;
+        assert!(pending.is_err());
+        assert_eq!(o.push(item(&o, false, "b")), Pushed::Overflow);
+        tokio::time::timeout(std::time::Duration::from_secs(5), o.overflowed())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
