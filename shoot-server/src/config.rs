@@ -706,6 +706,16 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        env: "SHOOT_STOMP_SLOW_CONSUMER_GRACE",
+        key: "stomp_slow_consumer_grace",
+        help: "how long a slow consumer is given to take its ERROR frame before it is dropped",
+        default: |c| format_duration(c.stomp.slow_consumer_grace),
+        apply: |c, v| {
+            c.stomp.slow_consumer_grace = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         env: "SHOOT_PASSWORD_MEMORY_KIB",
         key: "password_memory_kib",
         help: "Argon2id memory cost in KiB",
