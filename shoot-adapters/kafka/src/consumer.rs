@@ -139,6 +139,13 @@ impl KafkaLogConsumer {
         let config = &shared.config;
         let mut c = base_config(config);
         c.set("group.id", group)
+            // Static membership: a restarted instance (same instance name) takes over its
+            // dead predecessor's member and partitions at once. Without it the dead member
+            // stays in the group until its session expires, gets partitions at the
+            // restart's rebalance, and tansu 0.6 then expires it without a new generation
+            // (the survivors' rejoin gets the old assignment back), so its partitions
+            // stay owned by nobody until the next membership change.
+            .set("group.instance.id", &config.instance)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -349,18 +356,38 @@ impl LogConsumer for KafkaLogConsumer {
     }
 }
 
+/// How long a dropped consumer waits for its partitions to be revoked before closing.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
+/// Leaves the group, then closes the consumer. A static member (`group.instance.id`) sends
+/// no LeaveGroup when it is closed (KIP-345), so its partitions would wait for its session
+/// to expire (and on tansu 0.6 stay with nobody): unsubscribing does send it, once the
+/// revocation has been served, which only polling the consumer does.
+fn leave_and_close(consumer: Arc<Stream>) {
+    consumer.unsubscribe();
+    let deadline = std::time::Instant::now() + LEAVE_WAIT;
+    let assigned = |c: &Stream| c.assignment().is_ok_and(|a| a.count() > 0);
+    while assigned(&consumer) && std::time::Instant::now() < deadline {
+        // Serves the revocation; a record received meanwhile is not committed, so the
+        // partition's next owner gets it again.
+        drop(futures::FutureExt::now_or_never(consumer.recv()));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(consumer);
+}
+
 impl Drop for KafkaLogConsumer {
     fn drop(&mut self) {
-        // Closing leaves the group (so the partitions move at once), which blocks on
-        // network round trips: do it off the async worker threads when there is a runtime.
+        // Leaving the group (so the partitions move at once) blocks on network round
+        // trips: do it off the async worker threads when there is a runtime.
         let Some(consumer) = self.consumer.take() else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn_blocking(move || drop(consumer));
+                handle.spawn_blocking(move || leave_and_close(consumer));
             }
-            Err(_) => drop(consumer),
+            Err(_) => leave_and_close(consumer),
         }
     }
 }

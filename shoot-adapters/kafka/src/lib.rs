@@ -78,7 +78,9 @@ pub struct KafkaConfig {
     /// Dead-letter topic.
     pub dlq_topic: String,
     /// Name of this instance, written into every record's metadata and used as
-    /// `client.id`.
+    /// `client.id` and as the consumers' `group.instance.id` (static membership: a
+    /// restarted instance with the same name takes over its partitions at once). Two live
+    /// processes must never share it.
     pub instance: String,
     /// How long a record may wait for its delivery report before `append` fails
     /// (`message.timeout.ms`).
