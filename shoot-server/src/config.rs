@@ -1268,7 +1268,7 @@ mod tests {
             assert_eq!(c.limits, defaults.limits, "{}", s.env);
             assert!(s.env.starts_with("SHOOT_LIMITS_"));
         }
-        assert_eq!(LIMIT_SETTINGS.len(), 38, "one setting per Limits field");
+        assert_eq!(LIMIT_SETTINGS.len(), 40, "one setting per Limits field");
         let help = help_text();
         for s in SETTINGS.iter().chain(LIMIT_SETTINGS) {
             assert!(help.contains(s.env), "{} missing from --help", s.env);
