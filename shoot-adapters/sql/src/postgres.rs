@@ -7,6 +7,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::migrate::{Embedded, migrator};
 
+/// Longest wait for a pooled connection: while PostgreSQL is away, requests fail fast with
+/// `BACKEND_UNAVAILABLE` instead of hanging (the persistence worker retries by itself).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 type Db = sqlx::Postgres;
 type Store = PostgresStore;
 
@@ -88,7 +92,7 @@ impl PostgresStore {
     pub async fn connect_with(options: PgConnectOptions) -> shoot_core::PortResult<PostgresStore> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(err)?;

@@ -103,7 +103,7 @@ impl ChatEngine {
                 true,
             ),
         };
-        let (stored, durable) = self.wait_for_store(room).await?;
+        let (stored, durable, progressing) = self.wait_for_store(room).await?;
         let latest_seq = stored.max(durable.unwrap_or(Seq::ZERO));
         let page_limit = query.limit - 1;
         let mut messages = self.p().messages.history(room, query).await?;
@@ -113,9 +113,12 @@ impl ChatEngine {
             .chain(cursor)
             .max()
             .unwrap_or(Seq::ZERO);
-        // The store lagged behind the log for longer than the catch-up bound: tell the
-        // client there is more after what it got, so it syncs again.
-        let store_lagging = req.direction == SyncDirection::After && latest_seq > last_seen;
+        // The store lagged behind the log for longer than the catch-up bound but is catching
+        // up: tell the client there is more after what it got, so it syncs again. A store
+        // that made no progress at all (a seq that will never be stored, such as a retracted
+        // duplicate) must not make clients sync in a loop.
+        let store_lagging =
+            req.direction == SyncDirection::After && latest_seq > last_seen && progressing;
         let has_more = messages.len() > page_limit || store_lagging;
         if has_more {
             if newest_first_trim {
@@ -135,8 +138,9 @@ impl ChatEngine {
 
     /// Waits until the store holds every message known to be durable in `room` — what this
     /// instance appended, and what the log reports (which covers appends before a restart) —
-    /// at most [`SYNC_CATCH_UP`]; returns the store's highest seq and that durable seq.
-    async fn wait_for_store(&self, room: RoomId) -> Result<(Seq, Option<Seq>)> {
+    /// at most [`SYNC_CATCH_UP`]; returns the store's highest seq, that durable seq, and
+    /// whether the store advanced while it was waited for.
+    async fn wait_for_store(&self, room: RoomId) -> Result<(Seq, Option<Seq>, bool)> {
         let own = self.runtime().durable_seq(room);
         let logged = match self.p().log.durable_seq(room).await {
             Ok(seq) => seq,
@@ -148,10 +152,12 @@ impl ChatEngine {
         let target = own.max(logged);
         let deadline = self.now().plus(SYNC_CATCH_UP);
         let mut pause = Duration::from_millis(2);
+        let mut first: Option<Seq> = None;
         loop {
             let stored = self.p().messages.max_seq(room).await?;
+            let initial = *first.get_or_insert(stored);
             if target.is_none_or(|t| stored >= t) || self.now() >= deadline {
-                return Ok((stored, target));
+                return Ok((stored, target, stored > initial));
             }
             self.p().clock.sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
