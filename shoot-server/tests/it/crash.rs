@@ -357,6 +357,8 @@ pub(crate) struct Reader {
     /// own appends (`shoot-core/src/engine/sync.rs`, `latest_seq`).
     pub(crate) resynced: usize,
     pub(crate) live_repeats: usize,
+    /// Sync requests sent (receipt ids).
+    sync_requests: u64,
 }
 
 impl Reader {
@@ -423,17 +425,32 @@ impl Reader {
             let mut cursor = self.contiguous(room);
             let deadline = Instant::now() + WAIT;
             loop {
+                // A sync refused while a backend is away (FAILED receipt) is sent again, as a
+                // client does.
+                self.sync_requests += 1;
+                let receipt = format!("sync-{}", self.sync_requests);
                 c.app(
                     "/app/sync",
                     json!({"roomId": room, "lastSeq": cursor, "direction": "AFTER"}),
-                    None,
+                    Some(&receipt),
                 )
                 .await;
                 let f = c
-                    .wait_for("SYNC", |f| {
-                        is_event(f, "SYNC") && body(f)["roomId"] == room.as_str()
+                    .wait_for("SYNC or a failed sync", |f| {
+                        (is_event(f, "SYNC") && body(f)["roomId"] == room.as_str())
+                            || (f.command == Command::Receipt
+                                && f.header("receipt-id") == Some(receipt.as_str())
+                                && f.header("status") == Some("FAILED"))
                     })
                     .await;
+                if f.command == Command::Receipt {
+                    assert!(
+                        Instant::now() < deadline,
+                        "sync of {room} refused until {WAIT:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
                 let page = body(&f);
                 let messages = page["messages"].as_array().expect("messages");
                 for m in messages {

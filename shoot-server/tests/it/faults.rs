@@ -531,11 +531,7 @@ async fn a_redis_restart_under_load_loses_no_acknowledged_message() {
 }
 
 /// PostgreSQL (every store, the seq allocator) stopped and started. Bounded at about 120 s.
-// KNOWN GAP (RELIABILITY.md): a sync sent while PostgreSQL is away is refused
-// (`BACKEND_UNAVAILABLE` on the error queue, within the 5 s pool timeout) and this test's reader
-// waits for a SYNC reply instead of syncing again; passed 1 of 4 runs, depending on timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: the reader does not retry a sync refused during the outage"]
 async fn a_postgres_restart_under_load_loses_no_acknowledged_message() {
     survive(Fault::Restart(Service::Postgres)).await;
 }
