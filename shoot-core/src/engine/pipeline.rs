@@ -45,6 +45,10 @@ use crate::time::Timestamp;
 /// taken over by a retry, which checks the store first.
 const STALE_CLAIM: Duration = Duration::from_secs(30);
 
+/// How long a send that took over an abandoned claim waits for the store to say which record
+/// of its `(sender, tempId)` was kept, before asking the client to retry.
+const TAKEOVER_CONFIRM: Duration = Duration::from_secs(15);
+
 /// A message to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendMessage {
@@ -370,8 +374,87 @@ impl ChatEngine {
                     .map_err(Error::from)?;
             }
         }
-        self.send_claimed(actor, cmd, validated, id, now, forwarded_from)
-            .await
+        let takeover = matches!(claim, Claim::Pending(..));
+        let receipt = self
+            .send_claimed(actor, cmd, validated, id, now, forwarded_from)
+            .await?;
+        if takeover {
+            return self.confirm_takeover(actor, cmd, receipt).await;
+        }
+        Ok(receipt)
+    }
+
+    /// The receipt of a send that took over an abandoned claim, once the store has kept one
+    /// record of its `(sender, tempId)`.
+    ///
+    /// The abandoned attempt's append had an unknown outcome: its record may still be in the
+    /// log, ahead of or behind ours. The persistence worker keeps the first record of a
+    /// `(sender, tempId)` it stores and retracts any later one, so the receipt may only name a
+    /// message once the store holds it; otherwise a client could be told an id that is then
+    /// retracted. If the store does not answer within [`TAKEOVER_CONFIRM`], the claim is left
+    /// in flight and the client is asked to retry (the retry then finds the stored message).
+    async fn confirm_takeover(
+        &self,
+        actor: UserId,
+        cmd: &SendMessage,
+        appended: SendReceipt,
+    ) -> std::result::Result<SendReceipt, Rejection> {
+        let limits = self.limits();
+        let eph = &self.p().ephemeral;
+        let key = idem_key(actor, &cmd.temp_id);
+        let clock = &self.p().clock;
+        let started = self.now();
+        let mut wait = Duration::from_millis(5);
+        loop {
+            match self.find_sent(actor, &cmd.temp_id).await {
+                Ok(Some(found)) => {
+                    let done = format!("d:{}:{}:{}", found.id, found.seq, found.room_id);
+                    if let Err(e) = eph.set(&key, &done, Some(limits.idempotency_ttl)).await {
+                        warn!(error = %e, "recording a send claim failed");
+                    }
+                    if found.id != appended.message_id {
+                        warn!(
+                            user_id = %actor,
+                            appended = %appended.message_id,
+                            stored = %found.id,
+                            "a taken-over send was stored from the abandoned attempt's record"
+                        );
+                    }
+                    return Ok(SendReceipt {
+                        message_id: found.id,
+                        seq: found.seq,
+                        room_id: found.room_id,
+                        temp_id: cmd.temp_id.clone(),
+                        duplicate: found.id != appended.message_id,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => debug!(error = %e, "confirming a taken-over send"),
+            }
+            if self.now().since(started) >= TAKEOVER_CONFIRM {
+                break;
+            }
+            clock.sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
+        // Still unknown which record is kept: leave the claim in flight (a retry after
+        // `STALE_CLAIM` looks in the store again) and never name an id that may be retracted.
+        let pending = format!(
+            "p:{}:{}:{}",
+            appended.message_id,
+            self.now().as_millis(),
+            appended.room_id
+        );
+        if let Err(e) = eph.set(&key, &pending, Some(limits.idempotency_ttl)).await {
+            warn!(error = %e, "recording a send claim failed");
+        }
+        Err(Rejection {
+            error: Error::new(
+                ErrorCode::Conflict,
+                "a message with this tempId is still being confirmed; retry shortly",
+            ),
+            reported: true,
+        })
     }
 
     /// The rest of a send once `(actor, tempId)` is claimed for message `id`: releases the

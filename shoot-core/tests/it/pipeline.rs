@@ -184,6 +184,22 @@ impl Harness {
         }
     }
 
+    /// Runs `f` to completion while advancing the manual clock 5 ms every real
+    /// millisecond, for code paths that wait on the clock.
+    pub(crate) async fn ticking<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(f);
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            tokio::select! {
+                out = &mut f => return out,
+                () = tokio::time::sleep(Duration::from_millis(1)) => {
+                    assert!(std::time::Instant::now() < deadline, "not done in time");
+                    self.clock.advance(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
     pub(crate) async fn subscribe(&self, topic: Topic) -> EventStream {
         self.engine.subscribe_topic(topic).await.expect("subscribe")
     }
@@ -504,8 +520,103 @@ async fn an_append_failure_fails_the_send_and_holds_the_temp_id_until_the_claim_
         ErrorCode::Conflict
     );
     h.clock.advance(Duration::from_secs(31));
-    let r = h.engine.send_message(alice, cmd).await.unwrap();
+    // The retry takes the claim over, appends, and answers once the store holds the record.
+    h.engine.start().await.expect("start");
+    let r = h.ticking(h.engine.send_message(alice, cmd)).await.unwrap();
     assert_eq!((r.seq, r.duplicate), (Seq(1), false));
+    assert_eq!(h.saved(r.message_id).await.seq, Seq(1));
+}
+
+#[tokio::test]
+async fn a_taken_over_send_names_the_record_the_store_kept() {
+    // The first attempt's append timed out, yet its record reached the log: the retry that
+    // takes the claim over appends a second record, which the persistence worker retracts.
+    // The retry's receipt must name the stored message, never the retracted one.
+    let h = Harness::new();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let cmd = h.cmd(room, "late");
+    h.stores.log.set_failing(true);
+    assert_eq!(
+        code(h.engine.send_message(alice, cmd.clone()).await),
+        ErrorCode::BackendUnavailable
+    );
+    h.stores.log.set_failing(false);
+    let mut first = Message {
+        id: MessageId(7_000_001),
+        room_id: room,
+        seq: Seq::ZERO,
+        sender_id: alice,
+        temp_id: Some(cmd.temp_id.clone()),
+        message_type: MessageType::Text,
+        text: "late".to_owned(),
+        is_edited: false,
+        is_deleted: false,
+        url_preview: None,
+        thread_id: None,
+        reply_count: 0,
+        last_reply_at: None,
+        forwarded_from: None,
+        mentions: Vec::new(),
+        reactions: Default::default(),
+        pin: None,
+        created_at: h.clock.now(),
+        updated_at: None,
+        status: MessageStatus::SentToKafka,
+    };
+    // The "timed-out" record, written late by the log.
+    first = shoot_core::ports::MessageLog::append(&*h.stores.log, vec![first])
+        .await
+        .unwrap()
+        .remove(0);
+    h.clock.advance(Duration::from_secs(31));
+    let mut room_events = h.subscribe(Topic::Room(room)).await;
+    let retry = h.engine.send_message(alice, cmd.clone());
+    let start = async {
+        // The persistence worker starts only after the retry appended its own record, so
+        // the store sees the late record first.
+        h.until(|| async { (h.stores.log.len() == 2).then_some(()) })
+            .await;
+        h.engine.start().await.expect("start");
+    };
+    let (r, ()) = futures::join!(h.ticking(retry), start);
+    let r = r.unwrap();
+    assert_eq!(
+        (r.message_id, r.seq, r.duplicate),
+        (first.id, first.seq, true)
+    );
+    let stored = h.saved(first.id).await;
+    assert_eq!(stored.text, "late");
+    let retracted = wait_for(&mut room_events, |e| match e {
+        Event::MessageChanged {
+            message,
+            change: MessageChange::Deleted,
+            ..
+        } => Some(message.id),
+        _ => None,
+    })
+    .await;
+    assert_ne!(retracted, first.id);
+    let history = h
+        .stores
+        .messages
+        .history(
+            room,
+            HistoryQuery {
+                before: None,
+                after: None,
+                limit: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+    // A later retry is answered from the claim, with the same message.
+    let again = h.engine.send_message(alice, cmd).await.unwrap();
+    assert_eq!((again.message_id, again.duplicate), (first.id, true));
 }
 
 #[tokio::test]

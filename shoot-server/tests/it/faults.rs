@@ -544,13 +544,9 @@ async fn a_kafka_broker_outage_under_load_loses_no_acknowledged_message() {
 
 /// The Kafka broker frozen for longer than the delivery timeout: sends in flight fail
 /// although the broker may write them when it resumes; their retries must not store them
-/// twice. Bounded at about 140 s.
-///
-/// KNOWN FAILURE (RELIABILITY.md, crashes and service faults, finding 4): a retried send can
-/// still be appended as a second record that the persistence worker then retracts; its
-/// receipt names the retracted message, which this test's ledger and reader count as lost.
+/// twice, and a retry's receipt must name the record the store kept (RELIABILITY.md,
+/// finding 4). Bounded at about 140 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: a retracted duplicate's receipt (RELIABILITY.md, finding 4)"]
 async fn a_long_kafka_broker_outage_under_load_loses_no_acknowledged_message() {
     survive(Fault::Pause(LONG_OUTAGE)).await;
 }
