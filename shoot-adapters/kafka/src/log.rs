@@ -18,7 +18,7 @@ use shoot_core::ids::RoomId;
 use shoot_core::messages::Message;
 use shoot_core::ports::{LogConsumer, LogEntry, MessageLog, SequenceAllocator, partition_of};
 use shoot_core::{PortError, PortResult, Seq};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 
 use crate::consumer::KafkaLogConsumer;
 use crate::envelope::Envelope;
@@ -350,6 +350,84 @@ impl KafkaMessageLog {
     }
 
     /// Enqueues one record, waiting while the local queue is full (until `deadline`).
+    /// Locks the append stripes of `rooms` in ascending order.
+    async fn lock_stripes(&self, rooms: &[(RoomId, u32)]) -> Vec<MutexGuard<'_, ()>> {
+        let stripes: BTreeSet<u32> = rooms
+            .iter()
+            .map(|(r, _)| partition_of(*r, APPEND_STRIPES))
+            .collect();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            guards.push(self.stripes[s as usize].lock().await);
+        }
+        guards
+    }
+
+    /// Enqueues every record with `producer` while `guards` hold the rooms' stripes, then
+    /// waits for every delivery report (acks=all).
+    async fn produce(
+        &self,
+        producer: &Producer_,
+        batch: &[Message],
+        payloads: &[Vec<u8>],
+        guards: Vec<MutexGuard<'_, ()>>,
+    ) -> std::result::Result<(), ProduceFailure> {
+        let config = &self.shared.config;
+        let deadline = Instant::now() + config.message_timeout;
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for (m, payload) in batch.iter().zip(payloads) {
+            let key = m.room_id.0.to_string();
+            match self.enqueue(producer, &key, payload, deadline).await {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(error) => {
+                    // Records enqueued before this one may still be delivered.
+                    return Err(ProduceFailure {
+                        cause: None,
+                        error,
+                        all_refused: false,
+                    });
+                }
+            }
+        }
+        drop(guards);
+        let mut failure: Option<ProduceFailure> = None;
+        let mut all_refused = true;
+        for outcome in join_all(deliveries).await {
+            let (cause, error) = match outcome {
+                Ok(Ok(_)) => {
+                    all_refused = false;
+                    continue;
+                }
+                Ok(Err((e, _))) => {
+                    all_refused &= refused_before_writing(&e);
+                    (
+                        Some(e.clone()),
+                        error::delivery(&config.topic, config.message_timeout, e),
+                    )
+                }
+                Err(_) => {
+                    all_refused = false;
+                    (
+                        None,
+                        KafkaLogError::DeliveryCanceled {
+                            topic: config.topic.clone(),
+                        }
+                        .into(),
+                    )
+                }
+            };
+            failure.get_or_insert(ProduceFailure {
+                cause,
+                error,
+                all_refused: false,
+            });
+        }
+        match failure {
+            None => Ok(()),
+            Some(f) => Err(ProduceFailure { all_refused, ..f }),
+        }
+    }
+
     async fn enqueue(
         &self,
         producer: &Producer_,
@@ -381,6 +459,24 @@ impl KafkaMessageLog {
     }
 }
 
+/// Why an append's records were not all delivered.
+struct ProduceFailure {
+    /// The librdkafka error of the first failed delivery, if any.
+    cause: Option<KafkaError>,
+    error: PortError,
+    /// Every record was refused by the broker without being written.
+    all_refused: bool,
+}
+
+/// Whether a failed delivery was refused by the broker for the producer's idempotence
+/// state: the record was not written (unlike a timeout, whose outcome is unknown).
+fn refused_before_writing(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+    )
+}
+
 fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -405,14 +501,7 @@ impl MessageLog for KafkaMessageLog {
         // Lock the rooms' stripes in ascending order (no deadlock between batches): numbers
         // of a room are allocated and enqueued by one append at a time in this instance, so
         // its records reach the partition in seq order.
-        let stripes: BTreeSet<u32> = rooms
-            .iter()
-            .map(|(r, _)| partition_of(*r, APPEND_STRIPES))
-            .collect();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for s in stripes {
-            guards.push(self.stripes[s as usize].lock().await);
-        }
+        let mut guards = self.lock_stripes(&rooms).await;
         let firsts = try_join_all(rooms.iter().map(|(r, n)| self.seqs.allocate(*r, *n))).await?;
         let mut next: HashMap<RoomId, i64> = rooms
             .iter()
@@ -430,45 +519,27 @@ impl MessageLog for KafkaMessageLog {
             let envelope = Envelope::message_created(m.clone(), &config.instance, produced_at);
             payloads.push(serde_json::to_vec(&envelope).map_err(KafkaLogError::from)?);
         }
-        let producer = self.shared.producer();
-        let deadline = Instant::now() + config.message_timeout;
-        let mut deliveries = Vec::with_capacity(batch.len());
-        for (m, payload) in batch.iter().zip(&payloads) {
-            let key = m.room_id.0.to_string();
-            match self.enqueue(&producer, &key, payload, deadline).await {
-                Ok(delivery) => deliveries.push(delivery),
-                Err(e) => {
-                    self.shared.recover_producer(producer, None);
-                    return Err(e);
+        let mut retried = false;
+        loop {
+            let producer = self.shared.producer();
+            match self.produce(&producer, &batch, &payloads, guards).await {
+                Ok(()) => return Ok(batch),
+                Err(failure) => {
+                    tracing::warn!(error = %failure.error, records = batch.len(), "kafka append failed");
+                    self.shared
+                        .recover_producer(producer, failure.cause.as_ref());
+                    // Every record was refused by the broker for the producer's stale
+                    // idempotence state (after a delivery timeout, tansu fences the epoch
+                    // bump): nothing was written, so the same records, with the same seqs,
+                    // go again once through the replacement producer.
+                    if !failure.all_refused || retried {
+                        return Err(failure.error);
+                    }
+                    retried = true;
+                    guards = self.lock_stripes(&rooms).await;
                 }
             }
         }
-        drop(guards);
-        // Durable once every record has a successful delivery report (acks=all).
-        let mut failure: Option<(Option<KafkaError>, PortError)> = None;
-        for outcome in join_all(deliveries).await {
-            let (cause, err) = match outcome {
-                Ok(Ok(_)) => continue,
-                Ok(Err((e, _))) => (
-                    Some(e.clone()),
-                    error::delivery(&config.topic, config.message_timeout, e),
-                ),
-                Err(_) => (
-                    None,
-                    KafkaLogError::DeliveryCanceled {
-                        topic: config.topic.clone(),
-                    }
-                    .into(),
-                ),
-            };
-            failure.get_or_insert((cause, err));
-        }
-        if let Some((cause, err)) = failure {
-            tracing::warn!(error = %err, records = batch.len(), "kafka append failed");
-            self.shared.recover_producer(producer, cause.as_ref());
-            return Err(err);
-        }
-        Ok(batch)
     }
 
     async fn consumer(&self, group: &str) -> PortResult<Box<dyn LogConsumer>> {
