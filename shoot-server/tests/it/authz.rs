@@ -13,20 +13,18 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::http::Method;
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shoot_core::engine::{NewUser, SendMessage};
-use shoot_core::messages::{HistoryQuery, MessageType};
+use shoot_core::engine::SendMessage;
+use shoot_core::messages::HistoryQuery;
 use shoot_core::{MessageId, RoomId, UserId};
+use shoot_server::ServerHandle;
 use shoot_server::config::Config;
-use shoot_server::stomp::frame::{self, Command, Frame, FrameLimits};
+use shoot_server::stomp::frame::{Command, Frame};
 use shoot_server::stomp::routing::UserQueue;
-use shoot_server::{ServerHandle, serve};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{Session, TestApp, eventually};
+use crate::support::{
+    ServerExt, Session, StompClient, TestApp, eventually, start_server, str_of, text_message,
+};
 
 // ---------------------------------------------------------------------------------------
 // REST fixture
@@ -69,59 +67,6 @@ struct Fx {
     a_code: String,
 }
 
-fn uid(s: &Session) -> UserId {
-    UserId(s.user_id.parse().unwrap())
-}
-
-/// Sends through the engine and waits until the message is stored (SAVED).
-async fn send(app: &TestApp, who: &Session, room: &str, text: &str, temp: &str) -> String {
-    let cmd = SendMessage {
-        room_id: RoomId(room.parse().unwrap()),
-        text: text.into(),
-        message_type: MessageType::Text,
-        temp_id: temp.into(),
-        thread_id: None,
-        mentions: vec![],
-    };
-    let receipt = app
-        .state
-        .engine
-        .send_message(uid(who), cmd)
-        .await
-        .expect("send");
-    let id = receipt.message_id.to_string();
-    eventually(10, || async {
-        let r = app
-            .get(&format!("/api/v1/messages/detail/{id}"), &who.access)
-            .await;
-        (r.status == 200 && r.data()["status"] == "SAVED").then_some(())
-    })
-    .await;
-    id
-}
-
-async fn group(app: &TestApp, owner: &Session, title: &str, members: &[&Session]) -> String {
-    let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
-    app.post(
-        "/api/v1/chatrooms",
-        &owner.access,
-        json!({"type": "GROUP", "title": title, "participantIds": ids}),
-    )
-    .await
-    .expect(201)
-    .data()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn str_of(v: &Value, key: &str) -> String {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} in {v}"))
-        .to_owned()
-}
-
 impl Fx {
     async fn new(app: &TestApp) -> Fx {
         let a = app.user("owner_a").await;
@@ -129,10 +74,12 @@ impl Fx {
         let n = app.user("member_n").await;
         let o = app.user("outsider_o").await;
         let x = app.user("stranger_x").await;
-        let room = group(app, &a, "team secret", &[&m, &n]).await;
-        let o_room = group(app, &o, "other room", &[&x]).await;
-        let msg = send(app, &a, &room, "hello team @member_m", "a-1").await;
-        let msg2 = send(app, &m, &room, "hi from m", "m-1").await;
+        let room = app.group(&a, "team secret", &[&m, &n]).await;
+        let o_room = app.group(&o, "other room", &[&x]).await;
+        let msg = app.send_saved(&a, &room, "hello team @member_m", "a-1");
+        let msg = str_of(&msg.await, "id");
+        let msg2 = app.send_saved(&m, &room, "hi from m", "m-1");
+        let msg2 = str_of(&msg2.await, "id");
         app.post("/api/v1/messages/pin", &a.access, json!({"messageId": msg}))
             .await
             .expect(200);
@@ -163,18 +110,14 @@ impl Fx {
                 json!({"roomId": room, "content": "later", "scheduledAt": due}),
             )
             .await
-            .expect(201);
-        let schedule = str_of(schedule.data(), "id");
+            .expect(201)
+            .data_str("id");
         // A and M become friends (M's request, A accepts); X's request stays pending.
         let req = app
-            .post(
-                "/api/v1/users/friends/requests",
-                &m.access,
-                json!({"targetUserId": a.user_id}),
-            )
+            .friend_request(&m, &a.user_id)
             .await
-            .expect(201);
-        let req = str_of(req.data(), "requestId");
+            .expect(201)
+            .data_str("requestId");
         app.post(
             &format!("/api/v1/users/friends/requests/{req}/accept"),
             &a.access,
@@ -183,23 +126,19 @@ impl Fx {
         .await
         .expect(200);
         let friend_request = app
-            .post(
-                "/api/v1/users/friends/requests",
-                &x.access,
-                json!({"targetUserId": a.user_id}),
-            )
+            .friend_request(&x, &a.user_id)
             .await
-            .expect(201);
-        let friend_request = str_of(friend_request.data(), "requestId");
-        let fg = app
+            .expect(201)
+            .data_str("requestId");
+        let friend_group = app
             .post(
                 "/api/v1/users/friends/groups",
                 &a.access,
                 json!({"name": "close"}),
             )
             .await
-            .expect(201);
-        let friend_group = str_of(fg.data(), "id");
+            .expect(201)
+            .data_str("id");
         app.post(
             &format!(
                 "/api/v1/users/friends/groups/{friend_group}/members/{}",
@@ -221,8 +160,11 @@ impl Fx {
                 .map(|n| str_of(n, "id"))
         })
         .await;
-        let me = app.get("/api/v1/users/me", &a.access).await.expect(200);
-        let a_code = str_of(me.data(), "userCode");
+        let a_code = app
+            .get("/api/v1/users/me", &a.access)
+            .await
+            .expect(200)
+            .data_str("userCode");
         Fx {
             a,
             m,
@@ -294,16 +236,29 @@ impl Fx {
 /// What a probe must get: a status and error code, or success with this status.
 type Expect = (Who, u16, &'static str);
 
+/// A concrete request: URI and JSON body.
+type Probe = (String, Option<Value>);
+
 /// One row per (method, OpenAPI path).
 struct Row {
     method: &'static str,
     path: &'static str,
     /// `false`: public (signup, login, refresh, logout, ops); covered by the JWT tests.
     auth: bool,
-    /// The concrete request: URI and JSON body.
-    req: fn(&Fx) -> (String, Option<Value>),
+    /// The concrete request: URI and JSON body; `None`: the path itself, without a body.
+    req: Option<fn(&Fx) -> Probe>,
     /// What each prober gets. An empty code means the call succeeds with that status.
     expect: &'static [Expect],
+}
+
+impl Row {
+    /// The concrete request: URI and JSON body.
+    fn request(&self, fx: &Fx) -> Probe {
+        match self.req {
+            Some(req) => req(fx),
+            None => (self.path.to_owned(), None),
+        }
+    }
 }
 
 const NOT_PARTICIPANT: (u16, &str) = (403, "NOT_ROOM_PARTICIPANT");
@@ -311,16 +266,23 @@ const O_NOT_PARTICIPANT: Expect = (Who::Outsider, 403, "NOT_ROOM_PARTICIPANT");
 const O_NO_MESSAGE: Expect = (Who::Outsider, 404, "MESSAGE_NOT_FOUND");
 const M_DENIED: Expect = (Who::Member, 403, "ROOM_PERMISSION_DENIED");
 const M_NOT_SENDER: Expect = (Who::Member, 403, "NOT_MESSAGE_SENDER");
+const O_OK: Expect = (Who::Outsider, 200, "");
+const O_CREATED: Expect = (Who::Outsider, 201, "");
+const NO_FRIEND_GROUP: [Expect; 2] = both(404, "FRIEND_GROUP_NOT_FOUND");
+const NO_SCHEDULE: [Expect; 2] = both(404, "SCHEDULE_NOT_FOUND");
+const NO_BOOKMARK: [Expect; 2] = both(404, "BOOKMARK_NOT_FOUND");
+const NO_NOTIFICATION: [Expect; 2] = both(404, "NOTIFICATION_NOT_FOUND");
 
-fn none(_: &Fx) -> (String, Option<Value>) {
-    (String::new(), None)
+/// The outsider and the plain member both get `status` and `code`.
+const fn both(status: u16, code: &'static str) -> [Expect; 2] {
+    [(Who::Outsider, status, code), (Who::Member, status, code)]
 }
 
-fn get(uri: String) -> (String, Option<Value>) {
+fn get(uri: String) -> Probe {
     (uri, None)
 }
 
-fn with(uri: String, body: Value) -> (String, Option<Value>) {
+fn with(uri: String, body: Value) -> Probe {
     (uri, Some(body))
 }
 
@@ -334,14 +296,22 @@ fn rows() -> Vec<Row> {
         method,
         path,
         auth: true,
-        req,
+        req: Some(req),
+        expect,
+    };
+    // The request is the documented path itself, without a body.
+    let plain = |method, path, expect| Row {
+        method,
+        path,
+        auth: true,
+        req: None,
         expect,
     };
     let public = |method, path| Row {
         method,
         path,
         auth: false,
-        req: none,
+        req: None,
         expect: &[],
     };
     vec![
@@ -355,62 +325,42 @@ fn rows() -> Vec<Row> {
         public("GET", "/health"),
         public("GET", "/ready"),
         public("GET", "/metrics"),
-        r(
-            "GET",
-            "/api/v1/auth/me",
-            |_| get(v1("/auth/me")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/auth/me", &[O_OK]),
         // users: the caller's own profile; others' profiles are public (without e-mail)
-        r(
-            "GET",
-            "/api/v1/users/me",
-            |_| get(v1("/users/me")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/users/me", &[O_OK]),
         r(
             "PUT",
             "/api/v1/users/me",
             |_| with(v1("/users/me"), json!({"nickname": "o renamed"})),
-            &[(Who::Outsider, 200, "")],
+            &[O_OK],
         ),
         r(
             "PUT",
             "/api/v1/users/status",
             |_| with(v1("/users/status"), json!({"status": "AWAY"})),
-            &[(Who::Outsider, 200, "")],
+            &[O_OK],
         ),
         r(
             "GET",
             "/api/v1/users/search",
             |_| get(v1("/users/search?q=owner")),
-            &[(Who::Outsider, 200, "")],
+            &[O_OK],
         ),
         r(
             "GET",
             "/api/v1/users/find-by-code",
             |f| get(v1(&format!("/users/find-by-code?code={}", f.a_code))),
-            &[(Who::Outsider, 200, "")],
+            &[O_OK],
         ),
         r(
             "GET",
             "/api/v1/users/{userId}",
             |f| get(v1(&format!("/users/{}", f.a.user_id))),
-            &[(Who::Outsider, 200, "")],
+            &[O_OK],
         ),
         // friends: only one's own requests, friendships and groups
-        r(
-            "GET",
-            "/api/v1/users/friends",
-            |_| get(v1("/users/friends")),
-            &[(Who::Outsider, 200, "")],
-        ),
-        r(
-            "GET",
-            "/api/v1/users/friends/requests",
-            |_| get(v1("/users/friends/requests")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/users/friends", &[O_OK]),
+        plain("GET", "/api/v1/users/friends/requests", &[O_OK]),
         r(
             "POST",
             "/api/v1/users/friends/requests",
@@ -462,23 +412,13 @@ fn rows() -> Vec<Row> {
             |f| get(v1(&format!("/users/friends/{}", f.a.user_id))),
             &[(Who::Outsider, 404, "NOT_FRIENDS")],
         ),
-        r(
-            "GET",
-            "/api/v1/users/recommendations",
-            |_| get(v1("/users/recommendations")),
-            &[(Who::Outsider, 200, "")],
-        ),
-        r(
-            "GET",
-            "/api/v1/users/friends/groups",
-            |_| get(v1("/users/friends/groups")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/users/recommendations", &[O_OK]),
+        plain("GET", "/api/v1/users/friends/groups", &[O_OK]),
         r(
             "POST",
             "/api/v1/users/friends/groups",
             |_| with(v1("/users/friends/groups"), json!({"name": "o group"})),
-            &[(Who::Outsider, 201, "")],
+            &[O_CREATED],
         ),
         r(
             "PUT",
@@ -489,19 +429,13 @@ fn rows() -> Vec<Row> {
                     json!({"name": "hijacked"}),
                 )
             },
-            &[
-                (Who::Outsider, 404, "FRIEND_GROUP_NOT_FOUND"),
-                (Who::Member, 404, "FRIEND_GROUP_NOT_FOUND"),
-            ],
+            &NO_FRIEND_GROUP,
         ),
         r(
             "DELETE",
             "/api/v1/users/friends/groups/{groupId}",
             |f| get(v1(&format!("/users/friends/groups/{}", f.friend_group))),
-            &[
-                (Who::Outsider, 404, "FRIEND_GROUP_NOT_FOUND"),
-                (Who::Member, 404, "FRIEND_GROUP_NOT_FOUND"),
-            ],
+            &NO_FRIEND_GROUP,
         ),
         r(
             "POST",
@@ -526,10 +460,7 @@ fn rows() -> Vec<Row> {
                     f.friend_group, f.m.user_id
                 )))
             },
-            &[
-                (Who::Outsider, 404, "FRIEND_GROUP_NOT_FOUND"),
-                (Who::Member, 404, "FRIEND_GROUP_NOT_FOUND"),
-            ],
+            &NO_FRIEND_GROUP,
         ),
         // blocking: one's own list
         r(
@@ -544,19 +475,9 @@ fn rows() -> Vec<Row> {
             |f| get(v1(&format!("/users/block/{}", f.a.user_id))),
             &[(Who::Outsider, 404, "NOT_BLOCKED")],
         ),
-        r(
-            "GET",
-            "/api/v1/users/blocked",
-            |_| get(v1("/users/blocked")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/users/blocked", &[O_OK]),
         // chat rooms
-        r(
-            "GET",
-            "/api/v1/chatrooms",
-            |_| get(v1("/chatrooms")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/chatrooms", &[O_OK]),
         r(
             "POST",
             "/api/v1/chatrooms",
@@ -566,19 +487,14 @@ fn rows() -> Vec<Row> {
                     json!({"type": "GROUP", "title": "o two", "participantIds": [f.x.user_id]}),
                 )
             },
-            &[(Who::Outsider, 201, "")],
+            &[O_CREATED],
         ),
-        r(
-            "GET",
-            "/api/v1/chatrooms/favorites",
-            |_| get(v1("/chatrooms/favorites")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/chatrooms/favorites", &[O_OK]),
         r(
             "GET",
             "/api/v1/chatrooms/search",
             |_| get(v1("/chatrooms/search?q=secret")),
-            &[(Who::Outsider, 200, "")],
+            &[O_OK],
         ),
         r(
             "POST",
@@ -589,7 +505,7 @@ fn rows() -> Vec<Row> {
                     json!({"rooms": [{"type": "GROUP", "title": "o three", "participantIds": [f.x.user_id]}]}),
                 )
             },
-            &[(Who::Outsider, 201, "")],
+            &[O_CREATED],
         ),
         r(
             "GET",
@@ -763,12 +679,7 @@ fn rows() -> Vec<Row> {
             },
             &[O_NO_MESSAGE],
         ),
-        r(
-            "GET",
-            "/api/v1/messages/reactions/types",
-            |_| get(v1("/messages/reactions/types")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/messages/reactions/types", &[O_OK]),
         r(
             "GET",
             "/api/v1/messages/thread",
@@ -803,12 +714,7 @@ fn rows() -> Vec<Row> {
             },
             &[O_NOT_PARTICIPANT],
         ),
-        r(
-            "GET",
-            "/api/v1/messages/schedule",
-            |_| get(v1("/messages/schedule")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/messages/schedule", &[O_OK]),
         r(
             "PUT",
             "/api/v1/messages/schedule/{scheduleId}",
@@ -818,19 +724,13 @@ fn rows() -> Vec<Row> {
                     json!({"content": "hijacked"}),
                 )
             },
-            &[
-                (Who::Outsider, 404, "SCHEDULE_NOT_FOUND"),
-                (Who::Member, 404, "SCHEDULE_NOT_FOUND"),
-            ],
+            &NO_SCHEDULE,
         ),
         r(
             "DELETE",
             "/api/v1/messages/schedule/{scheduleId}",
             |f| get(v1(&format!("/messages/schedule/{}", f.schedule))),
-            &[
-                (Who::Outsider, 404, "SCHEDULE_NOT_FOUND"),
-                (Who::Member, 404, "SCHEDULE_NOT_FOUND"),
-            ],
+            &NO_SCHEDULE,
         ),
         r(
             "POST",
@@ -842,16 +742,13 @@ fn rows() -> Vec<Row> {
             "DELETE",
             "/api/v1/messages/bookmark/{messageId}",
             |f| get(v1(&format!("/messages/bookmark/{}", f.msg))),
-            &[
-                (Who::Outsider, 404, "BOOKMARK_NOT_FOUND"),
-                (Who::Member, 404, "BOOKMARK_NOT_FOUND"),
-            ],
+            &NO_BOOKMARK,
         ),
         r(
             "GET",
             "/api/v1/messages/bookmarks",
             |f| get(v1(&format!("/messages/bookmarks?roomId={}", f.room))),
-            &[(Who::Outsider, 200, ""), (Who::Member, 200, "")],
+            &[O_OK, (Who::Member, 200, "")],
         ),
         r(
             "GET",
@@ -860,23 +757,13 @@ fn rows() -> Vec<Row> {
             &[O_NOT_PARTICIPANT],
         ),
         // notifications: one's own only
-        r(
-            "GET",
-            "/api/v1/notifications",
-            |_| get(v1("/notifications")),
-            &[(Who::Outsider, 200, "")],
-        ),
-        r(
-            "GET",
-            "/api/v1/notifications/unread/count",
-            |_| get(v1("/notifications/unread/count")),
-            &[(Who::Outsider, 200, "")],
-        ),
+        plain("GET", "/api/v1/notifications", &[O_OK]),
+        plain("GET", "/api/v1/notifications/unread/count", &[O_OK]),
         r(
             "PUT",
             "/api/v1/notifications/read/all",
             |_| with(v1("/notifications/read/all"), json!({})),
-            &[(Who::Outsider, 200, ""), (Who::Member, 200, "")],
+            &[O_OK, (Who::Member, 200, "")],
         ),
         r(
             "PUT",
@@ -887,28 +774,17 @@ fn rows() -> Vec<Row> {
                     json!({}),
                 )
             },
-            &[
-                (Who::Outsider, 404, "NOTIFICATION_NOT_FOUND"),
-                (Who::Member, 404, "NOTIFICATION_NOT_FOUND"),
-            ],
+            &NO_NOTIFICATION,
         ),
         r(
             "DELETE",
             "/api/v1/notifications/{id}",
             |f| get(v1(&format!("/notifications/{}", f.notification))),
-            &[
-                (Who::Outsider, 404, "NOTIFICATION_NOT_FOUND"),
-                (Who::Member, 404, "NOTIFICATION_NOT_FOUND"),
-            ],
+            &NO_NOTIFICATION,
         ),
         // server-sent events: only the token is checked here; the stream is always the
         // caller's own user topic (src/sse.rs subscribes `subscribe_user(actor)`)
-        r(
-            "GET",
-            "/api/v1/sse/subscribe",
-            |_| get(v1("/sse/subscribe")),
-            &[],
-        ),
+        plain("GET", "/api/v1/sse/subscribe", &[]),
     ]
 }
 
@@ -960,7 +836,7 @@ async fn every_authenticated_endpoint_refuses_requests_without_a_valid_token() {
     let fx = Fx::new(&app).await;
     let mut checked = 0;
     for row in rows().iter().filter(|r| r.auth) {
-        let (uri, body) = (row.req)(&fx);
+        let (uri, body) = row.request(&fx);
         let method = Method::from_bytes(row.method.as_bytes()).unwrap();
         for token in [
             None,
@@ -999,7 +875,7 @@ async fn rest_matrix_refuses_outsiders_and_plain_members_and_changes_nothing() {
     let mut failures = Vec::new();
     let mut probes = 0;
     for row in rows().iter().filter(|r| r.auth) {
-        let (uri, body) = (row.req)(&fx);
+        let (uri, body) = row.request(&fx);
         let method = Method::from_bytes(row.method.as_bytes()).unwrap();
         for &(who, status, code) in row.expect {
             let token = &fx.session(who).access;
@@ -1181,137 +1057,6 @@ async fn private_data_of_one_user_is_invisible_to_others() {
 // STOMP
 // ---------------------------------------------------------------------------------------
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A minimal STOMP-over-WebSocket client (copied in spirit from `stomp.rs`).
-pub(crate) struct Stomp {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    buf: Vec<u8>,
-    /// MESSAGE frames read while waiting for a RECEIPT or ERROR.
-    pending: Vec<Frame>,
-}
-
-impl Stomp {
-    pub(crate) async fn open(url: &str) -> Stomp {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("websocket handshake");
-        Stomp {
-            ws,
-            buf: Vec::new(),
-            pending: Vec::new(),
-        }
-    }
-
-    /// Sends CONNECT with `Authorization: Bearer {token}` and returns the answer
-    /// (CONNECTED, or ERROR).
-    pub(crate) async fn connect_frame(&mut self, token: Option<&str>) -> Option<Frame> {
-        let mut f = Frame::new(Command::Connect)
-            .with_header("accept-version", "1.2")
-            .with_header("host", "localhost")
-            .with_header("heart-beat", "0,0");
-        if let Some(t) = token {
-            f = f.with_header("Authorization", format!("Bearer {t}"));
-        }
-        self.send(f).await;
-        self.try_next().await
-    }
-
-    pub(crate) async fn connect(addr: std::net::SocketAddr, token: &str) -> Stomp {
-        let mut c = Stomp::open(&format!("ws://{addr}/ws/chat")).await;
-        let f = c.connect_frame(Some(token)).await.expect("answer");
-        assert_eq!(f.command, Command::Connected, "{f:?}");
-        c
-    }
-
-    pub(crate) async fn send(&mut self, f: Frame) {
-        let text = String::from_utf8(f.encode()).unwrap();
-        self.ws
-            .send(WsMessage::Text(text.into()))
-            .await
-            .expect("ws send");
-    }
-
-    /// SUBSCRIBE with a receipt; returns the answer (RECEIPT or ERROR).
-    pub(crate) async fn subscribe(&mut self, id: &str, dest: &str) -> Frame {
-        self.send(
-            Frame::new(Command::Subscribe)
-                .with_header("id", id)
-                .with_header("destination", dest)
-                .with_header("receipt", format!("sub-{id}")),
-        )
-        .await;
-        self.next_non_message().await
-    }
-
-    /// SEND to an `/app` destination with a receipt; returns the RECEIPT.
-    pub(crate) async fn app(&mut self, dest: &str, body: &Value, receipt: &str) -> Frame {
-        self.send(
-            Frame::new(Command::Send)
-                .with_header("destination", dest)
-                .with_header("content-type", "application/json")
-                .with_header("receipt", receipt)
-                .with_body(body.to_string()),
-        )
-        .await;
-        self.next_non_message().await
-    }
-
-    /// The next RECEIPT or ERROR; MESSAGE frames before it are kept for [`Self::take`].
-    async fn next_non_message(&mut self) -> Frame {
-        loop {
-            let f = self.next().await;
-            if f.command != Command::Message {
-                return f;
-            }
-            self.pending.push(f);
-        }
-    }
-
-    /// The MESSAGE frames read so far (and forgets them).
-    pub(crate) fn take(&mut self) -> Vec<Frame> {
-        std::mem::take(&mut self.pending)
-    }
-
-    pub(crate) async fn try_next(&mut self) -> Option<Frame> {
-        let limits = FrameLimits::default();
-        loop {
-            if let Some((f, used)) =
-                frame::decode(&self.buf, &limits).expect("server frames are valid")
-            {
-                self.buf.drain(..used);
-                return Some(f);
-            }
-            let skip = frame::heartbeat_prefix(&self.buf);
-            self.buf.drain(..skip);
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("no frame in time");
-            match msg {
-                Some(Ok(WsMessage::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
-                Some(Ok(WsMessage::Binary(b))) => self.buf.extend_from_slice(&b),
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-
-    pub(crate) async fn next(&mut self) -> Frame {
-        self.try_next().await.expect("connection closed")
-    }
-
-    /// Asserts the server ends the session: nothing but ERROR frames, then close.
-    pub(crate) async fn expect_closed(&mut self) {
-        while let Some(f) = self.try_next().await {
-            assert_eq!(
-                f.command,
-                Command::Error,
-                "unexpected frame before close: {f:?}"
-            );
-        }
-    }
-}
-
 /// The STOMP world: `a` owns group room `room` with members `m` and `n`; `o` is outside.
 struct StompFx {
     server: ServerHandle,
@@ -1324,50 +1069,17 @@ struct StompFx {
     msg: MessageId,
 }
 
-async fn stomp_user(server: &ServerHandle, name: &str) -> (UserId, String) {
-    let user = server
-        .state
-        .engine
-        .signup(NewUser {
-            username: name.to_owned(),
-            nickname: format!("{name} nick"),
-            email: format!("{name}@example.com"),
-            password: "Secret#123".to_owned(),
-            bio: None,
-        })
-        .await
-        .expect("signup");
-    let token = server.state.auth.issue_access(user.id).expect("token");
-    (user.id, token)
-}
-
 impl StompFx {
     async fn new() -> StompFx {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = serve(Config::for_tests(), listener)
-            .await
-            .expect("server starts");
-        let a = stomp_user(&server, "owner_a").await;
-        let m = stomp_user(&server, "member_m").await;
-        let n = stomp_user(&server, "member_n").await;
-        let o = stomp_user(&server, "outsider_o").await;
+        let server = start_server(Config::for_tests()).await;
+        let a = server.user("owner_a").await;
+        let m = server.user("member_m").await;
+        let n = server.user("member_n").await;
+        let o = server.user("outsider_o").await;
+        let room = server.group(a.0, "team secret", vec![m.0, n.0]).await;
         let engine = &server.state.engine;
-        let room = engine
-            .create_group_room(a.0, "team secret", vec![m.0, n.0])
-            .await
-            .expect("room")
-            .room
-            .id;
-        let cmd = SendMessage {
-            room_id: room,
-            text: "hello team".into(),
-            message_type: MessageType::Text,
-            temp_id: "a-1".into(),
-            thread_id: None,
-            mentions: vec![],
-        };
         let msg = engine
-            .send_message(a.0, cmd)
+            .send_message(a.0, text_message(room, "hello team", "a-1"))
             .await
             .expect("send")
             .message_id;
@@ -1656,7 +1368,7 @@ fn refused_code(f: &Frame) -> String {
 async fn stomp_subscriptions_to_other_rooms_and_user_queues_are_refused() {
     let fx = StompFx::new().await;
     let addr = fx.server.addr;
-    let mut o = Stomp::connect(addr, &fx.o.1).await;
+    let mut o = StompClient::connect(addr, &fx.o.1).await;
     let (r, msg, a) = (fx.room, fx.msg, fx.a.0);
     let refused = [
         (format!("/topic/messages/{r}"), "NOT_ROOM_PARTICIPANT"),
@@ -1670,7 +1382,7 @@ async fn stomp_subscriptions_to_other_rooms_and_user_queues_are_refused() {
         ("/topic/thread/999999999".to_owned(), "MESSAGE_NOT_FOUND"),
     ];
     for (i, (dest, code)) in refused.iter().enumerate() {
-        let f = o.subscribe(&format!("r{i}"), dest).await;
+        let f = o.subscribe_answer(&format!("r{i}"), dest).await;
         assert_eq!(refused_code(&f), *code, "{dest}: {f:?}");
         assert_eq!(f.header("receipt-id"), Some(format!("sub-r{i}").as_str()));
     }
@@ -1684,32 +1396,28 @@ async fn stomp_subscriptions_to_other_rooms_and_user_queues_are_refused() {
     // The session stays usable: the caller's own queues are granted.
     for q in UserQueue::ALL {
         let f = o
-            .subscribe(q.name(), &format!("/user/queue/{}", q.name()))
+            .subscribe_answer(q.name(), &format!("/user/queue/{}", q.name()))
             .await;
         assert_eq!(f.command, Command::Receipt, "{q:?}: {f:?}");
     }
     let f = o
-        .subscribe("alias", &format!("/queue/user/{}", fx.o.0))
+        .subscribe_answer("alias", &format!("/queue/user/{}", fx.o.0))
         .await;
     assert_eq!(f.command, Command::Receipt, "{f:?}");
 
     // A subscribes to its own queues; events for A (a mention notification, a room update,
     // A's read cursor) reach A and never O.
-    let mut ac = Stomp::connect(addr, &fx.a.1).await;
+    let mut ac = StompClient::connect(addr, &fx.a.1).await;
     assert_eq!(
-        ac.subscribe("mine", &format!("/queue/user/{a}"))
+        ac.subscribe_answer("mine", &format!("/queue/user/{a}"))
             .await
             .command,
         Command::Receipt
     );
     let engine = &fx.server.state.engine;
     let cmd = SendMessage {
-        room_id: r,
-        text: "ping @owner_a".into(),
-        message_type: MessageType::Text,
-        temp_id: "m-9".into(),
-        thread_id: None,
         mentions: vec![a],
+        ..text_message(r, "ping @owner_a", "m-9")
     };
     engine.send_message(fx.m.0, cmd).await.expect("send");
     let mut seen = BTreeSet::new();
@@ -1719,11 +1427,11 @@ async fn stomp_subscriptions_to_other_rooms_and_user_queues_are_refused() {
             seen.insert(t.to_owned());
         }
     }
-    o.take();
+    o.take_backlog();
     // O's own request afterwards: everything O got before its reply is O's.
-    let receipt = o.app("/app/rooms", &json!({}), "sentinel").await;
+    let receipt = o.request("/app/rooms", &json!({}), "sentinel").await;
     assert_eq!(receipt.command, Command::Receipt, "{receipt:?}");
-    let frames = o.take();
+    let frames = o.take_backlog();
     assert!(
         frames
             .iter()
@@ -1743,8 +1451,8 @@ async fn stomp_app_matrix_refuses_outsiders_and_plain_members_and_changes_nothin
     let before = fx.snapshot().await;
     let mut clients = Vec::new();
     for who in [Who::Outsider, Who::Member] {
-        let mut c = Stomp::connect(fx.server.addr, fx.token(who)).await;
-        let f = c.subscribe("errors", "/user/queue/errors").await;
+        let mut c = StompClient::connect(fx.server.addr, fx.token(who)).await;
+        let f = c.subscribe_answer("errors", "/user/queue/errors").await;
         assert_eq!(f.command, Command::Receipt);
         clients.push((who, c));
     }
@@ -1754,7 +1462,7 @@ async fn stomp_app_matrix_refuses_outsiders_and_plain_members_and_changes_nothin
         for (i, (who, body, code)) in (row.probes)(&fx).into_iter().enumerate() {
             let c = &mut clients.iter_mut().find(|(w, _)| *w == who).unwrap().1;
             let receipt_id = format!("{}#{i}", row.dest);
-            let f = c.app(row.dest, &body, &receipt_id).await;
+            let f = c.request(row.dest, &body, &receipt_id).await;
             probes += 1;
             let ok = f.command == Command::Receipt
                 && f.header("receipt-id") == Some(receipt_id.as_str())
@@ -1778,7 +1486,7 @@ async fn stomp_app_matrix_refuses_outsiders_and_plain_members_and_changes_nothin
                         .is_ok_and(|v| v["errorCode"] == code && v["destination"] == row.dest)
                 };
                 // Waits for it (`next` fails the test after 10 s without a frame).
-                let mut reported = c.take().iter().any(is_report);
+                let mut reported = c.take_backlog().iter().any(is_report);
                 while !reported {
                     let m = c.next().await;
                     reported = m.command == Command::Message && is_report(&m);

@@ -11,24 +11,20 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shoot_core::UserId;
-use shoot_core::engine::{NewSchedule, NewUser};
+use shoot_core::engine::NewSchedule;
 use shoot_core::messages::{HistoryQuery, MessageType};
 use shoot_core::schedule::ScheduleStatus;
+use shoot_server::ServerHandle;
 use shoot_server::config::{Config, LogKind, SharedKind, StorageKind};
-use shoot_server::stomp::frame::{self, Command, Frame, FrameLimits};
-use shoot_server::{ServerHandle, serve};
+use shoot_server::stomp::frame::Command;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command as Process};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::crash;
+use crate::support::{ServerExt, StompClient, is_event, json_body, poll, try_start_server};
 
 /// Longest wait for any one expected frame or condition.
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
@@ -110,186 +106,19 @@ impl Env {
     }
 
     pub(crate) async fn start(&self, name: &str) -> ServerHandle {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        serve(self.config(name), listener)
+        try_start_server(self.config(name))
             .await
             .unwrap_or_else(|e| panic!("instance {name} starts: {e:#}"))
     }
 }
 
-pub(crate) async fn user(server: &ServerHandle, name: &str) -> (UserId, String) {
-    let user = server
-        .state
-        .engine
-        .signup(NewUser {
-            username: name.to_owned(),
-            nickname: format!("{name} nick"),
-            email: format!("{name}@example.com"),
-            password: "Secret#123".to_owned(),
-            bio: None,
-        })
-        .await
-        .expect("signup");
-    let token = server.state.auth.issue_access(user.id).expect("token");
-    (user.id, token)
-}
-
 /// Polls `f` until it returns `Some`, failing after [`WAIT`].
-pub(crate) async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not reached in {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A STOMP 1.2 client. Frames read while waiting for another are kept for later waits.
-pub(crate) struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    buf: Vec<u8>,
-    backlog: VecDeque<Frame>,
-    closed: bool,
-}
-
-impl Client {
-    pub(crate) async fn connect(addr: SocketAddr, token: &str) -> Client {
-        Client::try_connect(addr, token)
-            .await
-            .unwrap_or_else(|e| panic!("STOMP connect to {addr}: {e}"))
-    }
-
-    /// Connects, or says why not (the server is gone, or it answered with an ERROR).
-    pub(crate) async fn try_connect(addr: SocketAddr, token: &str) -> Result<Client, String> {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/chat"))
-            .await
-            .map_err(|e| format!("websocket handshake: {e}"))?;
-        let mut c = Client {
-            ws,
-            buf: Vec::new(),
-            backlog: VecDeque::new(),
-            closed: false,
-        };
-        let connect = Frame::new(Command::Connect)
-            .with_header("accept-version", "1.2")
-            .with_header("host", "localhost")
-            .with_header("heart-beat", "0,0")
-            .with_header("Authorization", format!("Bearer {token}"));
-        if !c.try_send(connect).await {
-            return Err("the connection closed before CONNECT".to_owned());
-        }
-        match c.read(Instant::now() + WAIT).await {
-            Some(f) if f.command == Command::Connected => Ok(c),
-            Some(f) => Err(format!("answered {f:?}")),
-            None => Err("no CONNECTED".to_owned()),
-        }
-    }
-
-    /// Whether the server closed the connection (a read returned `None` for that reason).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// The frames read while waiting for others, oldest first.
-    pub(crate) fn take_backlog(&mut self) -> Vec<Frame> {
-        self.backlog.drain(..).collect()
-    }
-
-    pub(crate) async fn send(&mut self, f: Frame) {
-        assert!(self.try_send(f).await, "ws send");
-    }
-
-    /// Sends a frame; `false` if the connection is gone (the server was killed).
-    pub(crate) async fn try_send(&mut self, f: Frame) -> bool {
-        let text = String::from_utf8(f.encode()).unwrap();
-        self.ws.send(WsMessage::Text(text.into())).await.is_ok()
-    }
-
-    pub(crate) async fn app(&mut self, dest: &str, body: Value, receipt: Option<&str>) {
-        let mut f = Frame::new(Command::Send)
-            .with_header("destination", dest)
-            .with_header("content-type", "application/json");
-        if let Some(r) = receipt {
-            f = f.with_header("receipt", r);
-        }
-        self.send(f.with_body(body.to_string())).await;
-    }
-
-    pub(crate) async fn subscribe(&mut self, id: &str, dest: &str) {
-        let receipt = format!("sub-{id}");
-        self.send(
-            Frame::new(Command::Subscribe)
-                .with_header("id", id)
-                .with_header("destination", dest)
-                .with_header("receipt", receipt.as_str()),
-        )
-        .await;
-        let f = self
-            .wait_for(dest, |f| {
-                f.command == Command::Error || f.header("receipt-id") == Some(receipt.as_str())
-            })
-            .await;
-        assert_eq!(f.command, Command::Receipt, "subscribe {dest}: {f:?}");
-    }
-
-    /// The next frame from the socket (heart-beats skipped); `None` once it closed.
-    pub(crate) async fn read(&mut self, deadline: Instant) -> Option<Frame> {
-        let limits = FrameLimits::default();
-        loop {
-            if let Some((f, used)) =
-                frame::decode(&self.buf, &limits).expect("server frames are valid")
-            {
-                self.buf.drain(..used);
-                return Some(f);
-            }
-            let skip = frame::heartbeat_prefix(&self.buf);
-            self.buf.drain(..skip);
-            let msg = tokio::time::timeout_at(deadline.into(), self.ws.next())
-                .await
-                .ok()?;
-            match msg {
-                Some(Ok(WsMessage::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
-                Some(Ok(WsMessage::Binary(b))) => self.buf.extend_from_slice(&b),
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
-                    self.closed = true;
-                    return None;
-                }
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-
-    /// The first frame (backlog first) matching `pred`; panics after [`WAIT`].
-    pub(crate) async fn wait_for(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
-        if let Some(i) = self.backlog.iter().position(&pred) {
-            return self.backlog.remove(i).expect("present");
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match self.read(deadline).await {
-                Some(f) if pred(&f) => return f,
-                Some(f) => self.backlog.push_back(f),
-                None => panic!(
-                    "waiting for {what}: connection closed or {WAIT:?} passed; backlog: {:?}",
-                    self.backlog
-                ),
-            }
-        }
-    }
-}
-
-pub(crate) fn body(f: &Frame) -> Value {
-    serde_json::from_slice(&f.body).unwrap_or_else(|e| panic!("json body: {e}: {f:?}"))
-}
-
-pub(crate) fn is_event(f: &Frame, event_type: &str) -> bool {
-    f.command == Command::Message && f.header("event-type") == Some(event_type)
+    poll(what, WAIT, Duration::from_millis(50), f).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,59 +127,54 @@ async fn a_client_on_one_instance_sees_what_a_client_on_another_sends() {
     let _serial = SERIAL.lock().await;
     let a = env.start("a").await;
     let b = env.start("b").await;
-    let (alice, alice_token) = user(&a, "alice").await;
-    let (bob, bob_token) = user(&b, "bobby").await;
-    let room = a
-        .state
-        .engine
-        .create_group_room(alice, "team", vec![bob])
-        .await
-        .expect("room")
-        .room
-        .id;
+    let (alice, alice_token) = a.user("alice").await;
+    let (bob, bob_token) = b.user("bobby").await;
+    let room = a.group(alice, "team", vec![bob]).await;
 
     // Alice is on B; Bob is on A.
-    let mut alice_c = Client::connect(b.addr, &alice_token).await;
+    let mut alice_c = StompClient::connect_within(b.addr, &alice_token, WAIT).await;
     alice_c
-        .subscribe("st", &format!("/topic/message/status/{room}"))
+        .must_subscribe("st", &format!("/topic/message/status/{room}"))
         .await;
     alice_c
-        .subscribe("msg", &format!("/topic/messages/{room}"))
+        .must_subscribe("msg", &format!("/topic/messages/{room}"))
         .await;
     alice_c
-        .subscribe("act", &format!("/topic/active/{room}"))
+        .must_subscribe("act", &format!("/topic/active/{room}"))
         .await;
 
     // Presence: Bob connecting on A shows up in Alice's active users on B.
-    let mut bob_c = Client::connect(a.addr, &bob_token).await;
+    let mut bob_c = StompClient::connect_within(a.addr, &bob_token, WAIT).await;
     let bob_id = bob.to_string();
     alice_c
         .wait_for("Bob in ACTIVE_USERS", |f| {
             is_event(f, "ACTIVE_USERS")
-                && body(f)["userIds"]
+                && json_body(f)["userIds"]
                     .as_array()
                     .is_some_and(|ids| ids.iter().any(|id| *id == bob_id.as_str()))
         })
         .await;
     bob_c
-        .subscribe("msg", &format!("/topic/messages/{room}"))
+        .must_subscribe("msg", &format!("/topic/messages/{room}"))
         .await;
     bob_c
-        .subscribe("typ", &format!("/topic/typing/{room}"))
+        .must_subscribe("typ", &format!("/topic/typing/{room}"))
         .await;
-    bob_c.subscribe("upd", "/user/queue/room-updates").await;
+    bob_c
+        .must_subscribe("upd", "/user/queue/room-updates")
+        .await;
 
     // Typing crosses instances.
     alice_c
         .app(
             "/app/typing",
-            json!({"roomId": room.to_string(), "isTyping": true}),
+            &json!({"roomId": room.to_string(), "isTyping": true}),
             None,
         )
         .await;
     let alice_id = alice.to_string();
     let typing = bob_c.wait_for("TYPING", |f| is_event(f, "TYPING")).await;
-    let t = body(&typing);
+    let t = json_body(&typing);
     assert_eq!(
         (t["userId"].as_str(), t["isTyping"].as_bool()),
         (Some(alice_id.as_str()), Some(true))
@@ -362,7 +186,7 @@ async fn a_client_on_one_instance_sees_what_a_client_on_another_sends() {
         alice_c
             .app(
                 "/app/chat",
-                json!({"roomId": room.to_string(), "content": {"text": format!("m{i}"), "type": "TEXT"}, "tempId": format!("t{i}")}),
+                &json!({"roomId": room.to_string(), "content": {"text": format!("m{i}"), "type": "TEXT"}, "tempId": format!("t{i}")}),
                 Some(&format!("r{i}")),
             )
             .await;
@@ -373,7 +197,7 @@ async fn a_client_on_one_instance_sees_what_a_client_on_another_sends() {
         let f = bob_c
             .wait_for("MESSAGE_CREATED", |f| is_event(f, "MESSAGE_CREATED"))
             .await;
-        let m = body(&f);
+        let m = json_body(&f);
         texts.push(m["content"]["text"].as_str().unwrap().to_owned());
         seqs.push(m["seq"].as_i64().unwrap());
     }
@@ -402,10 +226,10 @@ async fn a_client_on_one_instance_sees_what_a_client_on_another_sends() {
         {
             let f = alice_c
                 .wait_for("MESSAGE_STATUS", |f| {
-                    is_event(f, "MESSAGE_STATUS") && body(f)["tempId"] == temp.as_str()
+                    is_event(f, "MESSAGE_STATUS") && json_body(f)["tempId"] == temp.as_str()
                 })
                 .await;
-            let v = body(&f);
+            let v = json_body(&f);
             let status = v["status"].as_str().unwrap().to_owned();
             assert_ne!(status, "FAILED", "{v}");
             statuses.entry(temp.clone()).or_default().push(status);
@@ -439,7 +263,7 @@ async fn a_client_on_one_instance_sees_what_a_client_on_another_sends() {
     // Unread counts: Bob's room update on A counts what B accepted.
     bob_c
         .wait_for("ROOM_UPDATE with every message unread", |f| {
-            is_event(f, "ROOM_UPDATE") && body(f)["unreadCount"] == N as u64
+            is_event(f, "ROOM_UPDATE") && json_body(f)["unreadCount"] == N as u64
         })
         .await;
     let counts = b.state.engine.unread_counts(bob).await.expect("unread");
@@ -449,16 +273,16 @@ async fn a_client_on_one_instance_sees_what_a_client_on_another_sends() {
     bob_c
         .app(
             "/app/read",
-            json!({"roomId": room.to_string(), "lastSeq": N}),
+            &json!({"roomId": room.to_string(), "lastSeq": N}),
             None,
         )
         .await;
     let read = alice_c
         .wait_for("READ", |f| {
-            is_event(f, "READ") && body(f)["userId"] == bob_id.as_str()
+            is_event(f, "READ") && json_body(f)["userId"] == bob_id.as_str()
         })
         .await;
-    assert_eq!(body(&read)["lastReadSeq"], N as u64);
+    assert_eq!(json_body(&read)["lastReadSeq"], N as u64);
     let counts = b.state.engine.unread_counts(bob).await.expect("unread");
     assert_eq!(counts, vec![(room, 0)]);
 
@@ -473,18 +297,13 @@ async fn a_scheduled_message_is_delivered_once_by_a_cluster() {
     let _serial = SERIAL.lock().await;
     let a = env.start("a").await;
     let b = env.start("b").await;
-    let (alice, _) = user(&a, "alice").await;
-    let (bob, bob_token) = user(&b, "bobby").await;
+    let (alice, _) = a.user("alice").await;
+    let (bob, bob_token) = b.user("bobby").await;
     let engine = &a.state.engine;
-    let room = engine
-        .create_group_room(alice, "team", vec![bob])
-        .await
-        .expect("room")
-        .room
-        .id;
-    let mut bob_c = Client::connect(b.addr, &bob_token).await;
+    let room = a.group(alice, "team", vec![bob]).await;
+    let mut bob_c = StompClient::connect_within(b.addr, &bob_token, WAIT).await;
     bob_c
-        .subscribe("msg", &format!("/topic/messages/{room}"))
+        .must_subscribe("msg", &format!("/topic/messages/{room}"))
         .await;
 
     let at = engine.ports().clock.now().plus(Duration::from_millis(800));
@@ -504,7 +323,7 @@ async fn a_scheduled_message_is_delivered_once_by_a_cluster() {
     let f = bob_c
         .wait_for("the scheduled message", |f| is_event(f, "MESSAGE_CREATED"))
         .await;
-    assert_eq!(body(&f)["content"]["text"], "scheduled hello");
+    assert_eq!(json_body(&f)["content"]["text"], "scheduled hello");
 
     // Both schedulers are running: the schedule completes once and history holds one copy.
     eventually("schedule sent", || async {
@@ -551,8 +370,8 @@ async fn concurrent_direct_room_creation_on_two_instances_yields_one_room() {
     let a = env.start("a").await;
     let b = env.start("b").await;
     for pair in 0..8 {
-        let (x, _) = user(&a, &format!("userx{pair}")).await;
-        let (y, _) = user(&b, &format!("usery{pair}")).await;
+        let (x, _) = a.user(&format!("userx{pair}")).await;
+        let (y, _) = b.user(&format!("usery{pair}")).await;
         let (ra, rb) = tokio::join!(
             a.state.engine.create_direct_room(x, y),
             b.state.engine.create_direct_room(y, x)
@@ -708,20 +527,13 @@ async fn every_acknowledged_message_survives_sigkills_at_random_moments() {
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
     for name in ["sendera", "senderb", "senderc", "reader"] {
-        let (id, token) = user(&a, name).await;
+        let (id, token) = a.user(name).await;
         ids.push(id);
         tokens.push(token);
     }
     let mut rooms = Vec::new();
     for title in ["north", "south"] {
-        let room = a
-            .state
-            .engine
-            .create_group_room(ids[0], title, ids[1..].to_vec())
-            .await
-            .expect("room")
-            .room
-            .id;
+        let room = a.group(ids[0], title, ids[1..].to_vec()).await;
         rooms.push(room.to_string());
     }
     let reader = tokens.pop().expect("reader");

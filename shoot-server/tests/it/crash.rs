@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 use shoot_server::stomp::frame::{Command, Frame};
 use tokio::sync::watch;
 
-use crate::cluster::{Client, Instance, SERIAL, WAIT, body, is_event};
+use crate::cluster::{Instance, SERIAL, WAIT};
+use crate::support::{StompClient, is_event, json_body, send_frame};
 
 /// A (re)started instance of the binary.
 pub(crate) type Spawned = Pin<Box<dyn Future<Output = Instance> + Send>>;
@@ -303,11 +304,7 @@ impl Ledger {
 
 pub(crate) fn chat(room: &str, temp: &str) -> Frame {
     let body = json!({"roomId": room, "content": {"text": format!("text of {temp}"), "type": "TEXT"}, "tempId": temp});
-    Frame::new(Command::Send)
-        .with_header("destination", "/app/chat")
-        .with_header("content-type", "application/json")
-        .with_header("receipt", temp)
-        .with_body(body.to_string())
+    send_frame("/app/chat", body.to_string(), Some(temp))
 }
 
 /// Pipelines `messages` on one connection and collects their receipts until all arrived
@@ -319,7 +316,7 @@ async fn exchange(
     receipts: watch::Sender<usize>,
 ) -> Vec<Frame> {
     // The server may be killed before this client even connects.
-    let Ok(mut c) = Client::try_connect(addr, &token).await else {
+    let Ok(mut c) = StompClient::try_connect(addr, &token, WAIT).await else {
         return Vec::new();
     };
     for (temp, room) in &messages {
@@ -385,7 +382,7 @@ impl Reader {
         if !is_event(f, "MESSAGE_CREATED") {
             return;
         }
-        let m = body(f);
+        let m = json_body(f);
         let room = m["roomId"].as_str().expect("roomId").to_owned();
         let (seq, id) = (
             m["seq"].as_i64().expect("seq"),
@@ -408,19 +405,19 @@ impl Reader {
         n
     }
 
-    pub(crate) async fn connect(addr: SocketAddr, token: &str, rooms: &[String]) -> Client {
-        let mut c = Client::connect(addr, token).await;
+    pub(crate) async fn connect(addr: SocketAddr, token: &str, rooms: &[String]) -> StompClient {
+        let mut c = StompClient::connect_within(addr, token, WAIT).await;
         for (i, room) in rooms.iter().enumerate() {
-            c.subscribe(&format!("m{i}"), &format!("/topic/messages/{room}"))
+            c.must_subscribe(&format!("m{i}"), &format!("/topic/messages/{room}"))
                 .await;
         }
-        c.subscribe("sync", "/user/queue/sync").await;
+        c.must_subscribe("sync", "/user/queue/sync").await;
         c
     }
 
     /// Syncs every room AFTER its last contiguous seq until the server says there is no
     /// more; each page must continue exactly where the previous one ended.
-    pub(crate) async fn sync(&mut self, c: &mut Client, rooms: &[String]) {
+    pub(crate) async fn sync(&mut self, c: &mut StompClient, rooms: &[String]) {
         for room in rooms {
             let mut cursor = self.contiguous(room);
             let deadline = Instant::now() + WAIT;
@@ -431,13 +428,13 @@ impl Reader {
                 let receipt = format!("sync-{}", self.sync_requests);
                 c.app(
                     "/app/sync",
-                    json!({"roomId": room, "lastSeq": cursor, "direction": "AFTER"}),
+                    &json!({"roomId": room, "lastSeq": cursor, "direction": "AFTER"}),
                     Some(&receipt),
                 )
                 .await;
                 let f = c
                     .wait_for("SYNC or a failed sync", |f| {
-                        (is_event(f, "SYNC") && body(f)["roomId"] == room.as_str())
+                        (is_event(f, "SYNC") && json_body(f)["roomId"] == room.as_str())
                             || (f.command == Command::Receipt
                                 && f.header("receipt-id") == Some(receipt.as_str())
                                 && f.header("status") == Some("FAILED"))
@@ -451,7 +448,7 @@ impl Reader {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-                let page = body(&f);
+                let page = json_body(&f);
                 let messages = page["messages"].as_array().expect("messages");
                 for m in messages {
                     let seq = m["seq"].as_i64().expect("seq");
@@ -485,7 +482,7 @@ impl Reader {
     /// checks that nothing seen up to the bounds differs from the history.
     pub(crate) async fn catch_up(
         &mut self,
-        c: &mut Client,
+        c: &mut StompClient,
         history: &HashMap<String, Vec<Value>>,
         bounds: &HashMap<String, i64>,
     ) {
@@ -605,13 +602,13 @@ pub(crate) async fn rest(
     method: reqwest::Method,
     path: &str,
     token: Option<&str>,
-    json_body: Option<Value>,
+    payload: Option<Value>,
 ) -> (u16, Value) {
     let mut req = http.request(method, format!("http://{addr}{path}"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    if let Some(b) = json_body {
+    if let Some(b) = payload {
         req = req
             .header("content-type", "application/json")
             .body(b.to_string());

@@ -25,8 +25,9 @@ use serde_json::Value;
 use shoot_server::stomp::frame::Command;
 use tokio::sync::watch;
 
-use crate::cluster::{Client, Env, Instance, SERIAL};
+use crate::cluster::{Env, Instance, SERIAL, WAIT};
 use crate::crash::{self, Answer, Ledger, Reader, Sent};
+use crate::support::StompClient;
 
 /// How long a service stays down: shorter than every client timeout of the server.
 const OUTAGE: Duration = Duration::from_secs(4);
@@ -243,7 +244,7 @@ async fn steady(
     stop: watch::Receiver<bool>,
 ) -> Seen {
     let mut seen = Seen::default();
-    let mut client: Option<Client> = None;
+    let mut client: Option<StompClient> = None;
     let mut current: Option<(String, String)> = None;
     let mut n = 0usize;
     let give_up = |since: Instant| since.elapsed() > RECOVERY * 2;
@@ -274,7 +275,7 @@ async fn steady(
             );
         }
         let Some(c) = client.as_mut() else {
-            match Client::try_connect(addr, &token).await {
+            match StompClient::try_connect(addr, &token, WAIT).await {
                 Ok(c) => client = Some(c),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -334,7 +335,7 @@ async fn listen(
             None if c.is_closed() => {
                 reconnects += 1;
                 loop {
-                    match Client::try_connect(addr, &token).await {
+                    match StompClient::try_connect(addr, &token, WAIT).await {
                         Ok(_) => break,
                         Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                     }

@@ -4,36 +4,12 @@
 //! nothing behind: every test reads the state back after the rejection.
 
 use axum::body::Body;
-use axum::http::{Method, Request};
-use http_body_util::BodyExt;
+use axum::http::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, Session, TestApp};
+use crate::support::{Reply, Session, TestApp, str_of};
 
-/// Sends `body` as is with the given `content-type` (none when `None`).
-async fn raw(
-    app: &TestApp,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> Reply {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let resp = app.raw(req.body(Body::from(body)).unwrap()).await;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    Reply { status, body }
-}
-
+/// Sends `body` as is, declared as JSON.
 async fn json_bytes(
     app: &TestApp,
     method: Method,
@@ -41,52 +17,15 @@ async fn json_bytes(
     token: Option<&str>,
     body: Vec<u8>,
 ) -> Reply {
-    raw(app, method, uri, token, Some("application/json"), body).await
-}
-
-/// A group room of `owner` with `others`, its id.
-async fn group(app: &TestApp, owner: &Session, others: &[&Session]) -> String {
-    let ids: Vec<&str> = others.iter().map(|m| m.user_id.as_str()).collect();
-    app.post(
-        "/api/v1/chatrooms",
-        &owner.access,
-        json!({"type": "GROUP", "title": "team", "participantIds": ids}),
-    )
-    .await
-    .expect(201)
-    .data()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// A root message in `room` (sent with the REST thread endpoint's sibling: the engine), its id.
-async fn message(app: &TestApp, who: &Session, room: &str) -> String {
-    let cmd = shoot_core::engine::SendMessage {
-        room_id: shoot_core::RoomId(room.parse().unwrap()),
-        text: "original".into(),
-        message_type: shoot_core::messages::MessageType::Text,
-        temp_id: "hostile-root".into(),
-        thread_id: None,
-        mentions: vec![],
-    };
-    let actor = shoot_core::UserId(who.user_id.parse().unwrap());
-    let id = app
-        .state
-        .engine
-        .send_message(actor, cmd)
+    let body = Body::from(body);
+    app.request(method, uri, token, Some("application/json"), body)
         .await
-        .expect("send")
-        .message_id
-        .to_string();
-    crate::support::eventually(5, || async {
-        let r = app
-            .get(&format!("/api/v1/messages/detail/{id}"), &who.access)
-            .await;
-        (r.status == 200 && r.data()["status"] == "SAVED").then_some(())
-    })
-    .await;
-    id
+}
+
+/// A root message in `room`, stored: its id.
+async fn message(app: &TestApp, who: &Session, room: &str) -> String {
+    let m = app.send_saved(who, room, "original", "hostile-root").await;
+    str_of(&m, "id")
 }
 
 async fn room_list(app: &TestApp, who: &Session) -> Value {
@@ -196,7 +135,7 @@ async fn malformed_utf8_and_broken_json_are_400() {
     let app = TestApp::new().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let room = group(&app, &alice, &[&bob]).await;
+    let room = app.group(&alice, "team", &[&bob]).await;
     let id = message(&app, &alice, &room).await;
     let before = history(&app, &alice, &room).await;
 
@@ -315,27 +254,26 @@ async fn a_body_that_is_not_declared_json_is_400() {
         Some("application/xml"),
         Some("json"),
     ] {
-        let r = raw(
-            &app,
-            Method::POST,
-            "/api/v1/chatrooms",
-            Some(&alice.access),
-            content_type,
-            body.clone().into_bytes(),
-        )
-        .await;
+        let r = app
+            .request(
+                Method::POST,
+                "/api/v1/chatrooms",
+                Some(&alice.access),
+                content_type,
+                Body::from(body.clone()),
+            )
+            .await;
         assert_eq!(r.status, 400, "{content_type:?}: {}", r.body);
         r.expect_err(400, "VALIDATION_FAILED");
     }
     assert_eq!(room_list(&app, &alice).await, json!([]));
     // The same body declared as JSON (with a charset parameter) is accepted.
-    raw(
-        &app,
+    app.request(
         Method::POST,
         "/api/v1/chatrooms",
         Some(&alice.access),
         Some("application/json; charset=utf-8"),
-        body.into_bytes(),
+        Body::from(body),
     )
     .await
     .expect(201);
@@ -346,7 +284,7 @@ async fn absurd_query_and_path_parameters_are_400() {
     let app = TestApp::new().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let room = group(&app, &alice, &[&bob]).await;
+    let room = app.group(&alice, "team", &[&bob]).await;
     let id = message(&app, &alice, &room).await;
     let huge = "99999999999999999999999999";
     let rejected = [
@@ -435,7 +373,7 @@ async fn over_long_text_fields_are_rejected_and_nothing_is_persisted() {
     let app = TestApp::new().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let room = group(&app, &alice, &[&bob]).await;
+    let room = app.group(&alice, "team", &[&bob]).await;
     let id = message(&app, &alice, &room).await;
     let limits = app.state.engine.limits().clone();
     let t = &alice.access;

@@ -15,11 +15,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use shoot_server::auth::{ACCESS, Claims, REFRESH};
 use shoot_server::config::Config;
-use shoot_server::serve;
 use shoot_server::stomp::frame::Command;
 
-use crate::authz::Stomp;
-use crate::support::{Reply, TestApp};
+use crate::support::{PASSWORD, ServerExt, StompClient, TestApp, start_server};
 
 fn secret() -> String {
     Config::for_tests().jwt_key().0.to_owned()
@@ -245,75 +243,53 @@ async fn bad_access_tokens_are_refused_over_rest_and_sse() {
 
 #[tokio::test]
 async fn bad_access_tokens_are_refused_by_stomp_connect() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = serve(Config::for_tests(), listener).await.expect("server");
+    let server = start_server(Config::for_tests()).await;
     let addr = server.addr;
-    let user = server
-        .state
-        .engine
-        .signup(shoot_core::engine::NewUser {
-            username: "alice".into(),
-            nickname: "alice nick".into(),
-            email: "alice@example.com".into(),
-            password: "Secret#123".into(),
-            bio: None,
-        })
-        .await
-        .unwrap();
+    let (user, _) = server.user("alice").await;
     let refresh = server
         .state
         .engine
-        .issue_refresh_token(user.id, None)
+        .issue_refresh_token(user, None)
         .await
         .unwrap();
     let refresh = server.state.auth.issue_refresh(&refresh).unwrap();
     let now = now_secs(server.state.auth.now());
-    let uid = user.id.to_string();
+    let uid = user.to_string();
     let good = sign(
         &claims(&uid, now - 10, now + 3600, ACCESS),
         Algorithm::HS256,
         &secret(),
     );
-    drop(Stomp::connect(addr, &good).await);
+    drop(StompClient::connect(addr, &good).await);
     let mut cases = bad_tokens(now, &uid, &refresh);
     cases.push(("no token", String::new(), "INVALID_TOKEN"));
     for (case, token, code) in cases {
         // In the CONNECT frame.
-        let mut c = Stomp::open(&format!("ws://{addr}/ws/chat")).await;
+        let mut c = StompClient::open(addr, "").await;
         let f = c
-            .connect_frame((!token.is_empty()).then_some(token.as_str()))
+            .send_connect((!token.is_empty()).then_some(token.as_str()))
             .await
             .expect("an answer");
         assert_eq!(f.command, Command::Error, "{case}: {f:?}");
         assert_eq!(f.header("message"), Some("unauthenticated"), "{case}");
         let body = String::from_utf8_lossy(&f.body).into_owned();
         assert!(body.starts_with(&format!("{code}:")), "{case}: {body}");
-        c.expect_closed().await;
+        c.expect_closed_after_errors().await;
         if token.is_empty() {
             continue;
         }
         // On the handshake (`?token=`), then a CONNECT without credentials.
-        let mut c = Stomp::open(&format!("ws://{addr}/ws/chat?token={token}")).await;
-        let f = c.connect_frame(None).await.expect("an answer");
+        let mut c = StompClient::open(addr, &format!("?token={token}")).await;
+        let f = c.send_connect(None).await.expect("an answer");
         assert_eq!(f.command, Command::Error, "{case} via ?token: {f:?}");
         let body = String::from_utf8_lossy(&f.body).into_owned();
         assert!(
             body.starts_with(&format!("{code}:")),
             "{case} via ?token: {body}"
         );
-        c.expect_closed().await;
+        c.expect_closed_after_errors().await;
     }
     server.shutdown().await.unwrap();
-}
-
-async fn refresh(app: &TestApp, token: &str) -> Reply {
-    app.call(
-        Method::POST,
-        "/api/v1/auth/refresh",
-        None,
-        Some(json!({"refreshToken": token})),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -321,34 +297,24 @@ async fn refresh_rotation_reuse_revokes_the_family_and_types_do_not_mix() {
     let app = TestApp::new().await;
     let s = app.user("alice").await;
     // An access token is not a refresh token (body or Bearer), on both paths.
-    refresh(&app, &s.access)
+    app.refresh(&s.access)
         .await
         .expect_err(401, "INVALID_TOKEN");
     for path in ["/api/v1/auth/refresh", "/api/v1/auth/refresh-token"] {
-        let r = app.call(Method::POST, path, Some(&s.access), None).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (401, "INVALID_TOKEN"),
-            "{path}"
-        );
-        let r = app.call(Method::POST, path, Some("garbage"), None).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (401, "INVALID_TOKEN"),
-            "{path}"
-        );
-        let r = app.call(Method::POST, path, None, None).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (401, "INVALID_TOKEN"),
-            "{path}"
-        );
+        for token in [Some(s.access.as_str()), Some("garbage"), None] {
+            let r = app.call(Method::POST, path, token, None).await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (401, "INVALID_TOKEN"),
+                "{path} with {token:?}"
+            );
+        }
     }
     // A forged refresh token (right key, unknown id) is refused.
     let now = now_secs(app.state.auth.now());
     let mut forged = claims(&s.user_id, now - 10, now + 3600, REFRESH);
     forged.fam = Some("made-up".into());
-    refresh(&app, &sign(&forged, Algorithm::HS256, &secret()))
+    app.refresh(&sign(&forged, Algorithm::HS256, &secret()))
         .await
         .expect_err(401, "INVALID_TOKEN");
     // An expired refresh JWT.
@@ -357,35 +323,26 @@ async fn refresh_rotation_reuse_revokes_the_family_and_types_do_not_mix() {
         Algorithm::HS256,
         &secret(),
     );
-    refresh(&app, &expired)
-        .await
-        .expect_err(401, "TOKEN_EXPIRED");
+    app.refresh(&expired).await.expect_err(401, "TOKEN_EXPIRED");
 
     // Rotation: r0 → r1 → r2; reusing r0 revokes the family, so r2 dies too.
     let other_session = app.login("alice").await;
-    let r1 = refresh(&app, &s.refresh).await.expect(200);
-    let r1 = r1.data()["refreshToken"].as_str().unwrap().to_owned();
-    let r2 = refresh(&app, &r1).await.expect(200);
-    let r2 = r2.data()["refreshToken"].as_str().unwrap().to_owned();
-    refresh(&app, &s.refresh)
+    let r1 = app.refresh(&s.refresh).await.expect(200);
+    let r1 = r1.data_str("refreshToken");
+    let r2 = app.refresh(&r1).await.expect(200);
+    let r2 = r2.data_str("refreshToken");
+    app.refresh(&s.refresh)
         .await
         .expect_err(401, "TOKEN_REUSED");
-    refresh(&app, &r2).await.expect_err(401, "INVALID_TOKEN");
-    refresh(&app, &r1).await.expect_err(401, "INVALID_TOKEN");
+    app.refresh(&r2).await.expect_err(401, "INVALID_TOKEN");
+    app.refresh(&r1).await.expect_err(401, "INVALID_TOKEN");
     // Another login's family is untouched.
-    refresh(&app, &other_session.refresh).await.expect(200);
+    app.refresh(&other_session.refresh).await.expect(200);
 
     // Logout revokes the family of the given refresh token.
     let s3 = app.login("alice").await;
-    app.call(
-        Method::POST,
-        "/api/v1/auth/logout",
-        Some(&s3.access),
-        Some(json!({"refreshToken": s3.refresh})),
-    )
-    .await
-    .expect(200);
-    refresh(&app, &s3.refresh)
+    app.logout(&s3).await.expect(200);
+    app.refresh(&s3.refresh)
         .await
         .expect_err(401, "INVALID_TOKEN");
     // Logout with an access token of the wrong kind of garbage is refused.
@@ -413,8 +370,6 @@ async fn login_from(app: &TestApp, addr: &str, login: &str, password: &str) -> (
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     (status, v["errorCode"].as_str().unwrap_or("").to_owned())
 }
-
-const PASSWORD: &str = "Secret#123";
 
 #[tokio::test]
 async fn login_lockout_counts_per_account_across_addresses() {
@@ -479,8 +434,7 @@ async fn login_lockout_counts_per_address_across_accounts() {
 /// escape an address lock-out by claiming another address in `X-Forwarded-For`.
 #[tokio::test]
 async fn real_server_locks_the_peer_address_and_ignores_forwarded_for() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = serve(Config::for_tests(), listener).await.expect("server");
+    let server = start_server(Config::for_tests()).await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -562,10 +516,9 @@ async fn tokens_of_unknown_users_are_refused() {
             r.body
         );
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = serve(Config::for_tests(), listener).await.expect("server");
-    let mut c = Stomp::open(&format!("ws://{}/ws/chat", server.addr)).await;
-    let f = c.connect_frame(Some(&ghost)).await.expect("an answer");
+    let server = start_server(Config::for_tests()).await;
+    let mut c = StompClient::open(server.addr, "").await;
+    let f = c.send_connect(Some(&ghost)).await.expect("an answer");
     assert_eq!(f.command, Command::Error, "{f:?}");
     server.shutdown().await.unwrap();
 }

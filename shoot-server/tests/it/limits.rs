@@ -14,21 +14,18 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shoot_core::engine::{NewUser, SendMessage, SyncDirection, SyncRequest};
-use shoot_core::messages::MessageType;
+use shoot_core::engine::{SyncDirection, SyncRequest};
 use shoot_core::{RoomId, UserId};
+use shoot_server::ServerHandle;
 use shoot_server::config::Config;
-use shoot_server::stomp::frame::{self, Command, Frame, FrameLimits};
-use shoot_server::{ServerHandle, serve};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
+use shoot_server::stomp::frame::{Command, Frame, FrameLimits};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-use crate::support::eventually;
+use crate::support::{
+    ServerExt, StompClient, connect_frame, eventually, json_body, start_server, text_message,
+};
 
 /// Bound on any single wait for a frame.
 const WAIT: Duration = Duration::from_secs(15);
@@ -44,75 +41,31 @@ fn client_limits() -> FrameLimits {
     }
 }
 
-struct Server {
-    handle: ServerHandle,
+/// Sends `text` as `sender` through the engine; returns the room sequence number.
+async fn post(server: &ServerHandle, sender: UserId, room: RoomId, text: &str, temp: &str) -> i64 {
+    let sent = server
+        .state
+        .engine
+        .send_message(sender, text_message(room, text, temp))
+        .await
+        .expect("send");
+    sent.seq.0
 }
 
-impl Server {
-    async fn start_with(config: Config) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = serve(config, listener).await.expect("server starts");
-        Server { handle }
-    }
+fn connections(server: &ServerHandle) -> i64 {
+    server.state.metrics.stomp_connections.get()
+}
 
-    async fn user(&self, name: &str) -> (UserId, String) {
-        let user = self
-            .handle
-            .state
-            .engine
-            .signup(NewUser {
-                username: name.to_owned(),
-                nickname: format!("{name} nick"),
-                email: format!("{name}@example.com"),
-                password: "Secret#123".to_owned(),
-                bio: None,
-            })
-            .await
-            .expect("signup");
-        let token = self.handle.state.auth.issue_access(user.id).expect("token");
-        (user.id, token)
-    }
+fn slow_consumers(server: &ServerHandle) -> u64 {
+    server.state.metrics.stomp_slow_consumers.get()
+}
 
-    async fn group(&self, owner: UserId, members: Vec<UserId>) -> RoomId {
-        let details = self
-            .handle
-            .state
-            .engine
-            .create_group_room(owner, "team", members)
-            .await
-            .expect("room");
-        details.room.id
-    }
-
-    /// Sends `text` as `sender` through the engine; returns the room sequence number.
-    async fn post(&self, sender: UserId, room: RoomId, text: &str, temp: &str) -> i64 {
-        let sent = self
-            .handle
-            .state
-            .engine
-            .send_message(
-                sender,
-                SendMessage {
-                    room_id: room,
-                    text: text.to_owned(),
-                    message_type: MessageType::Text,
-                    temp_id: temp.to_owned(),
-                    thread_id: None,
-                    mentions: Vec::new(),
-                },
-            )
-            .await
-            .expect("send");
-        sent.seq.0
-    }
-
-    fn connections(&self) -> i64 {
-        self.handle.state.metrics.stomp_connections.get()
-    }
-
-    fn slow_consumers(&self) -> u64 {
-        self.handle.state.metrics.stomp_slow_consumers.get()
-    }
+/// Alice (with her token) and Bobby, in a room of Alice's.
+async fn alice_and_bob(server: &ServerHandle) -> (UserId, String, RoomId) {
+    let (alice, token) = server.user("alice").await;
+    let (bob, _) = server.user("bobby").await;
+    let room = server.group(alice, "team", vec![bob]).await;
+    (alice, token, room)
 }
 
 /// Alive tasks of the test's runtime (the server runs on it).
@@ -122,162 +75,51 @@ fn alive_tasks() -> usize {
         .num_alive_tasks()
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-struct Client {
-    ws: Ws,
-    buf: Vec<u8>,
-    /// Longest wait for the next frame.
-    wait: Duration,
+/// Opens the WebSocket (offering `v12.stomp`); `rcvbuf` shrinks the client's socket receive
+/// buffer. The client sends its frames as binary WebSocket messages.
+async fn open_with(server: &ServerHandle, rcvbuf: Option<u32>) -> StompClient {
+    let (mut c, _) = StompClient::try_open(server.addr, "", true, rcvbuf)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.limits = client_limits();
+    c.wait = WAIT;
+    c.binary = true;
+    c
 }
 
-impl Client {
-    /// Opens the WebSocket; `rcvbuf` shrinks the client's socket receive buffer.
-    async fn open_with(server: &Server, rcvbuf: Option<u32>) -> Client {
-        let socket = TcpSocket::new_v4().unwrap();
-        if let Some(size) = rcvbuf {
-            socket.set_recv_buffer_size(size).unwrap();
-        }
-        let stream = socket.connect(server.handle.addr).await.unwrap();
-        let url = format!("ws://{}/ws/chat", server.handle.addr);
-        let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("v12.stomp"),
-        );
-        let (ws, _) = tokio_tungstenite::client_async(req, stream)
-            .await
-            .expect("websocket handshake");
-        Client {
-            ws,
-            buf: Vec::new(),
-            wait: WAIT,
-        }
-    }
-
-    async fn open(server: &Server) -> Client {
-        Client::open_with(server, None).await
-    }
-
-    fn connect_frame(token: &str, heart_beat: &str) -> Frame {
-        Frame::new(Command::Connect)
-            .with_header("accept-version", "1.2")
-            .with_header("host", "localhost")
-            .with_header("heart-beat", heart_beat)
-            .with_header("Authorization", format!("Bearer {token}"))
-    }
-
-    /// Opens and CONNECTs without heart-beats.
-    async fn connect(server: &Server, token: &str) -> Client {
-        let mut c = Client::open(server).await;
-        c.send(Client::connect_frame(token, "0,0")).await;
-        let f = c.next().await;
-        assert_eq!(f.command, Command::Connected, "{f:?}");
-        c
-    }
-
-    async fn send(&mut self, f: Frame) {
-        self.send_bytes(f.encode()).await;
-    }
-
-    async fn send_raw(&mut self, raw: &str) {
-        self.ws
-            .send(Message::Text(raw.to_owned().into()))
-            .await
-            .expect("ws send");
-    }
-
-    /// Sends a binary WebSocket message (STOMP bytes that need not be UTF-8).
-    async fn send_bytes(&mut self, bytes: Vec<u8>) {
-        self.ws
-            .send(Message::Binary(bytes.into()))
-            .await
-            .expect("ws send");
-    }
-
-    async fn subscribe(&mut self, id: &str, dest: &str) -> Frame {
-        self.send(
-            Frame::new(Command::Subscribe)
-                .with_header("id", id)
-                .with_header("destination", dest)
-                .with_header("receipt", format!("sub-{id}")),
-        )
-        .await;
-        self.next().await
-    }
-
-    /// SEND `body` to `dest` with a receipt request.
-    async fn app(&mut self, dest: &str, body: &[u8], receipt: &str) {
-        self.send(
-            Frame::new(Command::Send)
-                .with_header("destination", dest)
-                .with_header("content-type", "application/json")
-                .with_header("receipt", receipt)
-                .with_body(body.to_vec()),
-        )
-        .await;
-    }
-
-    /// The next frame (heart-beats skipped), or `None` once the socket is closed.
-    async fn try_next(&mut self) -> Option<Frame> {
-        loop {
-            if let Some((f, used)) =
-                frame::decode(&self.buf, &client_limits()).expect("server frames are valid")
-            {
-                self.buf.drain(..used);
-                return Some(f);
-            }
-            let skip = frame::heartbeat_prefix(&self.buf);
-            self.buf.drain(..skip);
-            let msg = tokio::time::timeout(self.wait, self.ws.next())
-                .await
-                .expect("no frame in time");
-            match msg {
-                Some(Ok(Message::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
-                Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-
-    async fn next(&mut self) -> Frame {
-        self.try_next().await.expect("connection closed")
-    }
-
-    /// The next frame must be an ERROR with header `message`; returns its body.
-    async fn expect_error(&mut self, message: &str) -> String {
-        let f = self.next().await;
-        assert_eq!(f.command, Command::Error, "{f:?}");
-        assert_eq!(f.header("message"), Some(message), "{f:?}");
-        String::from_utf8_lossy(&f.body).into_owned()
-    }
-
-    /// Asserts the server closes the connection, with no MESSAGE after the ERROR.
-    async fn expect_closed(&mut self) {
-        while let Some(f) = self.try_next().await {
-            assert_ne!(f.command, Command::Message, "data after the end: {f:?}");
-        }
-    }
-
-    /// The next RECEIPT (MESSAGEs before it are returned too).
-    async fn until_receipt(&mut self, id: &str) -> (Frame, Vec<Frame>) {
-        let mut messages = Vec::new();
-        loop {
-            let f = self.next().await;
-            match f.command {
-                Command::Receipt if f.header("receipt-id") == Some(id) => {
-                    return (f, messages);
-                }
-                Command::Message => messages.push(f),
-                _ => panic!("unexpected frame waiting for receipt {id}: {f:?}"),
-            }
-        }
-    }
+async fn open(server: &ServerHandle) -> StompClient {
+    open_with(server, None).await
 }
 
-fn json_body(f: &Frame) -> Value {
-    serde_json::from_slice(&f.body).unwrap_or_else(|e| panic!("json body: {e}: {f:?}"))
+/// Opens and CONNECTs without heart-beats.
+async fn connect(server: &ServerHandle, token: &str) -> StompClient {
+    let mut c = open(server).await;
+    c.send(connect_frame(Some(token), "0,0")).await;
+    let f = c.next().await;
+    assert_eq!(f.command, Command::Connected, "{f:?}");
+    c
+}
+
+/// Subscribes to the caller's error queue, which must be granted.
+async fn subscribe_errors(c: &mut StompClient) {
+    assert_eq!(
+        c.subscribe("e", "/user/queue/errors").await.command,
+        Command::Receipt
+    );
+}
+
+/// Waits for RECEIPT `receipt` of a SEND that must fail with `code`, and for the report of
+/// the failure on the error queue (before or after the RECEIPT); returns the report.
+async fn failed_send(c: &mut StompClient, receipt: &str, code: &str) -> Value {
+    let (r, mut errors) = c.until_receipt(receipt).await;
+    assert_eq!(r.header("status"), Some("FAILED"), "{r:?}");
+    assert_eq!(r.header("error-code"), Some(code), "{r:?}");
+    if errors.is_empty() {
+        errors.push(c.next().await);
+    }
+    let v = json_body(&errors[0]);
+    assert_eq!(v["errorCode"], code, "{v}");
+    v
 }
 
 /// A connection that must keep working whatever the other connections do: a room with a
@@ -285,18 +127,18 @@ fn json_body(f: &Frame) -> Value {
 struct Bystander {
     sender: UserId,
     room: RoomId,
-    receiver: Client,
+    receiver: StompClient,
     sent: u64,
     /// Connections and runtime tasks once the bystander is up.
     baseline: (i64, usize),
 }
 
 impl Bystander {
-    async fn start(server: &Server) -> Bystander {
+    async fn start(server: &ServerHandle) -> Bystander {
         let (sender, _) = server.user("bysend").await;
         let (receiver_id, token) = server.user("byrecv").await;
-        let room = server.group(sender, vec![receiver_id]).await;
-        let mut receiver = Client::connect(server, &token).await;
+        let room = server.group(sender, "team", vec![receiver_id]).await;
+        let mut receiver = connect(server, &token).await;
         let r = receiver
             .subscribe("room", &format!("/topic/messages/{room}"))
             .await;
@@ -310,17 +152,22 @@ impl Bystander {
         };
         // One message first, so that lazily started engine tasks are in the baseline.
         b.still_served(server).await;
-        b.baseline = (server.connections(), alive_tasks());
+        b.baseline = (connections(server), alive_tasks());
         b
     }
 
     /// A message sent now reaches the receiver.
-    async fn still_served(&mut self, server: &Server) {
+    async fn still_served(&mut self, server: &ServerHandle) {
         self.sent += 1;
         let text = format!("still here {}", self.sent);
-        server
-            .post(self.sender, self.room, &text, &format!("by-{}", self.sent))
-            .await;
+        post(
+            server,
+            self.sender,
+            self.room,
+            &text,
+            &format!("by-{}", self.sent),
+        )
+        .await;
         loop {
             let f = self.receiver.next().await;
             if f.command == Command::Message && json_body(&f)["content"]["text"] == text {
@@ -331,11 +178,11 @@ impl Bystander {
 
     /// The server still serves the bystander, and every other connection (and its tasks)
     /// is gone.
-    async fn check(&mut self, server: &Server) {
+    async fn check(&mut self, server: &ServerHandle) {
         self.still_served(server).await;
         let (conns, tasks) = self.baseline;
         eventually(30, || async {
-            (server.connections() == conns && alive_tasks() <= tasks).then_some(())
+            (connections(server) == conns && alive_tasks() <= tasks).then_some(())
         })
         .await;
     }
@@ -343,8 +190,8 @@ impl Bystander {
 
 /// Opens, CONNECTs, sends `raw` as one binary message, expects ERROR `message` whose body
 /// contains `detail`, then the close.
-async fn refused(server: &Server, token: &str, raw: &[u8], message: &str, detail: &str) {
-    let mut c = Client::connect(server, token).await;
+async fn refused(server: &ServerHandle, token: &str, raw: &[u8], message: &str, detail: &str) {
+    let mut c = connect(server, token).await;
     c.send_bytes(raw.to_vec()).await;
     let body = c.expect_error(message).await;
     assert!(body.contains(detail), "{detail:?} not in {body:?}");
@@ -353,48 +200,34 @@ async fn refused(server: &Server, token: &str, raw: &[u8], message: &str, detail
 
 #[tokio::test]
 async fn oversized_frames_and_headers_are_refused_with_an_error() {
-    let server = Server::start_with(Config::for_tests()).await;
+    let server = start_server(Config::for_tests()).await;
     let mut bystander = Bystander::start(&server).await;
     let (_, token) = server.user("alice").await;
     let limits = FrameLimits::default();
 
-    // A content-length far beyond the body limit is refused before any body arrives.
-    refused(
-        &server,
-        &token,
-        b"SEND\ndestination:/app/chat\ncontent-length:999999999999\n\n",
-        "malformed frame",
-        "body too large",
-    )
-    .await;
-    // A header line over the limit, and more header lines than allowed.
+    // A content-length far beyond the body limit is refused before any body arrives; so are
+    // a header line over the limit, and more header lines than allowed.
     let long = format!(
         "SEND\ndestination:/app/chat\nx-long:{}\n\n\0",
         "h".repeat(limits.max_header_line + 1)
     );
-    refused(
-        &server,
-        &token,
-        long.as_bytes(),
-        "malformed frame",
-        "header line too long",
-    )
-    .await;
     let mut many = String::from("SEND\ndestination:/app/chat\n");
     for i in 0..=limits.max_headers {
         many.push_str(&format!("x-{i}:v\n"));
     }
     many.push_str("\n\0");
-    refused(
-        &server,
-        &token,
-        many.as_bytes(),
-        "malformed frame",
-        "too many headers",
-    )
-    .await;
+    for (raw, detail) in [
+        (
+            &b"SEND\ndestination:/app/chat\ncontent-length:999999999999\n\n"[..],
+            "body too large",
+        ),
+        (long.as_bytes(), "header line too long"),
+        (many.as_bytes(), "too many headers"),
+    ] {
+        refused(&server, &token, raw, "malformed frame", detail).await;
+    }
     // The same limits hold before authentication.
-    let mut c = Client::open(&server).await;
+    let mut c = open(&server).await;
     c.send_raw(&format!(
         "CONNECT\naccept-version:1.2\nx:{}\n\n\0",
         "c".repeat(limits.max_header_line + 1)
@@ -405,7 +238,7 @@ async fn oversized_frames_and_headers_are_refused_with_an_error() {
 
     // A frame without NUL growing over many WebSocket messages: the partial frame the
     // server keeps is bounded by the frame limit.
-    let mut c = Client::connect(&server, &token).await;
+    let mut c = connect(&server, &token).await;
     c.send_raw("SEND\ndestination:/app/chat\n\n").await;
     let chunk = "x".repeat(1024);
     let mut chunks = 0;
@@ -426,7 +259,7 @@ async fn oversized_frames_and_headers_are_refused_with_an_error() {
 
     // A WebSocket message over the WebSocket limit (frame limit + 1 KiB) is refused by the
     // WebSocket layer, still with an ERROR frame.
-    let mut c = Client::connect(&server, &token).await;
+    let mut c = connect(&server, &token).await;
     let huge = format!(
         "SEND\ndestination:/app/chat\n\n{}\0",
         "y".repeat(limits.max_frame_bytes + 4096)
@@ -437,44 +270,34 @@ async fn oversized_frames_and_headers_are_refused_with_an_error() {
     c.expect_closed().await;
 
     bystander.check(&server).await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn malformed_utf8_is_refused() {
-    let server = Server::start_with(Config::for_tests()).await;
+    let server = start_server(Config::for_tests()).await;
     let mut bystander = Bystander::start(&server).await;
-    let (alice, token) = server.user("alice").await;
-    let (bob, _) = server.user("bobby").await;
-    let room = server.group(alice, vec![bob]).await;
+    let (_, token, room) = alice_and_bob(&server).await;
 
     // Invalid UTF-8 in a header value, in a header name, and in the command.
-    refused(
-        &server,
-        &token,
-        b"SUBSCRIBE\nid:\xff\xfe\ndestination:/user/queue/errors\n\n\0",
-        "malformed frame",
-        "UTF-8",
-    )
-    .await;
-    refused(
-        &server,
-        &token,
-        b"SUBSCRIBE\n\xc3\x28:1\nid:1\ndestination:/user/queue/errors\n\n\0",
-        "malformed frame",
-        "UTF-8",
-    )
-    .await;
-    refused(
-        &server,
-        &token,
-        b"SEN\xffD\ndestination:/app/chat\n\n\0",
-        "malformed frame",
-        "unknown command",
-    )
-    .await;
+    for (raw, detail) in [
+        (
+            &b"SUBSCRIBE\nid:\xff\xfe\ndestination:/user/queue/errors\n\n\0"[..],
+            "UTF-8",
+        ),
+        (
+            &b"SUBSCRIBE\n\xc3\x28:1\nid:1\ndestination:/user/queue/errors\n\n\0"[..],
+            "UTF-8",
+        ),
+        (
+            &b"SEN\xffD\ndestination:/app/chat\n\n\0"[..],
+            "unknown command",
+        ),
+    ] {
+        refused(&server, &token, raw, "malformed frame", detail).await;
+    }
     // Before authentication too (CONNECT headers are not escaped but must be UTF-8).
-    let mut c = Client::open(&server).await;
+    let mut c = open(&server).await;
     c.send_bytes(b"CONNECT\naccept-version:1.2\nlogin:\xff\n\n\0".to_vec())
         .await;
     let body = c.expect_error("malformed frame").await;
@@ -483,7 +306,7 @@ async fn malformed_utf8_is_refused() {
 
     // A WebSocket text message that is not UTF-8 (a raw frame: the client library refuses
     // to build one) is refused by the WebSocket layer with an ERROR frame.
-    let mut c = Client::connect(&server, &token).await;
+    let mut c = connect(&server, &token).await;
     let bad = WsFrame::message(
         b"SEND\ndestination:/app/chat\n\n\xff\0".to_vec(),
         OpCode::Data(Data::Text),
@@ -496,25 +319,14 @@ async fn malformed_utf8_is_refused() {
 
     // Invalid UTF-8 inside a JSON body: the SEND fails (FAILED receipt, error queue) and the
     // session goes on.
-    let mut c = Client::connect(&server, &token).await;
-    assert_eq!(
-        c.subscribe("e", "/user/queue/errors").await.command,
-        Command::Receipt
-    );
+    let mut c = connect(&server, &token).await;
+    subscribe_errors(&mut c).await;
     let mut body = format!("{{\"roomId\":\"{room}\",\"tempId\":\"u8\",\"content\":\"").into_bytes();
     body.extend_from_slice(b"\xff\xfe\xfd\"}");
-    c.app("/app/chat", &body, "bad-utf8").await;
-    let (receipt, errors) = c.until_receipt("bad-utf8").await;
-    assert_eq!(receipt.header("status"), Some("FAILED"), "{receipt:?}");
-    assert_eq!(receipt.header("error-code"), Some("VALIDATION_FAILED"));
-    let errors = if errors.is_empty() {
-        vec![c.next().await]
-    } else {
-        errors
-    };
-    assert_eq!(json_body(&errors[0])["errorCode"], "VALIDATION_FAILED");
+    c.app_bytes("/app/chat", &body, "bad-utf8").await;
+    failed_send(&mut c, "bad-utf8", "VALIDATION_FAILED").await;
     // Still connected: a valid send goes through.
-    c.app(
+    c.app_bytes(
         "/app/chat",
         json!({"roomId": room.to_string(), "content": "fine", "tempId": "ok-1"})
             .to_string()
@@ -531,21 +343,16 @@ async fn malformed_utf8_is_refused() {
     drop(c);
 
     bystander.check(&server).await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn deeply_nested_json_fails_the_send_cheaply() {
-    let server = Server::start_with(Config::for_tests()).await;
+    let server = start_server(Config::for_tests()).await;
     let mut bystander = Bystander::start(&server).await;
-    let (alice, token) = server.user("alice").await;
-    let (bob, _) = server.user("bobby").await;
-    let room = server.group(alice, vec![bob]).await;
-    let mut c = Client::connect(&server, &token).await;
-    assert_eq!(
-        c.subscribe("e", "/user/queue/errors").await.command,
-        Command::Receipt
-    );
+    let (_, token, room) = alice_and_bob(&server).await;
+    let mut c = connect(&server, &token).await;
+    subscribe_errors(&mut c).await;
 
     // 30 000 levels of nesting in just under 60 KB: the JSON parser's recursion limit
     // refuses it (no stack overflow), for a send and for another request.
@@ -557,15 +364,8 @@ async fn deeply_nested_json_fails_the_send_cheaply() {
         ("/app/chat", chat, "deep-chat"),
         ("/app/group-chat", group, "deep-group"),
     ] {
-        c.app(dest, body.as_bytes(), receipt).await;
-        let (r, mut errors) = c.until_receipt(receipt).await;
-        assert_eq!(r.header("status"), Some("FAILED"), "{r:?}");
-        assert_eq!(r.header("error-code"), Some("VALIDATION_FAILED"), "{r:?}");
-        if errors.is_empty() {
-            errors.push(c.next().await);
-        }
-        let v = json_body(&errors[0]);
-        assert_eq!(v["errorCode"], "VALIDATION_FAILED", "{v}");
+        c.app_bytes(dest, body.as_bytes(), receipt).await;
+        let v = failed_send(&mut c, receipt, "VALIDATION_FAILED").await;
         assert_eq!(v["destination"], dest, "{v}");
         assert!(
             v["message"].as_str().unwrap().contains("recursion limit"),
@@ -574,17 +374,15 @@ async fn deeply_nested_json_fails_the_send_cheaply() {
     }
     drop(c);
     bystander.check(&server).await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn unknown_destinations_are_refused_and_the_session_goes_on() {
-    let server = Server::start_with(Config::for_tests()).await;
+    let server = start_server(Config::for_tests()).await;
     let mut bystander = Bystander::start(&server).await;
-    let (alice, token) = server.user("alice").await;
-    let (bob, _) = server.user("bobby").await;
-    let room = server.group(alice, vec![bob]).await;
-    let mut c = Client::connect(&server, &token).await;
+    let (alice, token, room) = alice_and_bob(&server).await;
+    let mut c = connect(&server, &token).await;
 
     let long = format!("/topic/{}", "z".repeat(4000));
     for dest in [
@@ -601,10 +399,7 @@ async fn unknown_destinations_are_refused_and_the_session_goes_on() {
         assert_eq!(f.header("receipt-id"), Some("sub-x"));
     }
     // Still connected: the own error queue can be subscribed.
-    assert_eq!(
-        c.subscribe("e", "/user/queue/errors").await.command,
-        Command::Receipt
-    );
+    subscribe_errors(&mut c).await;
 
     // SEND to destinations that are not request handlers: FAILED receipt and an error
     // message naming the destination; topics cannot be published to directly.
@@ -614,20 +409,12 @@ async fn unknown_destinations_are_refused_and_the_session_goes_on() {
         .enumerate()
     {
         let receipt = format!("s{i}");
-        c.app(dest, b"{}", &receipt).await;
-        let (r, mut errors) = c.until_receipt(&receipt).await;
-        assert_eq!(r.header("status"), Some("FAILED"), "{dest}: {r:?}");
-        assert_eq!(r.header("error-code"), Some("NOT_FOUND"), "{dest}: {r:?}");
-        if errors.is_empty() {
-            errors.push(c.next().await);
-        }
-        let v = json_body(&errors[0]);
-        assert_eq!(v["errorCode"], "NOT_FOUND", "{v}");
+        c.app_bytes(dest, b"{}", &receipt).await;
+        let v = failed_send(&mut c, &receipt, "NOT_FOUND").await;
         assert_eq!(v["destination"], dest, "{v}");
     }
     // Nothing was published to the room by the attempt on its topic.
     let page = server
-        .handle
         .state
         .engine
         .sync(
@@ -650,7 +437,7 @@ async fn unknown_destinations_are_refused_and_the_session_goes_on() {
     c.expect_closed().await;
 
     bystander.check(&server).await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -658,14 +445,14 @@ async fn heart_beat_abuse_is_clamped_and_silence_is_disconnected() {
     let mut config = Config::for_tests();
     config.stomp.heartbeat_send_ms = 200;
     config.stomp.heartbeat_receive_ms = 200;
-    let server = Server::start_with(config).await;
+    let server = start_server(config).await;
     let mut bystander = Bystander::start(&server).await;
     let (_, token) = server.user("alice").await;
 
     // The client asks for a beat every millisecond and promises one: the server beats at
     // its own pace (200 ms), not 1000 times a second. The client keeps its promise.
-    let mut c = Client::open(&server).await;
-    c.send(Client::connect_frame(&token, "1,1")).await;
+    let mut c = open(&server).await;
+    c.send(connect_frame(Some(&token), "1,1")).await;
     let f = c.next().await;
     assert_eq!(f.command, Command::Connected, "{f:?}");
     assert_eq!(f.header("heart-beat"), Some("200,200"));
@@ -682,10 +469,7 @@ async fn heart_beat_abuse_is_clamped_and_silence_is_disconnected() {
     }
     // About 10 expected; a server honouring 1 ms would have sent about 2000.
     assert!((1..=40).contains(&beats), "{beats} heart-beats in 2 s");
-    assert_eq!(
-        c.subscribe("e", "/user/queue/errors").await.command,
-        Command::Receipt
-    );
+    subscribe_errors(&mut c).await;
     drop(c);
 
     // Absurdly large and malformed values: no overflow, the session works (and is not
@@ -695,8 +479,8 @@ async fn heart_beat_abuse_is_clamped_and_silence_is_disconnected() {
         "-5,abc",
         "99999999999999999999999,1",
     ] {
-        let mut c = Client::open(&server).await;
-        c.send(Client::connect_frame(&token, hb)).await;
+        let mut c = open(&server).await;
+        c.send(connect_frame(Some(&token), hb)).await;
         assert_eq!(c.next().await.command, Command::Connected, "{hb}");
         assert_eq!(
             c.subscribe("e", "/user/queue/errors").await.command,
@@ -708,8 +492,8 @@ async fn heart_beat_abuse_is_clamped_and_silence_is_disconnected() {
     // A client that promised beats every 100 ms and goes silent — also in the middle of a
     // frame (slowloris) — is disconnected with an ERROR (after 2 × 200 ms).
     for partial in ["", "SEND\ndestination:/app/chat\n\n{\"roomId\":"] {
-        let mut c = Client::open(&server).await;
-        c.send(Client::connect_frame(&token, "100,0")).await;
+        let mut c = open(&server).await;
+        c.send(connect_frame(Some(&token), "100,0")).await;
         assert_eq!(c.next().await.command, Command::Connected);
         if !partial.is_empty() {
             c.send_raw(partial).await;
@@ -720,7 +504,7 @@ async fn heart_beat_abuse_is_clamped_and_silence_is_disconnected() {
 
     // The bystander promised nothing and is left alone.
     bystander.check(&server).await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -728,12 +512,10 @@ async fn thousands_of_subscriptions_stop_at_the_cap() {
     let config = Config::for_tests();
     let cap = config.stomp.max_subscriptions;
     assert_eq!(cap, 1000, "the default cap this test exercises");
-    let server = Server::start_with(config).await;
+    let server = start_server(config).await;
     let mut bystander = Bystander::start(&server).await;
-    let (alice, token) = server.user("alice").await;
-    let (bob, _) = server.user("bobby").await;
-    let room = server.group(alice, vec![bob]).await;
-    let mut c = Client::connect(&server, &token).await;
+    let (alice, token, room) = alice_and_bob(&server).await;
+    let mut c = connect(&server, &token).await;
 
     // `cap` subscriptions over two topics, 100 frames per WebSocket message.
     let dests = [
@@ -781,7 +563,7 @@ async fn thousands_of_subscriptions_stop_at_the_cap() {
     }
     // Every accepted subscription is live: one room message arrives once per room
     // subscription (half of them).
-    server.post(alice, room, "to all subs", "t-subs").await;
+    post(&server, alice, room, "to all subs", "t-subs").await;
     let mut seen = 0;
     while seen < cap / 2 {
         let f = c.next().await;
@@ -804,14 +586,14 @@ async fn thousands_of_subscriptions_stop_at_the_cap() {
 
     // Closing the connection releases every subscription and its tasks.
     bystander.check(&server).await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn frames_before_connect_and_a_second_connect_are_refused() {
     let mut config = Config::for_tests();
     config.stomp.connect_timeout = Duration::from_millis(300);
-    let server = Server::start_with(config).await;
+    let server = start_server(config).await;
     let mut bystander = Bystander::start(&server).await;
     let (_, token) = server.user("alice").await;
 
@@ -820,24 +602,24 @@ async fn frames_before_connect_and_a_second_connect_are_refused() {
         "ACK\nid:1\n\n\0",
         "BEGIN\ntransaction:t\n\n\0",
     ] {
-        let mut c = Client::open(&server).await;
+        let mut c = open(&server).await;
         c.send_raw(raw).await;
         let body = c.expect_error("not connected").await;
         assert!(body.ends_with("before CONNECT"), "{body}");
         c.expect_closed().await;
     }
-    let mut c = Client::open(&server).await;
+    let mut c = open(&server).await;
     c.send_raw("HELLO\n\n\0").await;
     c.expect_error("malformed frame").await;
     c.expect_closed().await;
 
     // Saying nothing at all: ERROR once the connect timeout passes.
-    let mut c = Client::open(&server).await;
+    let mut c = open(&server).await;
     c.expect_error("connect timeout").await;
     c.expect_closed().await;
 
     // A version the server does not speak.
-    let mut c = Client::open(&server).await;
+    let mut c = open(&server).await;
     c.send(
         Frame::new(Command::Connect)
             .with_header("accept-version", "9.9")
@@ -852,7 +634,7 @@ async fn frames_before_connect_and_a_second_connect_are_refused() {
 
     // A second CONNECT (or STOMP) on a connected session.
     for command in [Command::Connect, Command::Stomp] {
-        let mut c = Client::connect(&server, &token).await;
+        let mut c = connect(&server, &token).await;
         c.send(
             Frame::new(command)
                 .with_header("accept-version", "1.2")
@@ -867,21 +649,18 @@ async fn frames_before_connect_and_a_second_connect_are_refused() {
     }
 
     // Server frames from a client; transactions (refused, the session goes on).
-    let mut c = Client::connect(&server, &token).await;
+    let mut c = connect(&server, &token).await;
     c.send(Frame::new(Command::Begin).with_header("transaction", "t1"))
         .await;
     c.expect_error("transactions are not supported").await;
-    assert_eq!(
-        c.subscribe("e", "/user/queue/errors").await.command,
-        Command::Receipt
-    );
+    subscribe_errors(&mut c).await;
     c.send(Frame::new(Command::Message).with_header("destination", "/x"))
         .await;
     c.expect_error("invalid command").await;
     c.expect_closed().await;
 
     bystander.check(&server).await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 /// Configuration for the slow-consumer tests: a small outbox, big messages, no rate limit.
@@ -895,13 +674,31 @@ fn slow_consumer_config(grace: Duration) -> Config {
     config
 }
 
+/// Alice's room with Bob and Carol, each connected and subscribed to it: Bob's client, then
+/// Carol's, whose socket takes little (she stops reading after subscribing).
+async fn slow_consumer_scene(server: &ServerHandle) -> (UserId, RoomId, StompClient, StompClient) {
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_token) = server.user("bobby").await;
+    let (carol, carol_token) = server.user("carol").await;
+    let room = server.group(alice, "team", vec![bob, carol]).await;
+    let dest = format!("/topic/messages/{room}");
+
+    let mut fast = connect(server, &bob_token).await;
+    assert_eq!(fast.subscribe("m", &dest).await.command, Command::Receipt);
+    let mut slow = open_with(server, Some(4096)).await;
+    slow.send(connect_frame(Some(&carol_token), "0,0")).await;
+    assert_eq!(slow.next().await.command, Command::Connected);
+    assert_eq!(slow.subscribe("m", &dest).await.command, Command::Receipt);
+    (alice, room, fast, slow)
+}
+
 /// A big message: 15 000 four-byte characters (60 KB of UTF-8), tagged with `n`.
 fn big_text(n: u64) -> String {
     format!("{n}:{}", "\u{1F600}".repeat(14_990))
 }
 
 /// Reads `client`'s room messages in a task, recording their seqs; `count` follows along.
-fn reader(mut client: Client, count: Arc<AtomicU64>) -> tokio::task::JoinHandle<Vec<i64>> {
+fn reader(mut client: StompClient, count: Arc<AtomicU64>) -> tokio::task::JoinHandle<Vec<i64>> {
     // Idle stretches are expected (the test waits on the slow one); the test's own bounded
     // waits end it.
     client.wait = Duration::from_secs(3600);
@@ -920,7 +717,7 @@ fn reader(mut client: Client, count: Arc<AtomicU64>) -> tokio::task::JoinHandle<
 /// Sends big messages until the server reports a slow consumer, then `extra` more, each
 /// once the fast reader has it (the fast reader never lags). Returns the last seq.
 async fn flood_until_slow(
-    server: &Server,
+    server: &ServerHandle,
     sender: UserId,
     room: RoomId,
     fast_count: &AtomicU64,
@@ -928,14 +725,12 @@ async fn flood_until_slow(
 ) -> i64 {
     let mut after = None;
     for n in 1..=3000u64 {
-        let last = server
-            .post(sender, room, &big_text(n), &format!("big-{n}"))
-            .await;
+        let last = post(server, sender, room, &big_text(n), &format!("big-{n}")).await;
         eventually(30, || async {
             (fast_count.load(Ordering::SeqCst) >= n).then_some(())
         })
         .await;
-        if after.is_none() && server.slow_consumers() > 0 {
+        if after.is_none() && slow_consumers(server) > 0 {
             after = Some(n);
         }
         if after.is_some_and(|a| n >= a + extra) {
@@ -947,26 +742,14 @@ async fn flood_until_slow(
 
 #[tokio::test]
 async fn slow_consumer_is_cut_off_while_others_get_everything_in_order() {
-    let server = Server::start_with(slow_consumer_config(Duration::from_secs(60))).await;
-    let (alice, _) = server.user("alice").await;
-    let (bob, bob_token) = server.user("bobby").await;
-    let (carol, carol_token) = server.user("carol").await;
-    let room = server.group(alice, vec![bob, carol]).await;
-    let dest = format!("/topic/messages/{room}");
-
-    let mut fast = Client::connect(&server, &bob_token).await;
-    assert_eq!(fast.subscribe("m", &dest).await.command, Command::Receipt);
-    // Carol's socket takes little, and she stops reading after subscribing.
-    let mut slow = Client::open_with(&server, Some(4096)).await;
-    slow.send(Client::connect_frame(&carol_token, "0,0")).await;
-    assert_eq!(slow.next().await.command, Command::Connected);
-    assert_eq!(slow.subscribe("m", &dest).await.command, Command::Receipt);
-    assert_eq!(server.connections(), 2);
+    let server = start_server(slow_consumer_config(Duration::from_secs(60))).await;
+    let (alice, room, fast, mut slow) = slow_consumer_scene(&server).await;
+    assert_eq!(connections(&server), 2);
 
     let fast_count = Arc::new(AtomicU64::new(0));
     let fast_task = reader(fast, fast_count.clone());
     let last = flood_until_slow(&server, alice, room, &fast_count, 20).await;
-    assert_eq!(server.slow_consumers(), 1, "only carol is slow");
+    assert_eq!(slow_consumers(&server), 1, "only carol is slow");
 
     // Carol reads again: a gap-free prefix of the room, then the ERROR, then the close.
     let mut seqs = Vec::new();
@@ -984,14 +767,14 @@ async fn slow_consumer_is_cut_off_while_others_get_everything_in_order() {
     assert_eq!(seqs, expected, "carol's messages are a prefix of the room");
     assert!((seqs.len() as i64) < last, "carol did not get everything");
     eventually(30, || async {
-        (server.connections() == 1 && !fast_task.is_finished()).then_some(())
+        (connections(&server) == 1 && !fast_task.is_finished()).then_some(())
     })
     .await;
 
     // Bob got every message, in order, and is still connected.
-    assert_eq!(server.connections(), 1);
-    assert_eq!(server.slow_consumers(), 1);
-    server.handle.shutdown().await.unwrap();
+    assert_eq!(connections(&server), 1);
+    assert_eq!(slow_consumers(&server), 1);
+    server.shutdown().await.unwrap();
     let bob_seqs = fast_task.await.unwrap();
     assert_eq!(bob_seqs, (1..=last).collect::<Vec<i64>>());
 }
@@ -1000,19 +783,8 @@ async fn slow_consumer_is_cut_off_while_others_get_everything_in_order() {
 async fn dead_consumer_is_dropped_after_the_grace() {
     // Carol never reads again: the socket write that blocks for good must not keep her
     // session (and its socket) alive; it is dropped 200 ms after the overflow.
-    let server = Server::start_with(slow_consumer_config(Duration::from_millis(200))).await;
-    let (alice, _) = server.user("alice").await;
-    let (bob, bob_token) = server.user("bobby").await;
-    let (carol, carol_token) = server.user("carol").await;
-    let room = server.group(alice, vec![bob, carol]).await;
-    let dest = format!("/topic/messages/{room}");
-
-    let mut fast = Client::connect(&server, &bob_token).await;
-    assert_eq!(fast.subscribe("m", &dest).await.command, Command::Receipt);
-    let mut dead = Client::open_with(&server, Some(4096)).await;
-    dead.send(Client::connect_frame(&carol_token, "0,0")).await;
-    assert_eq!(dead.next().await.command, Command::Connected);
-    assert_eq!(dead.subscribe("m", &dest).await.command, Command::Receipt);
+    let server = start_server(slow_consumer_config(Duration::from_millis(200))).await;
+    let (alice, room, fast, mut dead) = slow_consumer_scene(&server).await;
     let baseline_tasks = alive_tasks();
 
     let fast_count = Arc::new(AtomicU64::new(0));
@@ -1020,7 +792,7 @@ async fn dead_consumer_is_dropped_after_the_grace() {
     let last = flood_until_slow(&server, alice, room, &fast_count, 5).await;
     // The server ends carol's session while she still does not read (bob's stays).
     eventually(30, || async {
-        (server.connections() == 1 && !fast_task.is_finished()).then_some(())
+        (connections(&server) == 1 && !fast_task.is_finished()).then_some(())
     })
     .await;
     // Her reader and writer tasks are gone (the fast reader task was added since).
@@ -1037,7 +809,7 @@ async fn dead_consumer_is_dropped_after_the_grace() {
     }
     assert!(got < last, "{got} of {last}");
 
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
     let bob_seqs = fast_task.await.unwrap();
     assert_eq!(bob_seqs, (1..=last).collect::<Vec<i64>>());
 }

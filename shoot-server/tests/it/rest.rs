@@ -4,54 +4,9 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use shoot_core::engine::SendMessage;
-use shoot_core::messages::MessageType;
-use shoot_core::{RoomId, UserId};
+use shoot_server::config::Config;
 
-use crate::support::{Session, TestApp, eventually};
-
-fn uid(s: &Session) -> UserId {
-    UserId(s.user_id.parse().unwrap())
-}
-
-async fn send(app: &TestApp, who: &Session, room: &str, text: &str, temp: &str) -> Value {
-    let cmd = SendMessage {
-        room_id: RoomId(room.parse().unwrap()),
-        text: text.into(),
-        message_type: MessageType::Text,
-        temp_id: temp.into(),
-        thread_id: None,
-        mentions: vec![],
-    };
-    let receipt = app
-        .state
-        .engine
-        .send_message(uid(who), cmd)
-        .await
-        .expect("send");
-    // Wait until the persistence worker stored it.
-    let id = receipt.message_id.to_string();
-    eventually(5, || async {
-        let r = app
-            .get(&format!("/api/v1/messages/detail/{id}"), &who.access)
-            .await;
-        (r.status == 200 && r.data()["status"] == "SAVED").then(|| r.data().clone())
-    })
-    .await
-}
-
-async fn group(app: &TestApp, owner: &Session, members: &[&Session]) -> String {
-    let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
-    let r = app
-        .post(
-            "/api/v1/chatrooms",
-            &owner.access,
-            json!({"type": "GROUP", "title": "team", "participantIds": ids}),
-        )
-        .await
-        .expect(201);
-    r.data()["id"].as_str().unwrap().to_owned()
-}
+use crate::support::{TestApp, eventually, start_server};
 
 #[tokio::test]
 async fn signup_login_me() {
@@ -178,27 +133,14 @@ async fn refresh_rotation_reuse_and_logout() {
     let s = app.user("alice").await;
 
     // Access token refused as a refresh token.
-    app.call(
-        Method::POST,
-        "/api/v1/auth/refresh",
-        None,
-        Some(json!({"refreshToken": s.access})),
-    )
-    .await
-    .expect_err(401, "INVALID_TOKEN");
-
-    let r1 = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refreshToken": s.refresh})),
-        )
+    app.refresh(&s.access)
         .await
-        .expect(200);
-    let refresh2 = r1.data()["refreshToken"].as_str().unwrap().to_owned();
+        .expect_err(401, "INVALID_TOKEN");
+
+    let r1 = app.refresh(&s.refresh).await.expect(200);
+    let refresh2 = r1.data_str("refreshToken");
     assert_ne!(refresh2, s.refresh);
-    let access2 = r1.data()["accessToken"].as_str().unwrap().to_owned();
+    let access2 = r1.data_str("accessToken");
     app.get("/api/v1/auth/me", &access2).await.expect(200);
 
     // Bearer form and the alias path.
@@ -211,45 +153,19 @@ async fn refresh_rotation_reuse_and_logout() {
         )
         .await
         .expect(200);
-    let refresh3 = r2.data()["refreshToken"].as_str().unwrap().to_owned();
+    let refresh3 = r2.data_str("refreshToken");
 
     // Reusing an old token revokes the family: the newest is dead too.
-    app.call(
-        Method::POST,
-        "/api/v1/auth/refresh",
-        None,
-        Some(json!({"refreshToken": s.refresh})),
-    )
-    .await
-    .expect_err(401, "TOKEN_REUSED");
-    let after = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refreshToken": refresh3})),
-        )
-        .await;
+    app.refresh(&s.refresh)
+        .await
+        .expect_err(401, "TOKEN_REUSED");
+    let after = app.refresh(&refresh3).await;
     assert_eq!(after.status, 401, "{}", after.body);
 
     // Logout revokes a fresh family.
     let s2 = app.login("alice").await;
-    app.call(
-        Method::POST,
-        "/api/v1/auth/logout",
-        Some(&s2.access),
-        Some(json!({"refreshToken": s2.refresh})),
-    )
-    .await
-    .expect(200);
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refreshToken": s2.refresh})),
-        )
-        .await;
+    app.logout(&s2).await.expect(200);
+    let r = app.refresh(&s2.refresh).await;
     assert_eq!(r.status, 401, "{}", r.body);
     // Logout without any token is refused.
     app.call(Method::POST, "/api/v1/auth/logout", None, None)
@@ -320,7 +236,7 @@ async fn rooms_and_authorisation() {
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
 
-    let room = group(&app, &alice, &[&bob]).await;
+    let room = app.group(&alice, "team", &[&bob]).await;
     let list = app.get("/api/v1/chatrooms", &bob.access).await.expect(200);
     assert_eq!(list.data()[0]["id"], room.as_str());
     assert_eq!(list.data()[0]["type"], "GROUP");
@@ -465,10 +381,10 @@ async fn messages_happy_path() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
-    let room = group(&app, &alice, &[&bob]).await;
+    let room = app.group(&alice, "team", &[&bob]).await;
 
-    let m1 = send(&app, &alice, &room, "hello world", "t-1").await;
-    let m2 = send(&app, &bob, &room, "second", "t-2").await;
+    let m1 = app.send_saved(&alice, &room, "hello world", "t-1").await;
+    let m2 = app.send_saved(&bob, &room, "second", "t-2").await;
     assert_eq!(m1["seq"], 1);
     assert_eq!(m1["tempId"], "t-1");
     assert_eq!(m1["content"]["text"], "hello world");
@@ -646,7 +562,7 @@ async fn messages_happy_path() {
     app.delete(&format!("/api/v1/messages/bookmark/{id2}"), &alice.access)
         .await
         .expect(200);
-    let other = group(&app, &alice, &[&carol]).await;
+    let other = app.group(&alice, "team", &[&carol]).await;
     let fwd = app
         .post(
             "/api/v1/messages/forward",
@@ -689,7 +605,7 @@ async fn schedules() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
-    let room = group(&app, &alice, &[&bob]).await;
+    let room = app.group(&alice, "team", &[&bob]).await;
     let at = chrono::Utc::now() + chrono::Duration::hours(2);
     let created = app
         .post("/api/v1/messages/schedule", &alice.access, json!({"roomId": room, "content": "later", "scheduledAt": at.to_rfc3339(), "repeat": "DAILY"}))
@@ -697,7 +613,7 @@ async fn schedules() {
         .expect(201);
     assert_eq!(created.data()["status"], "PENDING");
     assert_eq!(created.data()["repeat"], "DAILY");
-    let id = created.data()["id"].as_str().unwrap().to_owned();
+    let id = created.data_str("id");
     let list = app
         .get("/api/v1/messages/schedule", &alice.access)
         .await
@@ -752,31 +668,14 @@ async fn friends_blocking_groups_notifications() {
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
 
-    let req = app
-        .post(
-            "/api/v1/users/friends/requests",
-            &alice.access,
-            json!({"targetUserId": bob.user_id}),
-        )
-        .await
-        .expect(201);
+    let req = app.friend_request(&alice, &bob.user_id).await.expect(201);
     assert_eq!(req.data()["status"], "PENDING");
     assert_eq!(req.data()["fromUser"]["username"], "alice");
-    let request_id = req.data()["requestId"].as_str().unwrap().to_owned();
-    app.post(
-        "/api/v1/users/friends/requests",
-        &alice.access,
-        json!({"targetUserId": bob.user_id}),
-    )
-    .await
-    .expect(409);
-    app.post(
-        "/api/v1/users/friends/requests",
-        &alice.access,
-        json!({"targetUserId": alice.user_id}),
-    )
-    .await
-    .expect_err(400, "FRIEND_REQUEST_TO_SELF");
+    let request_id = req.data_str("requestId");
+    app.friend_request(&alice, &bob.user_id).await.expect(409);
+    app.friend_request(&alice, &alice.user_id)
+        .await
+        .expect_err(400, "FRIEND_REQUEST_TO_SELF");
 
     let pending = app
         .get("/api/v1/users/friends/requests", &bob.access)
@@ -846,15 +745,8 @@ async fn friends_blocking_groups_notifications() {
     assert_eq!(friends.data()[0]["username"], "bob");
 
     // Recommendations: carol befriends bob, so alice gets carol.
-    let r = app
-        .post(
-            "/api/v1/users/friends/requests",
-            &carol.access,
-            json!({"targetUserId": bob.user_id}),
-        )
-        .await
-        .expect(201);
-    let rid = r.data()["requestId"].as_str().unwrap().to_owned();
+    let r = app.friend_request(&carol, &bob.user_id).await.expect(201);
+    let rid = r.data_str("requestId");
     app.post(
         &format!("/api/v1/users/friends/requests/{rid}/accept"),
         &bob.access,
@@ -884,7 +776,7 @@ async fn friends_blocking_groups_notifications() {
         )
         .await
         .expect(201);
-    let gid = g.data()["id"].as_str().unwrap().to_owned();
+    let gid = g.data_str("id");
     assert_eq!(g.data()["memberIds"], json!([bob.user_id]));
     app.put(
         &format!("/api/v1/users/friends/groups/{gid}"),
@@ -950,28 +842,17 @@ async fn friends_blocking_groups_notifications() {
         .await
         .expect(200);
     assert_eq!(blocked.data()[0]["username"], "carol");
-    app.post(
-        "/api/v1/users/friends/requests",
-        &carol.access,
-        json!({"targetUserId": alice.user_id}),
-    )
-    .await
-    .expect_err(403, "USER_BLOCKED");
+    app.friend_request(&carol, &alice.user_id)
+        .await
+        .expect_err(403, "USER_BLOCKED");
     app.delete(
         &format!("/api/v1/users/block/{}", carol.user_id),
         &alice.access,
     )
     .await
     .expect(200);
-    let r = app
-        .post(
-            "/api/v1/users/friends/requests",
-            &carol.access,
-            json!({"targetUserId": alice.user_id}),
-        )
-        .await
-        .expect(201);
-    let rid = r.data()["requestId"].as_str().unwrap().to_owned();
+    let r = app.friend_request(&carol, &alice.user_id).await.expect(201);
+    let rid = r.data_str("requestId");
     app.post(
         &format!("/api/v1/users/friends/requests/{rid}/reject"),
         &alice.access,
@@ -979,15 +860,8 @@ async fn friends_blocking_groups_notifications() {
     )
     .await
     .expect(200);
-    let r = app
-        .post(
-            "/api/v1/users/friends/requests",
-            &carol.access,
-            json!({"targetUserId": alice.user_id}),
-        )
-        .await
-        .expect(201);
-    let rid = r.data()["requestId"].as_str().unwrap().to_owned();
+    let r = app.friend_request(&carol, &alice.user_id).await.expect(201);
+    let rid = r.data_str("requestId");
     let canceled = app
         .delete(
             &format!("/api/v1/users/friends/requests/{rid}"),
@@ -1037,13 +911,7 @@ async fn sse_streams_notifications_and_resumes() {
     let mut seen = String::new();
     read_until(&mut body, &mut seen, "event: unread-counts").await;
 
-    app.post(
-        "/api/v1/users/friends/requests",
-        &alice.access,
-        json!({"targetUserId": bob.user_id}),
-    )
-    .await
-    .expect(201);
+    app.friend_request(&alice, &bob.user_id).await.expect(201);
     read_until(&mut body, &mut seen, "event: notification").await;
     assert!(seen.contains("FRIEND_REQUEST"), "{seen}");
     let id_line = seen
@@ -1061,13 +929,7 @@ async fn sse_streams_notifications_and_resumes() {
         .unwrap();
     let mut resumed = app.raw(req).await.into_body();
     let carol = app.user("carol").await;
-    app.post(
-        "/api/v1/users/friends/requests",
-        &carol.access,
-        json!({"targetUserId": bob.user_id}),
-    )
-    .await
-    .expect(201);
+    app.friend_request(&carol, &bob.user_id).await.expect(201);
     let mut seen2 = String::new();
     read_until(&mut resumed, &mut seen2, "carol").await;
     assert!(
@@ -1152,10 +1014,7 @@ async fn ops_and_docs() {
 
 #[tokio::test]
 async fn real_listener_serves_and_shuts_down() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = shoot_server::serve(shoot_server::config::Config::for_tests(), listener)
-        .await
-        .unwrap();
+    let server = start_server(Config::for_tests()).await;
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::new();
     let health = client.get(format!("{base}/health")).send().await.unwrap();

@@ -1,206 +1,58 @@
 //! STOMP over WebSocket against the real server on an ephemeral port (memory ports), with a
 //! minimal STOMP client on tokio-tungstenite.
 
-use std::time::Duration;
-
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use shoot_core::engine::NewUser;
-use shoot_core::{RoomId, UserId};
+use futures::StreamExt;
+use serde_json::json;
+use shoot_server::ServerHandle;
 use shoot_server::config::Config;
-use shoot_server::stomp::frame::{self, Command, Frame, FrameLimits};
-use shoot_server::{ServerHandle, serve};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use shoot_server::stomp::frame::{Command, Frame, FrameLimits};
+use tokio_tungstenite::tungstenite::Message;
 
-const WAIT: Duration = Duration::from_secs(10);
+use crate::support::{FRAME_WAIT, ServerExt, StompClient, json_body, start_server};
 
-struct Server {
-    handle: ServerHandle,
+/// Opens `ws://…/ws/chat{query}` offering the `v12.stomp` subprotocol, which the server
+/// must accept.
+async fn open(server: &ServerHandle, query: &str) -> StompClient {
+    let (c, resp) = StompClient::try_open(server.addr, query, true, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap()),
+        Some("v12.stomp")
+    );
+    c
 }
 
-impl Server {
-    async fn start() -> Server {
-        Server::start_with(Config::for_tests()).await
-    }
-
-    async fn start_with(config: Config) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = serve(config, listener).await.expect("server starts");
-        Server { handle }
-    }
-
-    async fn user(&self, name: &str) -> (UserId, String) {
-        let user = self
-            .handle
-            .state
-            .engine
-            .signup(NewUser {
-                username: name.to_owned(),
-                nickname: format!("{name} nick"),
-                email: format!("{name}@example.com"),
-                password: "Secret#123".to_owned(),
-                bio: None,
-            })
-            .await
-            .expect("signup");
-        let token = self.handle.state.auth.issue_access(user.id).expect("token");
-        (user.id, token)
-    }
-
-    async fn group(&self, owner: UserId, members: Vec<UserId>) -> RoomId {
-        let details = self
-            .handle
-            .state
-            .engine
-            .create_group_room(owner, "team", members)
-            .await
-            .expect("room");
-        details.room.id
-    }
-
-    fn url(&self, query: &str) -> String {
-        format!("ws://{}/ws/chat{query}", self.handle.addr)
-    }
-}
-
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    async fn open(url: &str) -> Client {
-        let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("v12.stomp"),
-        );
-        let (ws, resp) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("websocket handshake");
-        assert_eq!(
-            resp.headers()
-                .get("sec-websocket-protocol")
-                .map(|v| v.to_str().unwrap()),
-            Some("v12.stomp")
-        );
-        Client {
-            ws,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Opens and CONNECTs with the token in the CONNECT frame.
-    async fn connect(server: &Server, token: &str) -> Client {
-        let mut c = Client::open(&server.url("")).await;
-        c.send(
-            Frame::new(Command::Connect)
-                .with_header("accept-version", "1.1,1.2")
-                .with_header("host", "localhost")
-                .with_header("heart-beat", "0,0")
-                .with_header("Authorization", format!("Bearer {token}")),
-        )
-        .await;
-        let connected = c.next().await;
-        assert_eq!(connected.command, Command::Connected, "{connected:?}");
-        assert_eq!(connected.header("version"), Some("1.2"));
-        assert_eq!(connected.header("heart-beat"), Some("10000,10000"));
-        c
-    }
-
-    async fn send(&mut self, f: Frame) {
-        let text = String::from_utf8(f.encode()).unwrap();
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .expect("ws send");
-    }
-
-    async fn send_raw(&mut self, raw: &str) {
-        self.ws
-            .send(Message::Text(raw.to_owned().into()))
-            .await
-            .expect("ws send");
-    }
-
-    async fn subscribe(&mut self, id: &str, dest: &str) -> Frame {
-        self.send(
-            Frame::new(Command::Subscribe)
-                .with_header("id", id)
-                .with_header("destination", dest)
-                .with_header("receipt", format!("sub-{id}")),
-        )
-        .await;
-        self.next().await
-    }
-
-    async fn app(&mut self, dest: &str, body: Value, receipt: Option<&str>) {
-        let mut f = Frame::new(Command::Send)
-            .with_header("destination", dest)
-            .with_header("content-type", "application/json");
-        if let Some(r) = receipt {
-            f = f.with_header("receipt", r);
-        }
-        self.send(f.with_body(body.to_string())).await;
-    }
-
-    /// The next frame (heart-beats skipped), or `None` if the socket closed.
-    async fn try_next(&mut self) -> Option<Frame> {
-        let limits = FrameLimits::default();
-        loop {
-            if let Some((f, used)) =
-                frame::decode(&self.buf, &limits).expect("server frames are valid")
-            {
-                self.buf.drain(..used);
-                return Some(f);
-            }
-            let skip = frame::heartbeat_prefix(&self.buf);
-            self.buf.drain(..skip);
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("no frame in time");
-            match msg {
-                Some(Ok(Message::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
-                Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-
-    async fn next(&mut self) -> Frame {
-        self.try_next().await.expect("connection closed")
-    }
-
-    /// Asserts the server closes the connection (after any remaining frames).
-    async fn expect_closed(&mut self) {
-        while let Some(f) = self.try_next().await {
-            assert_ne!(
-                f.command,
-                Command::Message,
-                "unexpected data after close: {f:?}"
-            );
-        }
-    }
-}
-
-fn json_body(f: &Frame) -> Value {
-    serde_json::from_slice(&f.body).unwrap_or_else(|e| panic!("json body: {e}: {f:?}"))
+/// Opens and CONNECTs with the token in the CONNECT frame.
+async fn connect(server: &ServerHandle, token: &str) -> StompClient {
+    let mut c = open(server, "").await;
+    c.send(
+        Frame::new(Command::Connect)
+            .with_header("accept-version", "1.1,1.2")
+            .with_header("host", "localhost")
+            .with_header("heart-beat", "0,0")
+            .with_header("Authorization", format!("Bearer {token}")),
+    )
+    .await;
+    let connected = c.next().await;
+    assert_eq!(connected.command, Command::Connected, "{connected:?}");
+    assert_eq!(connected.header("version"), Some("1.2"));
+    assert_eq!(connected.header("heart-beat"), Some("10000,10000"));
+    c
 }
 
 #[tokio::test]
 async fn chat_statuses_and_delivery_between_two_users() {
-    let server = Server::start().await;
+    let server = start_server(Config::for_tests()).await;
     let (alice, alice_token) = server.user("alice").await;
     let (bob, bob_token) = server.user("bobby").await;
-    let room = server.group(alice, vec![bob]).await;
+    let room = server.group(alice, "team", vec![bob]).await;
 
-    let mut a = Client::connect(&server, &alice_token).await;
+    let mut a = connect(&server, &alice_token).await;
     // Bob authenticates with ?token= on the handshake instead.
-    let mut b = Client::open(&server.url(&format!("?token={bob_token}"))).await;
+    let mut b = open(&server, &format!("?token={bob_token}")).await;
     b.send(
         Frame::new(Command::Stomp)
             .with_header("accept-version", "1.2")
@@ -224,7 +76,7 @@ async fn chat_statuses_and_delivery_between_two_users() {
 
     a.app(
         "/app/chat",
-        json!({"roomId": room.to_string(), "content": {"text": "hello bob", "type": "TEXT"}, "tempId": "t-1"}),
+        &json!({"roomId": room.to_string(), "content": {"text": "hello bob", "type": "TEXT"}, "tempId": "t-1"}),
         Some("send-1"),
     )
     .await;
@@ -273,7 +125,7 @@ async fn chat_statuses_and_delivery_between_two_users() {
     b.subscribe("sync", "/user/queue/sync").await;
     b.app(
         "/app/sync",
-        json!({"roomId": room.to_string(), "lastSeq": 0, "direction": "AFTER"}),
+        &json!({"roomId": room.to_string(), "lastSeq": 0, "direction": "AFTER"}),
         None,
     )
     .await;
@@ -292,18 +144,18 @@ async fn chat_statuses_and_delivery_between_two_users() {
         (Command::Receipt, Some("bye"))
     );
     a.expect_closed().await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn unauthorised_subscribe_gets_an_error_and_the_session_goes_on() {
-    let server = Server::start().await;
+    let server = start_server(Config::for_tests()).await;
     let (alice, _) = server.user("alice").await;
     let (bob, _) = server.user("bobby").await;
     let (_, eve_token) = server.user("eve01").await;
-    let room = server.group(alice, vec![bob]).await;
+    let room = server.group(alice, "team", vec![bob]).await;
 
-    let mut e = Client::connect(&server, &eve_token).await;
+    let mut e = connect(&server, &eve_token).await;
     for dest in [
         format!("/topic/messages/{room}"),
         format!("/topic/typing/{room}"),
@@ -321,7 +173,7 @@ async fn unauthorised_subscribe_gets_an_error_and_the_session_goes_on() {
     // A business error on SEND goes to /user/queue/errors, never an ERROR frame.
     e.app(
         "/app/chat",
-        json!({"roomId": room.to_string(), "content": "hi", "tempId": "e-1"}),
+        &json!({"roomId": room.to_string(), "content": "hi", "tempId": "e-1"}),
         Some("r1"),
     )
     .await;
@@ -345,53 +197,56 @@ async fn unauthorised_subscribe_gets_an_error_and_the_session_goes_on() {
         }
     }
     // A malformed payload is reported the same way.
-    e.app("/app/edit", json!({"nope": true}), None).await;
+    e.app("/app/edit", &json!({"nope": true}), None).await;
     let f = e.next().await;
     assert_eq!(f.command, Command::Message);
     let v = json_body(&f);
     assert_eq!(v["errorCode"], "VALIDATION_FAILED");
     assert_eq!(v["destination"], "/app/edit");
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn malformed_frames_and_missing_auth_get_error_and_close() {
-    let server = Server::start().await;
+    let server = start_server(Config::for_tests()).await;
     let (_, token) = server.user("alice").await;
 
     // Malformed frame after CONNECT.
-    let mut c = Client::connect(&server, &token).await;
+    let mut c = connect(&server, &token).await;
     c.send_raw("BOGUS\nx:y\n\n\0").await;
     let f = c.next().await;
     assert_eq!(f.command, Command::Error);
     assert_eq!(f.header("message"), Some("malformed frame"));
     c.expect_closed().await;
 
-    // CONNECT without a token.
-    let mut c = Client::open(&server.url("")).await;
-    c.send(Frame::new(Command::Connect).with_header("accept-version", "1.2"))
-        .await;
-    let f = c.next().await;
-    assert_eq!(f.command, Command::Error);
-    assert_eq!(f.header("message"), Some("unauthenticated"));
-    c.expect_closed().await;
-
-    // CONNECT with a bad token.
-    let mut c = Client::open(&server.url("")).await;
-    c.send(Frame::new(Command::Connect).with_header("passcode", "not-a-jwt"))
-        .await;
-    assert_eq!(c.next().await.command, Command::Error);
-    c.expect_closed().await;
-
-    // SEND before CONNECT.
-    let mut c = Client::open(&server.url("")).await;
-    c.send(Frame::new(Command::Send).with_header("destination", "/app/chat"))
-        .await;
-    assert_eq!(c.next().await.command, Command::Error);
-    c.expect_closed().await;
+    // CONNECT without a token, CONNECT with a bad token, SEND before CONNECT: an ERROR
+    // (with this `message` header, where given), then the close.
+    for (first, message) in [
+        (
+            Frame::new(Command::Connect).with_header("accept-version", "1.2"),
+            Some("unauthenticated"),
+        ),
+        (
+            Frame::new(Command::Connect).with_header("passcode", "not-a-jwt"),
+            None,
+        ),
+        (
+            Frame::new(Command::Send).with_header("destination", "/app/chat"),
+            None,
+        ),
+    ] {
+        let mut c = open(&server, "").await;
+        c.send(first).await;
+        let f = c.next().await;
+        assert_eq!(f.command, Command::Error, "{f:?}");
+        if let Some(message) = message {
+            assert_eq!(f.header("message"), Some(message));
+        }
+        c.expect_closed().await;
+    }
 
     // A frame over the size limit.
-    let mut c = Client::connect(&server, &token).await;
+    let mut c = connect(&server, &token).await;
     let big = "x".repeat(FrameLimits::default().max_body + 10);
     c.send(
         Frame::new(Command::Send)
@@ -402,14 +257,14 @@ async fn malformed_frames_and_missing_auth_get_error_and_close() {
     let f = c.next().await;
     assert_eq!(f.command, Command::Error);
     c.expect_closed().await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn frames_split_across_websocket_messages_and_heartbeats_are_handled() {
-    let server = Server::start().await;
+    let server = start_server(Config::for_tests()).await;
     let (_, token) = server.user("alice").await;
-    let mut c = Client::open(&server.url("")).await;
+    let mut c = open(&server, "").await;
     let connect = String::from_utf8(
         Frame::new(Command::Connect)
             .with_header("accept-version", "1.2")
@@ -433,7 +288,7 @@ async fn frames_split_across_websocket_messages_and_heartbeats_are_handled() {
     let list = c.next().await;
     assert_eq!(list.header("event-type"), Some("ROOM_LIST"));
     assert_eq!(json_body(&list), json!([]));
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -441,7 +296,7 @@ async fn heart_beats_are_sent_and_a_silent_client_is_disconnected() {
     let mut config = Config::for_tests();
     config.stomp.heartbeat_send_ms = 50;
     config.stomp.heartbeat_receive_ms = 50;
-    let server = Server::start_with(config).await;
+    let server = start_server(config).await;
     let (_, token) = server.user("alice").await;
     let connect = |hb: &str| {
         Frame::new(Command::Connect)
@@ -452,13 +307,13 @@ async fn heart_beats_are_sent_and_a_silent_client_is_disconnected() {
 
     // The client wants beats every 50 ms and sends none: the server beats with bare EOLs
     // and does not time the client out.
-    let mut c = Client::open(&server.url("")).await;
+    let mut c = open(&server, "").await;
     c.send(connect("0,50")).await;
     let connected = c.next().await;
     assert_eq!(connected.header("heart-beat"), Some("50,50"));
     let mut beats = 0;
     while beats < 3 {
-        match tokio::time::timeout(WAIT, c.ws.next())
+        match tokio::time::timeout(FRAME_WAIT, c.ws.next())
             .await
             .expect("a heart-beat in time")
         {
@@ -468,12 +323,12 @@ async fn heart_beats_are_sent_and_a_silent_client_is_disconnected() {
     }
 
     // The client promises beats every 50 ms and stays silent: ERROR, then close.
-    let mut c = Client::open(&server.url("")).await;
+    let mut c = open(&server, "").await;
     c.send(connect("50,0")).await;
     assert_eq!(c.next().await.command, Command::Connected);
     let f = c.next().await;
     assert_eq!(f.command, Command::Error);
     assert_eq!(f.header("message"), Some("heart-beat timeout"));
     c.expect_closed().await;
-    server.handle.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
 }
