@@ -50,6 +50,14 @@ pub trait EventBus: Send + Sync + 'static {
     /// Delivery is best-effort (not durable): clients recover gaps with sync.
     async fn publish(&self, topic: Topic, event: Event) -> PortResult<()>;
 
+    /// Publishes an event the caller shares with other topics (a status goes to the room and
+    /// to the sender's user topic): the same contract as [`publish`](EventBus::publish). The
+    /// default publishes `event` itself when this is its last reference, a copy otherwise; an
+    /// in-process bus hands the `Arc` to its subscribers as is.
+    async fn publish_shared(&self, topic: Topic, event: Arc<Event>) -> PortResult<()> {
+        self.publish(topic, Arc::unwrap_or_clone(event)).await
+    }
+
     /// Subscribes to `topic`. Every event published after this returns is delivered, until
     /// the stream is dropped. A subscriber that falls too far behind MAY miss events.
     async fn subscribe(&self, topic: Topic) -> PortResult<EventStream>;

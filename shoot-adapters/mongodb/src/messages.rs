@@ -182,6 +182,32 @@ impl MessageStore for MongoStore {
         found.as_ref().map(message_from_doc).transpose()
     }
 
+    /// One `find` (per 1 000 distinct keys) with an `$or` of `(sender_id, temp_id)` equalities (each served by the
+    /// unique `(sender_id, temp_id)` index).
+    async fn find_by_temp_ids(&self, keys: &[(UserId, &str)]) -> PortResult<Vec<Message>> {
+        let mut distinct: Vec<(i64, &str)> = keys.iter().map(|(s, t)| (s.0, *t)).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut out = Vec::new();
+        // Chunked only to keep the filter document small for huge batches.
+        for chunk in distinct.chunks(1000) {
+            let any: Vec<Document> = chunk
+                .iter()
+                .map(|(sender, temp_id)| {
+                    doc! {
+                        "sender_id": *sender,
+                        "temp_id": { "$eq": *temp_id, "$type": "string" },
+                    }
+                })
+                .collect();
+            out.extend(
+                self.find_messages(doc! { "$or": any }, doc! { "_id": 1 }, None)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
     async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
         let Some(n) = limit(query.limit) else {
             return Ok(Vec::new());

@@ -35,6 +35,10 @@ type DbRow = <Db as sqlx::Database>::Row;
 /// SQLite's 32 766 bound variables and PostgreSQL's 65 535).
 const CHUNK: usize = 1000;
 
+/// Largest number of `(sender_id, temp_id)` keys in one `find_by_temp_ids` statement (two
+/// parameters each).
+const TEMP_ID_CHUNK: usize = 500;
+
 /// Placeholders `start..start+n` for a statement whose parameters are all bound in textual
 /// order. SQLite gets anonymous `?`: it resolves numbered names by a linear scan per
 /// parameter, which makes a 20 000-parameter insert quadratic.
@@ -1308,6 +1312,38 @@ impl MessageStore for Store {
             .await?
             .into_iter()
             .next())
+    }
+
+    /// One statement per `TEMP_ID_CHUNK` distinct keys: an `OR` of `(sender_id, temp_id)`
+    /// equalities, each answered from the unique `(sender_id, temp_id)` index.
+    async fn find_by_temp_ids(&self, keys: &[(UserId, &str)]) -> PortResult<Vec<Message>> {
+        let mut distinct: Vec<(i64, &str)> = keys.iter().map(|(s, t)| (s.0, *t)).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut out = Vec::new();
+        for chunk in distinct.chunks(TEMP_ID_CHUNK) {
+            let mut sql = String::with_capacity(64 + MESSAGE_COLS.len() + chunk.len() * 40);
+            sql.push_str("SELECT ");
+            sql.push_str(MESSAGE_COLS);
+            sql.push_str(" FROM messages WHERE ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str("(sender_id = ");
+                sql.push_str(&sequential_placeholders(2 * i + 1, 1));
+                sql.push_str(" AND temp_id = ");
+                sql.push_str(&sequential_placeholders(2 * i + 2, 1));
+                sql.push(')');
+            }
+            let mut q = sqlx::query(&sql);
+            for (sender, temp_id) in chunk {
+                q = q.bind(*sender).bind(*temp_id);
+            }
+            let rows = q.fetch_all(&self.pool).await.map_err(err)?;
+            out.extend(self.messages_from_rows(rows).await?);
+        }
+        Ok(out)
     }
 
     async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {

@@ -14,11 +14,24 @@
 //! # Idempotency
 //!
 //! `(sender, tempId)` is claimed with `EphemeralStore::set_if_absent("idem:{sender}:{tempId}")`
-//! (value `p:{id}:{claimed_ms}` while in flight, `d:{id}:{seq}` once durable) and checked
-//! against `MessageStore::find_by_temp_id` for claims that have expired. A duplicate returns
-//! the first message's receipt with `duplicate = true` and re-emits its latest known status.
+//! (value `p:{id}:{claimed_ms}:{room}` while in flight, `d:{id}:{seq}:{room}` once durable).
+//! A fresh claim (the key was absent: never sent, or its claim expired while the message is
+//! stored) is checked against the store before anything is appended: the lane drain looks up
+//! its whole batch with one `MessageStore::find_by_temp_ids` and answers the keys found stored
+//! as duplicates (their claim becomes `d:` of the stored message) instead of appending them; if
+//! that look-up fails, the batch fails and its claims are released (nothing was appended). A
+//! duplicate returns the first message's receipt with `duplicate = true` and re-emits its
+//! latest known status.
+//!
+//! A `p:` claim older than [`STALE_CLAIM`] is abandoned (its instance died, or its append
+//! failed with a possibly unknown outcome, so its record may still reach the log). A retry
+//! takes it over: if the store does not hold the key yet, it appends its own record, marks the
+//! claim `a:{id}:{seq}:{room}` and answers only once the store holds one record of the key
+//! (the persistence worker keeps the first and retracts later ones), with that record's id.
+//! A retry that finds `a:` waits for the store too and never appends again.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -86,10 +99,21 @@ type Outcome = std::result::Result<(MessageId, Seq, RoomId), (ErrorCode, String)
 /// Waiters for in-flight sends, by `(sender, tempId)`.
 type InflightMap = HashMap<(UserId, String), (MessageId, watch::Sender<Option<Outcome>>)>;
 
+/// What the lane drain answers a queued send.
+enum Drained {
+    /// Appended to the log: `(id, seq, room)` of the new message.
+    Appended(MessageId, Seq, RoomId),
+    /// The store already holds this `(sender, tempId)`: nothing was appended; the stored
+    /// message.
+    Stored(Box<Message>),
+}
+
+type Reply = oneshot::Sender<Result<Drained>>;
+
 /// One accepted message waiting in a lane.
 struct Pending {
     message: Message,
-    reply: oneshot::Sender<Result<Message>>,
+    reply: Reply,
 }
 
 /// Runtime state of one engine instance: lanes, in-flight sends, typing timers, link
@@ -101,6 +125,9 @@ pub(crate) struct Runtime {
     inflight: Mutex<InflightMap>,
     /// Ids appended but whose SENT_TO_KAFKA is not yet published by this instance.
     unpublished: Mutex<HashSet<MessageId>>,
+    /// Ids of sends that took over an abandoned claim: once appended, their claim is `a:`
+    /// (not `d:`) and their receipt waits for the store (`confirm_stored`).
+    takeovers: Mutex<HashSet<MessageId>>,
     published: Notify,
     /// Typing generation per (user, room): a newer `typing` call cancels older auto-stops.
     pub(crate) typing: Mutex<HashMap<(UserId, RoomId), u64>>,
@@ -124,6 +151,7 @@ impl Runtime {
             shutting_down: AtomicBool::new(false),
             inflight: Mutex::new(HashMap::new()),
             unpublished: Mutex::new(HashSet::new()),
+            takeovers: Mutex::new(HashSet::new()),
             published: Notify::new(),
             typing: Mutex::new(HashMap::new()),
             previews: Mutex::new(HashMap::new()),
@@ -187,7 +215,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn idem_key(sender: UserId, temp_id: &str) -> String {
-    format!("idem:{sender}:{temp_id}")
+    let mut key = String::with_capacity(26 + temp_id.len());
+    let _ = write!(key, "idem:{sender}:{temp_id}");
+    key
+}
+
+/// A claim value: `{kind}:{id}:{n}:{room}` (`n` is the claim time for `p`, the seq for `d`
+/// and `a`).
+fn claim_value(kind: char, id: MessageId, n: i64, room: RoomId) -> String {
+    let mut value = String::with_capacity(64);
+    let _ = write!(value, "{kind}:{id}:{n}:{room}");
+    value
 }
 
 enum Claim {
@@ -197,6 +235,10 @@ enum Claim {
     Done(MessageId, Seq, RoomId),
     /// In flight.
     Pending(MessageId, Timestamp),
+    /// A takeover's record is durable in the log (id, seq, room), but which record of the
+    /// key the store keeps is not known yet: nothing more may be appended for the key, and
+    /// no receipt may name an id before the store holds it.
+    Appended(MessageId),
 }
 
 fn parse_claim(value: &str) -> Option<Claim> {
@@ -208,6 +250,7 @@ fn parse_claim(value: &str) -> Option<Claim> {
     match kind {
         "d" => Some(Claim::Done(id, Seq(n), room)),
         "p" => Some(Claim::Pending(id, Timestamp(n))),
+        "a" => Some(Claim::Appended(id)),
         _ => None,
     }
 }
@@ -327,10 +370,12 @@ impl ChatEngine {
         forwarded_from: Option<ForwardedFrom>,
     ) -> std::result::Result<SendReceipt, Rejection> {
         let limits = self.limits();
-        // Duplicates are answered before rate limiting: a retry must be cheap and safe.
+        // Duplicates holding a claim are answered before rate limiting: a retry must be cheap
+        // and safe. (One whose claim expired is found stored by the lane drain, after the
+        // rate limit.)
         let key = idem_key(actor, &cmd.temp_id);
         let now = self.now();
-        let claim_value = format!("p:{id}:{}:{}", now.as_millis(), cmd.room_id);
+        let claim_value = claim_value('p', id, now.as_millis(), cmd.room_id);
         let eph = &self.p().ephemeral;
         let claim = match eph
             .set_if_absent(&key, &claim_value, Some(limits.idempotency_ttl))
@@ -363,70 +408,85 @@ impl ChatEngine {
                 // Abandoned claim (its instance died before the append): take it over,
                 // unless the message did reach the store after all.
                 if let Some(found) = self.find_sent(actor, &cmd.temp_id).await? {
-                    return self
-                        .answer_found(actor, cmd, &found)
-                        .await
-                        .map_err(Into::into);
+                    return Ok(self.answer_found(cmd, &found).await);
                 }
                 warn!(user_id = %actor, message_id = %existing, "taking over an abandoned send claim");
                 eph.set(&key, &claim_value, Some(limits.idempotency_ttl))
                     .await
                     .map_err(Error::from)?;
             }
+            Claim::Appended(appended) => {
+                // A takeover's record is in the log: wait for the store to keep one.
+                let found = self.confirm_stored(actor, cmd, &key).await?;
+                if found.id != appended {
+                    debug!(user_id = %actor, appended = %appended, stored = %found.id, "taken-over send stored from another record");
+                }
+                return Ok(self.answer_found(cmd, &found).await);
+            }
         }
         let takeover = matches!(claim, Claim::Pending(..));
-        let receipt = self
-            .send_claimed(actor, cmd, validated, id, now, forwarded_from)
-            .await?;
-        if takeover {
-            return self.confirm_takeover(actor, cmd, receipt).await;
+        if !takeover {
+            return self
+                .send_claimed(actor, cmd, &key, validated, id, now, forwarded_from)
+                .await;
         }
-        Ok(receipt)
+        lock(&self.runtime().takeovers).insert(id);
+        let sent = self
+            .send_claimed(actor, cmd, &key, validated, id, now, forwarded_from)
+            .await;
+        lock(&self.runtime().takeovers).remove(&id);
+        let receipt = sent?;
+        // A duplicate receipt names the message the store holds: nothing to confirm.
+        if receipt.duplicate {
+            return Ok(receipt);
+        }
+        let found = self.confirm_stored(actor, cmd, &key).await?;
+        if found.id != receipt.message_id {
+            warn!(
+                user_id = %actor,
+                appended = %receipt.message_id,
+                stored = %found.id,
+                "a taken-over send was stored from the abandoned attempt's record"
+            );
+        }
+        Ok(SendReceipt {
+            message_id: found.id,
+            seq: found.seq,
+            room_id: found.room_id,
+            temp_id: cmd.temp_id.clone(),
+            duplicate: found.id != receipt.message_id,
+        })
     }
 
-    /// The receipt of a send that took over an abandoned claim, once the store has kept one
-    /// record of its `(sender, tempId)`.
+    /// The message the store kept for `(actor, tempId)` after a takeover appended a record
+    /// of it (claim `a:`), recording it as the key's durable message (`d:`).
     ///
     /// The abandoned attempt's append had an unknown outcome: its record may still be in the
-    /// log, ahead of or behind ours. The persistence worker keeps the first record of a
-    /// `(sender, tempId)` it stores and retracts any later one, so the receipt may only name a
+    /// log, ahead of or behind the takeover's. The persistence worker keeps the first record of
+    /// a `(sender, tempId)` it stores and retracts any later one, so a receipt may only name a
     /// message once the store holds it; otherwise a client could be told an id that is then
-    /// retracted. If the store does not answer within [`TAKEOVER_CONFIRM`], the claim is left
-    /// in flight and the client is asked to retry (the retry then finds the stored message).
-    async fn confirm_takeover(
+    /// retracted. If the store does not have it within [`TAKEOVER_CONFIRM`], the claim stays
+    /// `a:` and the client is asked to retry (`CONFLICT`); a retry waits for the store again
+    /// and never appends another record.
+    async fn confirm_stored(
         &self,
         actor: UserId,
         cmd: &SendMessage,
-        appended: SendReceipt,
-    ) -> std::result::Result<SendReceipt, Rejection> {
+        key: &str,
+    ) -> std::result::Result<Message, Rejection> {
         let limits = self.limits();
         let eph = &self.p().ephemeral;
-        let key = idem_key(actor, &cmd.temp_id);
         let clock = &self.p().clock;
         let started = self.now();
         let mut wait = Duration::from_millis(5);
         loop {
             match self.find_sent(actor, &cmd.temp_id).await {
                 Ok(Some(found)) => {
-                    let done = format!("d:{}:{}:{}", found.id, found.seq, found.room_id);
-                    if let Err(e) = eph.set(&key, &done, Some(limits.idempotency_ttl)).await {
+                    let done = claim_value('d', found.id, found.seq.0, found.room_id);
+                    if let Err(e) = eph.set(key, &done, Some(limits.idempotency_ttl)).await {
                         warn!(error = %e, "recording a send claim failed");
                     }
-                    if found.id != appended.message_id {
-                        warn!(
-                            user_id = %actor,
-                            appended = %appended.message_id,
-                            stored = %found.id,
-                            "a taken-over send was stored from the abandoned attempt's record"
-                        );
-                    }
-                    return Ok(SendReceipt {
-                        message_id: found.id,
-                        seq: found.seq,
-                        room_id: found.room_id,
-                        temp_id: cmd.temp_id.clone(),
-                        duplicate: found.id != appended.message_id,
-                    });
+                    return Ok(found);
                 }
                 Ok(None) => {}
                 Err(e) => debug!(error = %e, "confirming a taken-over send"),
@@ -437,17 +497,6 @@ impl ChatEngine {
             clock.sleep(wait).await;
             wait = (wait * 2).min(Duration::from_millis(500));
         }
-        // Still unknown which record is kept: leave the claim in flight (a retry after
-        // `STALE_CLAIM` looks in the store again) and never name an id that may be retracted.
-        let pending = format!(
-            "p:{}:{}:{}",
-            appended.message_id,
-            self.now().as_millis(),
-            appended.room_id
-        );
-        if let Err(e) = eph.set(&key, &pending, Some(limits.idempotency_ttl)).await {
-            warn!(error = %e, "recording a send claim failed");
-        }
         Err(Rejection {
             error: Error::new(
                 ErrorCode::Conflict,
@@ -457,12 +506,16 @@ impl ChatEngine {
         })
     }
 
-    /// The rest of a send once `(actor, tempId)` is claimed for message `id`: releases the
-    /// claim on every rejection that happens before the append.
+    /// The rest of a send once `(actor, tempId)` is claimed (at `key`) for message `id`:
+    /// releases the claim on every rejection that happens before the append. The lane drain
+    /// checks the store for the key (the claim may have expired while the message is stored:
+    /// the store is the truth) and answers a stored one as a duplicate.
+    #[allow(clippy::too_many_arguments)]
     async fn send_claimed(
         &self,
         actor: UserId,
         cmd: &SendMessage,
+        key: &str,
         validated: Validated,
         id: MessageId,
         now: Timestamp,
@@ -470,24 +523,6 @@ impl ChatEngine {
     ) -> std::result::Result<SendReceipt, Rejection> {
         let limits = self.limits();
         let eph = &self.p().ephemeral;
-        let key = idem_key(actor, &cmd.temp_id);
-        // The claim may have expired while the message is stored: the store is the truth.
-        let found = match self.find_sent(actor, &cmd.temp_id).await {
-            Ok(found) => found,
-            Err(e) => {
-                let _ = eph.delete(&key).await;
-                return Err(e.into());
-            }
-        };
-        if let Some(found) = found {
-            let done = format!("d:{}:{}:{}", found.id, found.seq, found.room_id);
-            let _ = eph.set(&key, &done, Some(limits.idempotency_ttl)).await;
-            return self
-                .answer_found(actor, cmd, &found)
-                .await
-                .map_err(Into::into);
-        }
-
         if limits.messages_per_second > 0.0 {
             let allowed = eph
                 .take_token(
@@ -500,11 +535,11 @@ impl ChatEngine {
             match allowed {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = eph.delete(&key).await;
+                    let _ = eph.delete(key).await;
                     return Err(Error::new(ErrorCode::RateLimited, "too many messages").into());
                 }
                 Err(e) => {
-                    let _ = eph.delete(&key).await;
+                    let _ = eph.delete(key).await;
                     return Err(Error::from(e).into());
                 }
             }
@@ -535,10 +570,11 @@ impl ChatEngine {
         };
         self.emit_status(&message, status::INITIAL, None, true)
             .await;
-        let rx = match self.enqueue(message.clone()) {
+        let rx = match self.enqueue(message) {
             Ok(rx) => rx,
-            Err(e) => {
-                let _ = eph.delete(&key).await;
+            Err(message) => {
+                let e = Error::new(ErrorCode::BackendUnavailable, "shutting down");
+                let _ = eph.delete(key).await;
                 self.emit_status(&message, MessageStatus::Failed, Some(&e), true)
                     .await;
                 return Err(Rejection {
@@ -548,12 +584,20 @@ impl ChatEngine {
             }
         };
         match rx.await {
-            Ok(Ok(m)) => Ok(SendReceipt {
-                message_id: m.id,
-                seq: m.seq,
-                room_id: m.room_id,
+            Ok(Ok(Drained::Appended(id, seq, room))) => Ok(SendReceipt {
+                message_id: id,
+                seq,
+                room_id: room,
                 temp_id: cmd.temp_id.clone(),
                 duplicate: false,
+            }),
+            // The drain answered it (claim and status) already.
+            Ok(Ok(Drained::Stored(found))) => Ok(SendReceipt {
+                message_id: found.id,
+                seq: found.seq,
+                room_id: found.room_id,
+                temp_id: cmd.temp_id.clone(),
+                duplicate: true,
             }),
             // The drain task reported FAILED already.
             Ok(Err(e)) => Err(Rejection {
@@ -718,15 +762,16 @@ impl ChatEngine {
         }
     }
 
-    /// The receipt of a stored message sent with the same key.
-    async fn answer_found(
-        &self,
-        actor: UserId,
-        cmd: &SendMessage,
-        found: &Message,
-    ) -> Result<SendReceipt> {
-        self.answer_duplicate(actor, cmd, found.id, found.seq, found.room_id)
-            .await
+    /// The receipt of a stored message sent with the same key, re-emitting its status.
+    async fn answer_found(&self, cmd: &SendMessage, found: &Message) -> SendReceipt {
+        self.emit_status(found, found.status, None, true).await;
+        SendReceipt {
+            message_id: found.id,
+            seq: found.seq,
+            room_id: found.room_id,
+            temp_id: cmd.temp_id.clone(),
+            duplicate: true,
+        }
     }
 
     /// The receipt of an already-sent message (in its own room, whatever room the retry
@@ -754,10 +799,9 @@ impl ChatEngine {
             error_message: None,
             at: self.now(),
         };
-        self.publish(Topic::Room(room), Event::Status(update.clone()))
-            .await;
-        self.publish(Topic::User(actor), Event::Status(update))
-            .await;
+        let event = Arc::new(Event::Status(update));
+        self.publish_shared(Topic::Room(room), event.clone()).await;
+        self.publish_shared(Topic::User(actor), event).await;
         Ok(SendReceipt {
             message_id: id,
             seq,
@@ -786,23 +830,37 @@ impl ChatEngine {
             error_message: error.map(|e| e.message().to_owned()),
             at: self.now(),
         };
+        let event = Arc::new(Event::Status(update));
         if to_room {
-            self.publish(Topic::Room(message.room_id), Event::Status(update.clone()))
+            self.publish_shared(Topic::Room(message.room_id), event.clone())
                 .await;
         }
-        self.publish(Topic::User(message.sender_id), Event::Status(update))
+        self.publish_shared(Topic::User(message.sender_id), event)
             .await;
     }
 
+    /// Publishes an event that is also published to another topic (one allocation shared by
+    /// both); a bus failure is logged, never returned, as in `publish`.
+    pub(crate) async fn publish_shared(&self, topic: Topic, event: Arc<Event>) {
+        debug_assert!(!matches!(*event, Event::RoomChanged { .. }));
+        if let Err(e) = self.p().bus.publish_shared(topic, event).await {
+            warn!(?topic, error = %e, "event bus publish failed");
+        }
+    }
+
     /// Queues `message` on its room's lane, spawning the drain task if the lane was idle.
-    fn enqueue(&self, message: Message) -> Result<oneshot::Receiver<Result<Message>>> {
+    /// Gives the message back if the engine is shutting down.
+    fn enqueue(
+        &self,
+        message: Message,
+    ) -> std::result::Result<oneshot::Receiver<Result<Drained>>, Box<Message>> {
         let rt = self.runtime();
         let (tx, rx) = oneshot::channel();
         let room = message.room_id;
         let spawn = {
             let mut lanes = lock(&rt.lanes);
             if rt.is_shutting_down() {
-                return fail(ErrorCode::BackendUnavailable, "shutting down");
+                return Err(Box::new(message));
             }
             match lanes.get_mut(&room) {
                 Some(queue) => {
@@ -846,35 +904,63 @@ impl ChatEngine {
 
     async fn append_batch(&self, batch: Vec<Pending>) {
         let rt = self.runtime();
-        let messages: Vec<Message> = batch.iter().map(|p| p.message.clone()).collect();
-        let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
-        lock(&rt.unpublished).extend(ids.iter().copied());
-        let result = self.p().log.append(messages).await;
-        let appended = match result {
-            Ok(appended) if appended.len() == batch.len() => appended,
+        let mut messages = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for p in batch {
+            messages.push(p.message);
+            replies.push(p.reply);
+        }
+        // Every queued message holds a fresh claim: one store look-up for the whole batch
+        // finds the keys whose earlier message is stored (their claim had expired).
+        let stored = {
+            let keys: Vec<(UserId, &str)> = messages
+                .iter()
+                .filter_map(|m| m.temp_id.as_deref().map(|t| (m.sender_id, t)))
+                .collect();
+            self.p().messages.find_by_temp_ids(&keys).await
+        };
+        match stored {
+            Ok(found) if found.is_empty() => {}
+            Ok(found) => {
+                (messages, replies) = self.answer_stored(messages, replies, found).await;
+                if messages.is_empty() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, count = messages.len(), "checking sent tempIds failed");
+                self.reject_batch(messages, replies, Error::from(e)).await;
+                return;
+            }
+        }
+
+        // What a failed append needs to report; the messages themselves move into the log.
+        let sent: Vec<(MessageId, RoomId, UserId, Option<String>)> = messages
+            .iter()
+            .map(|m| (m.id, m.room_id, m.sender_id, m.temp_id.clone()))
+            .collect();
+        lock(&rt.unpublished).extend(sent.iter().map(|s| s.0));
+        let count = messages.len();
+        let appended = match self.p().log.append(messages).await {
+            Ok(appended) if appended.len() == count => appended,
             Ok(appended) => {
                 warn!(
-                    expected = batch.len(),
+                    expected = count,
                     got = appended.len(),
                     "log returned a short batch"
                 );
-                self.fail_batch(
-                    batch,
-                    Error::new(ErrorCode::BackendUnavailable, "message log failed"),
-                )
-                .await;
+                let e = Error::new(ErrorCode::BackendUnavailable, "message log failed");
+                self.fail_batch(sent, replies, e).await;
                 return;
             }
             Err(e) => {
-                warn!(error = %e, count = batch.len(), "log append failed");
-                self.fail_batch(
-                    batch,
-                    Error::new(ErrorCode::BackendUnavailable, "message log is unavailable"),
-                )
-                .await;
+                warn!(error = %e, count, "log append failed");
+                let e = Error::new(ErrorCode::BackendUnavailable, "message log is unavailable");
+                self.fail_batch(sent, replies, e).await;
                 return;
             }
         };
+        drop(sent);
         if let Some(last) = appended.last() {
             let mut seqs = lock(&rt.durable_seqs);
             let entry = seqs.entry(last.room_id).or_insert(last.seq);
@@ -882,9 +968,22 @@ impl ChatEngine {
         }
         let limits = self.limits();
         let eph = &self.p().ephemeral;
+        let takeovers: HashSet<MessageId> = {
+            let set = lock(&rt.takeovers);
+            if set.is_empty() {
+                HashSet::new()
+            } else {
+                appended
+                    .iter()
+                    .map(|m| m.id)
+                    .filter(|id| set.contains(id))
+                    .collect()
+            }
+        };
         join_all(appended.iter().map(|m| {
             let key = idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default());
-            let value = format!("d:{}:{}:{}", m.id, m.seq, m.room_id);
+            let kind = if takeovers.contains(&m.id) { 'a' } else { 'd' };
+            let value = claim_value(kind, m.id, m.seq.0, m.room_id);
             async move {
                 if let Err(e) = eph.set(&key, &value, Some(limits.idempotency_ttl)).await {
                     warn!(error = %e, "recording a send claim failed");
@@ -892,42 +991,121 @@ impl ChatEngine {
             }
         }))
         .await;
-        for (pending, message) in batch.into_iter().zip(appended) {
-            let status = status::next(status::INITIAL, StatusEvent::Appended)
-                .unwrap_or(MessageStatus::SentToKafka);
+        let status = status::next(status::INITIAL, StatusEvent::Appended)
+            .unwrap_or(MessageStatus::SentToKafka);
+        let ids: Vec<MessageId> = appended.iter().map(|m| m.id).collect();
+        for (reply, message) in replies.into_iter().zip(appended) {
+            let (id, seq, room) = (message.id, message.seq, message.room_id);
             self.emit_status(&message, status, None, true).await;
-            self.publish(
-                Topic::Room(message.room_id),
-                Event::MessageCreated(message.clone()),
-            )
-            .await;
-            lock(&rt.unpublished).remove(&message.id);
-            rt.published.notify_waiters();
-            self.complete_message(&message, Ok((message.id, message.seq, message.room_id)));
+            // A takeover's waiting retries learn the outcome once the store confirms it.
+            if !takeovers.contains(&id) {
+                self.complete_message(&message, Ok((id, seq, room)));
+            }
             self.start_link_preview(&message);
-            let _ = pending.reply.send(Ok(message));
+            self.publish(Topic::Room(room), Event::MessageCreated(message))
+                .await;
+            let _ = reply.send(Ok(Drained::Appended(id, seq, room)));
         }
-    }
-
-    async fn fail_batch(&self, batch: Vec<Pending>, error: Error) {
-        let rt = self.runtime();
         {
             let mut set = lock(&rt.unpublished);
-            for p in &batch {
-                set.remove(&p.message.id);
+            for id in &ids {
+                set.remove(id);
             }
         }
         rt.published.notify_waiters();
-        for pending in batch {
-            let m = &pending.message;
+    }
+
+    /// Answers the queued messages whose `(sender, tempId)` the store holds (`found`) as
+    /// duplicates of the stored message: its claim becomes `d:`, its status is re-emitted and
+    /// the waiting send gets it. Returns the rest, to append.
+    async fn answer_stored(
+        &self,
+        messages: Vec<Message>,
+        replies: Vec<Reply>,
+        found: Vec<Message>,
+    ) -> (Vec<Message>, Vec<Reply>) {
+        let limits = self.limits();
+        let eph = &self.p().ephemeral;
+        let mut found: HashMap<(UserId, String), Message> = found
+            .into_iter()
+            .filter_map(|m| Some(((m.sender_id, m.temp_id.clone()?), m)))
+            .collect();
+        let mut rest = (Vec::with_capacity(messages.len()), Vec::new());
+        for (message, reply) in messages.into_iter().zip(replies) {
+            let temp_id = message.temp_id.clone().unwrap_or_default();
+            let Some(stored) = found.remove(&(message.sender_id, temp_id)) else {
+                rest.0.push(message);
+                rest.1.push(reply);
+                continue;
+            };
+            let key = idem_key(
+                message.sender_id,
+                message.temp_id.as_deref().unwrap_or_default(),
+            );
+            let done = claim_value('d', stored.id, stored.seq.0, stored.room_id);
+            if let Err(e) = eph.set(&key, &done, Some(limits.idempotency_ttl)).await {
+                warn!(error = %e, "recording a send claim failed");
+            }
+            self.emit_status(&stored, stored.status, None, true).await;
+            self.complete_message(&message, Ok((stored.id, stored.seq, stored.room_id)));
+            let _ = reply.send(Ok(Drained::Stored(Box::new(stored))));
+        }
+        rest
+    }
+
+    /// Fails a batch that was not appended (the store check failed): its claims are released,
+    /// so a retry sends afresh.
+    async fn reject_batch(&self, messages: Vec<Message>, replies: Vec<Reply>, error: Error) {
+        let eph = &self.p().ephemeral;
+        for (m, reply) in messages.into_iter().zip(replies) {
+            let key = idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default());
+            let _ = eph.delete(&key).await;
+            let e = Error::new(error.code(), error.message().to_owned());
+            self.emit_status(&m, MessageStatus::Failed, Some(&e), true)
+                .await;
+            self.complete_message(&m, Err((e.code(), e.message().to_owned())));
+            let _ = reply.send(Err(e));
+        }
+    }
+
+    /// Fails a batch whose append failed: `sent` are its `(id, room, sender, tempId)`.
+    async fn fail_batch(
+        &self,
+        sent: Vec<(MessageId, RoomId, UserId, Option<String>)>,
+        replies: Vec<Reply>,
+        error: Error,
+    ) {
+        let rt = self.runtime();
+        {
+            let mut set = lock(&rt.unpublished);
+            for s in &sent {
+                set.remove(&s.0);
+            }
+        }
+        rt.published.notify_waiters();
+        for ((id, room_id, sender_id, temp_id), reply) in sent.into_iter().zip(replies) {
             // The claim stays: the append's outcome may be unknown (a broker that timed out
             // can still write the record), so a retry with the same tempId waits until the
             // claim is stale (`STALE_CLAIM`) and then looks in the store before sending again.
             let e = Error::new(error.code(), error.message().to_owned());
-            self.emit_status(m, MessageStatus::Failed, Some(&e), true)
+            let update = StatusUpdate {
+                room_id,
+                sender_id,
+                temp_id: temp_id.clone(),
+                message_id: Some(id),
+                seq: None,
+                status: MessageStatus::Failed,
+                error_code: Some(e.code().as_str().to_owned()),
+                error_message: Some(e.message().to_owned()),
+                at: self.now(),
+            };
+            let event = Arc::new(Event::Status(update));
+            self.publish_shared(Topic::Room(room_id), event.clone())
                 .await;
-            self.complete_message(m, Err((e.code(), e.message().to_owned())));
-            let _ = pending.reply.send(Err(e));
+            self.publish_shared(Topic::User(sender_id), event).await;
+            let key = temp_id.as_deref().unwrap_or_default();
+            self.complete_inflight(sender_id, key, id, Err((e.code(), e.message().to_owned())));
+            let _ = reply.send(Err(e));
         }
     }
 

@@ -216,15 +216,22 @@ impl ChatEngine {
                 .await;
         }
 
+        // The records move into the messages to store; a poison one is rebuilt as it was read.
+        let mut positions = Vec::with_capacity(batch.len());
+        let mut read_statuses = Vec::with_capacity(batch.len());
         let messages: Vec<Message> = batch
-            .iter()
-            .map(|e| Message {
-                status: MessageStatus::Saved,
-                ..e.message.clone()
+            .into_iter()
+            .map(|e| {
+                positions.push(e.position);
+                read_statuses.push(e.message.status);
+                Message {
+                    status: MessageStatus::Saved,
+                    ..e.message
+                }
             })
             .collect();
+        let mut poisoned: Vec<bool> = vec![false; messages.len()];
         let mut inserted: Vec<MessageId> = Vec::new();
-        let mut poisoned: Vec<bool> = vec![false; batch.len()];
         match self
             .retry_backend("insert_messages", || {
                 self.p().messages.insert_messages(&messages)
@@ -245,7 +252,14 @@ impl ChatEngine {
                         Some(Ok(ids)) => inserted.extend(ids),
                         Some(Err(e)) => {
                             poisoned[i] = true;
-                            if !self.dead_letter(&batch[i], &e).await {
+                            let entry = LogEntry {
+                                position: positions[i],
+                                message: Message {
+                                    status: read_statuses[i],
+                                    ..m.clone()
+                                },
+                            };
+                            if !self.dead_letter(&entry, &e).await {
                                 return false;
                             }
                         }
@@ -315,14 +329,14 @@ impl ChatEngine {
         }
         self.after_insert(&fresh).await;
 
-        let mut positions: HashMap<i32, crate::ports::LogPosition> = HashMap::new();
-        for e in &batch {
-            let p = positions.entry(e.position.partition).or_insert(e.position);
-            if e.position.offset > p.offset {
-                *p = e.position;
+        let mut last_positions: HashMap<i32, crate::ports::LogPosition> = HashMap::new();
+        for pos in positions {
+            let p = last_positions.entry(pos.partition).or_insert(pos);
+            if pos.offset > p.offset {
+                *p = pos;
             }
         }
-        let positions: Vec<_> = positions.into_values().collect();
+        let positions: Vec<_> = last_positions.into_values().collect();
         let mut delay = BACKOFF_MIN;
         loop {
             match consumer.commit(&positions).await {

@@ -94,6 +94,16 @@ impl EventBus for MemoryBus {
         Ok(())
     }
 
+    async fn publish_shared(&self, topic: Topic, event: Arc<Event>) -> PortResult<()> {
+        let mut st = lock(&self.state);
+        if let Some(tx) = st.topics.get(&topic) {
+            if tx.send(event).is_err() {
+                st.topics.remove(&topic);
+            }
+        }
+        Ok(())
+    }
+
     async fn subscribe(&self, topic: Topic) -> PortResult<EventStream> {
         let mut st = lock(&self.state);
         if st.topics.len() >= st.sweep_at {

@@ -24,8 +24,8 @@ struct State {
     rooms: HashMap<RoomId, Vec<Message>>,
     /// Message id → (room, index in that room's vector).
     index: HashMap<MessageId, (RoomId, usize)>,
-    /// (sender, temp id) → message id.
-    temp_ids: HashMap<(UserId, String), MessageId>,
+    /// sender → temp id → message id (nested so that a look-up by `&str` allocates nothing).
+    temp_ids: HashMap<UserId, HashMap<String, MessageId>>,
     /// Thread root → its replies as (seq, id), sorted.
     replies: HashMap<MessageId, Vec<(Seq, MessageId)>>,
     /// (room, sender) → seqs of the sender's messages in the room, sorted: with `deleted`,
@@ -53,14 +53,21 @@ impl State {
         self.index.contains_key(&m.id)
             || m.temp_id
                 .as_ref()
-                .is_some_and(|t| self.temp_ids.contains_key(&(m.sender_id, t.clone())))
+                .is_some_and(|t| self.by_temp_id(m.sender_id, t).is_some())
+    }
+
+    fn by_temp_id(&self, sender: UserId, temp_id: &str) -> Option<MessageId> {
+        self.temp_ids.get(&sender)?.get(temp_id).copied()
     }
 
     fn insert(&mut self, m: Message) {
         let room = m.room_id;
         let pos = self.room(room).partition_point(|x| x.seq <= m.seq);
         if let Some(t) = &m.temp_id {
-            self.temp_ids.insert((m.sender_id, t.clone()), m.id);
+            self.temp_ids
+                .entry(m.sender_id)
+                .or_default()
+                .insert(t.clone(), m.id);
         }
         if let Some(root) = m.thread_id {
             let list = self.replies.entry(root).or_default();
@@ -173,10 +180,20 @@ impl MessageStore for MemoryMessageStore {
     async fn find_by_temp_id(&self, sender: UserId, temp_id: &str) -> PortResult<Option<Message>> {
         let st = read(&self.state);
         Ok(st
-            .temp_ids
-            .get(&(sender, temp_id.to_owned()))
-            .and_then(|id| st.get(*id))
+            .by_temp_id(sender, temp_id)
+            .and_then(|id| st.get(id))
             .cloned())
+    }
+
+    async fn find_by_temp_ids(&self, keys: &[(UserId, &str)]) -> PortResult<Vec<Message>> {
+        let st = read(&self.state);
+        let mut seen = HashSet::new();
+        Ok(keys
+            .iter()
+            .filter_map(|(sender, temp_id)| st.by_temp_id(*sender, temp_id))
+            .filter(|id| seen.insert(*id))
+            .filter_map(|id| st.get(id).cloned())
+            .collect())
     }
 
     async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {

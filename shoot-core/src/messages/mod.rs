@@ -214,6 +214,27 @@ pub trait MessageStore: Send + Sync + 'static {
     /// The message `sender` sent with `temp_id`.
     async fn find_by_temp_id(&self, sender: UserId, temp_id: &str) -> PortResult<Option<Message>>;
 
+    /// The stored messages sent with any of these `(sender, temp_id)` keys: at most one per
+    /// key (the one [`find_by_temp_id`](MessageStore::find_by_temp_id) returns), in any order;
+    /// keys with no stored message are simply absent, and a key given twice yields its
+    /// message once. An empty `keys` returns an empty list.
+    ///
+    /// The send path asks this once per lane drain for the whole batch, so an adapter SHOULD
+    /// answer in one round trip (per chunk of keys it has to split for parameter limits). The
+    /// default asks `find_by_temp_id` once per distinct key.
+    async fn find_by_temp_ids(&self, keys: &[(UserId, &str)]) -> PortResult<Vec<Message>> {
+        let mut out: Vec<Message> = Vec::new();
+        for (i, (sender, temp_id)) in keys.iter().enumerate() {
+            if keys[..i].contains(&(*sender, *temp_id)) {
+                continue;
+            }
+            if let Some(m) = self.find_by_temp_id(*sender, temp_id).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
     /// A page of the room's history (thread replies included), ordered oldest → newest.
     /// With `after`: the oldest `limit` messages after it (and before `before` if given).
     /// Otherwise: the newest `limit` messages (before `before` if given).

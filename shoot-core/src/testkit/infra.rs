@@ -693,11 +693,40 @@ pub async fn event_bus_contract(bus: &dyn EventBus, clock: &dyn Clock) {
         Some(&typing(room, 101))
     );
 
+    // One shared event published to two topics reaches both, in order with plain publishes.
+    let shared = Arc::new(typing(room, 102));
+    ok(
+        bus.publish_shared(t1, shared.clone()).await,
+        "publish_shared",
+    );
+    ok(
+        bus.publish_shared(t2, shared.clone()).await,
+        "publish_shared",
+    );
+    ok(bus.publish(t1, typing(room, 103)).await, "publish");
+    for n in [102, 103] {
+        assert_eq!(
+            next_event(&mut a, clock, wait).await.as_deref(),
+            Some(&typing(room, n)),
+            "publish_shared keeps the topic's publish order"
+        );
+    }
+    assert_eq!(
+        next_event(&mut c, clock, wait).await.as_deref(),
+        Some(&*shared),
+        "publish_shared reaches every topic it is published to"
+    );
+
     // Publishing to a topic nobody watches is fine.
     ok(
         bus.publish(Topic::Room(RoomId(fresh_id())), typing(room, 1))
             .await,
         "publish without subscribers",
+    );
+    ok(
+        bus.publish_shared(Topic::Room(RoomId(fresh_id())), shared)
+            .await,
+        "publish_shared without subscribers",
     );
     // Nothing stray arrived on c.
     assert_eq!(

@@ -131,6 +131,43 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
         None,
         "temp ids are per sender"
     );
+    let tmp1 = msgs[0].temp_id.clone().unwrap_or_default();
+    let tmp5 = msgs[5].temp_id.clone().unwrap_or_default();
+    let mut got: Vec<MessageId> = ok(
+        store
+            .find_by_temp_ids(&[
+                (o, tmp.as_str()),
+                (s, tmp.as_str()),
+                (s, tmp1.as_str()),
+                (s, "never-sent"),
+                (o, tmp5.as_str()),
+                (o, tmp.as_str()),
+            ])
+            .await,
+        "find_by_temp_ids",
+    )
+    .into_iter()
+    .map(|m| m.id)
+    .collect();
+    got.sort();
+    let mut want = vec![ids[0], ids[3], ids[5]];
+    want.sort();
+    assert_eq!(
+        got, want,
+        "find_by_temp_ids: the stored ones, per sender, each once"
+    );
+    assert_eq!(
+        ok(
+            store.find_by_temp_ids(&[(s, tmp1.as_str())]).await,
+            "find_by_temp_ids"
+        ),
+        vec![msgs[0].clone()],
+        "find_by_temp_ids returns whole messages"
+    );
+    assert!(
+        ok(store.find_by_temp_ids(&[]).await, "find_by_temp_ids").is_empty(),
+        "no keys, no messages"
+    );
 
     // History paging.
     let h = |before, after, limit| store.history(room, q(before, after, limit));

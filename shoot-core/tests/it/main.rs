@@ -1,3 +1,4 @@
+mod batch_idempotency;
 mod identity;
 mod memory_contracts;
 mod messages;

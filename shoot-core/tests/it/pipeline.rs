@@ -579,8 +579,29 @@ async fn a_taken_over_send_names_the_record_the_store_kept() {
             .await;
         h.engine.start().await.expect("start");
     };
-    let (r, ()) = futures::join!(h.ticking(retry), start);
+    // Another instance's retry meanwhile finds the claim `a:` (appended, not confirmed): it
+    // waits for the store as well and appends nothing.
+    let other = h.sibling("other");
+    let concurrent = async {
+        h.until(|| async { (h.stores.log.len() == 2).then_some(()) })
+            .await;
+        // Until the takeover marked its claim `a:`, the claim is fresh `p:`: CONFLICT.
+        h.until(|| async {
+            match other.send_message(alice, cmd.clone()).await {
+                Err(e) if e.code() == ErrorCode::Conflict => None,
+                r => Some(r),
+            }
+        })
+        .await
+    };
+    let (r, (), c) = futures::join!(h.ticking(retry), start, h.ticking(concurrent));
     let r = r.unwrap();
+    let c = c.unwrap();
+    assert_eq!(
+        (c.message_id, c.seq, c.duplicate),
+        (first.id, first.seq, true)
+    );
+    assert_eq!(h.stores.log.len(), 2);
     assert_eq!(
         (r.message_id, r.seq, r.duplicate),
         (first.id, first.seq, true)

@@ -1,0 +1,320 @@
+//! The idempotency check of the send path against the store, batched per lane drain: one
+//! `MessageStore::find_by_temp_ids` per drained batch instead of one `find_by_temp_id` per
+//! send; keys found stored are answered as duplicates and not appended.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use shoot_core::error::{PortError, PortResult};
+use shoot_core::events::{Event, Topic};
+use shoot_core::ids::{MessageId, RoomId, Seq};
+use shoot_core::memory::{ManualClock, MemoryLog, MemoryMessageStore};
+use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin};
+use shoot_core::ports::{Clock, EphemeralStore, LogConsumer, LogEntry, MessageLog};
+use shoot_core::{ErrorCode, Timestamp, UserId};
+
+use crate::pipeline::{Harness, code, wait_for};
+
+/// A memory message store that counts temp-id look-ups and can fail them.
+#[derive(Default)]
+struct CountingMessages {
+    inner: MemoryMessageStore,
+    single_lookups: AtomicUsize,
+    /// Number of keys of each `find_by_temp_ids` call, in call order.
+    batch_lookups: Mutex<Vec<usize>>,
+    fail_lookups: AtomicBool,
+}
+
+#[async_trait]
+impl MessageStore for CountingMessages {
+    async fn insert_messages(&self, messages: &[Message]) -> PortResult<Vec<MessageId>> {
+        self.inner.insert_messages(messages).await
+    }
+    async fn get_message(&self, id: MessageId) -> PortResult<Option<Message>> {
+        self.inner.get_message(id).await
+    }
+    async fn get_messages(&self, ids: &[MessageId]) -> PortResult<Vec<Message>> {
+        self.inner.get_messages(ids).await
+    }
+    async fn find_by_temp_id(&self, sender: UserId, temp_id: &str) -> PortResult<Option<Message>> {
+        self.single_lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_temp_id(sender, temp_id).await
+    }
+    async fn find_by_temp_ids(&self, keys: &[(UserId, &str)]) -> PortResult<Vec<Message>> {
+        self.batch_lookups.lock().unwrap().push(keys.len());
+        if self.fail_lookups.load(Ordering::SeqCst) {
+            return Err(PortError::backend("counting", "connection reset"));
+        }
+        self.inner.find_by_temp_ids(keys).await
+    }
+    async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
+        self.inner.history(room, query).await
+    }
+    async fn update_message(&self, message: &Message) -> PortResult<()> {
+        self.inner.update_message(message).await
+    }
+    async fn add_reaction(
+        &self,
+        m: MessageId,
+        code: &str,
+        user: UserId,
+        at: Timestamp,
+    ) -> PortResult<bool> {
+        self.inner.add_reaction(m, code, user, at).await
+    }
+    async fn remove_reaction(
+        &self,
+        m: MessageId,
+        code: &str,
+        user: UserId,
+        at: Timestamp,
+    ) -> PortResult<bool> {
+        self.inner.remove_reaction(m, code, user, at).await
+    }
+    async fn set_pin(&self, m: MessageId, pin: Option<Pin>, at: Timestamp) -> PortResult<()> {
+        self.inner.set_pin(m, pin, at).await
+    }
+    async fn pinned(&self, room: RoomId) -> PortResult<Vec<Message>> {
+        self.inner.pinned(room).await
+    }
+    async fn thread_replies(
+        &self,
+        root: MessageId,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> PortResult<Vec<Message>> {
+        self.inner.thread_replies(root, after, limit).await
+    }
+    async fn threads(&self, room: RoomId, limit: usize) -> PortResult<Vec<Message>> {
+        self.inner.threads(room, limit).await
+    }
+    async fn search(&self, room: RoomId, query: &str, limit: usize) -> PortResult<Vec<Message>> {
+        self.inner.search(room, query, limit).await
+    }
+    async fn unread_counts(&self, user: UserId, cursors: &[(RoomId, Seq)]) -> PortResult<Vec<u64>> {
+        self.inner.unread_counts(user, cursors).await
+    }
+    async fn max_seq(&self, room: RoomId) -> PortResult<Seq> {
+        self.inner.max_seq(room).await
+    }
+}
+
+/// A log that records the size of every append and holds each one until a permit is added,
+/// so that sends queue up behind it.
+struct GatedLog {
+    inner: MemoryLog,
+    sizes: Mutex<Vec<usize>>,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl MessageLog for GatedLog {
+    async fn append(&self, batch: Vec<Message>) -> PortResult<Vec<Message>> {
+        self.sizes.lock().unwrap().push(batch.len());
+        self.gate.acquire().await.expect("gate").forget();
+        self.inner.append(batch).await
+    }
+    async fn consumer(&self, group: &str) -> PortResult<Box<dyn LogConsumer>> {
+        self.inner.consumer(group).await
+    }
+    async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
+        self.inner.dead_letter(entry, reason).await
+    }
+}
+
+struct Setup {
+    h: Arc<Harness>,
+    store: Arc<CountingMessages>,
+    log: Arc<GatedLog>,
+}
+
+/// A harness whose message store counts look-ups and whose log appends one batch per permit
+/// (the persistence worker is not started: what is stored is what the test inserts).
+fn setup() -> Setup {
+    let store = Arc::new(CountingMessages::default());
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_2024());
+    let log = Arc::new(GatedLog {
+        inner: MemoryLog::new(clock),
+        sizes: Mutex::new(Vec::new()),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let (s, l) = (store.clone(), log.clone());
+    let h = Arc::new(Harness::custom(
+        |_| {},
+        move |p| {
+            p.messages = s;
+            p.log = l;
+        },
+    ));
+    Setup { h, store, log }
+}
+
+fn stored(id: i64, room: RoomId, seq: i64, sender: UserId, temp_id: &str) -> Message {
+    Message {
+        id: MessageId(id),
+        room_id: room,
+        seq: Seq(seq),
+        sender_id: sender,
+        temp_id: Some(temp_id.to_owned()),
+        message_type: MessageType::Text,
+        text: format!("stored {temp_id}"),
+        is_edited: false,
+        is_deleted: false,
+        url_preview: None,
+        thread_id: None,
+        reply_count: 0,
+        last_reply_at: None,
+        forwarded_from: None,
+        mentions: Vec::new(),
+        reactions: Default::default(),
+        pin: None,
+        created_at: Timestamp(1),
+        updated_at: None,
+        status: MessageStatus::Saved,
+    }
+}
+
+/// Waits until `n` sends of the room have emitted SENDING (they join the lane right after).
+async fn sending(stream: &mut shoot_core::ports::EventStream, n: usize) {
+    for _ in 0..n {
+        wait_for(stream, |e| match e {
+            Event::Status(s) if s.status == MessageStatus::Sending => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_drained_batch_is_checked_against_the_store_once_and_stored_keys_are_duplicates() {
+    let Setup { h, store, log } = setup();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    // Stored earlier; their claims have expired (there are none).
+    let old_a = stored(9_000_001, room, 100, alice, "dup-a");
+    let old_b = stored(9_000_002, room, 101, bob, "dup-b");
+    store
+        .insert_messages(&[old_a.clone(), old_b.clone()])
+        .await
+        .unwrap();
+
+    let mut room_events = h.subscribe(Topic::Room(room)).await;
+    let first = {
+        let h = h.clone();
+        tokio::spawn(async move { h.send(alice, room, "first").await })
+    };
+    h.until(|| async { (log.sizes.lock().unwrap().len() == 1).then_some(()) })
+        .await;
+    sending(&mut room_events, 1).await;
+
+    let sends = [
+        (alice, "dup-a"),
+        (bob, "fresh-b"),
+        (bob, "dup-b"),
+        (alice, "fresh-a"),
+    ];
+    let mut tasks = Vec::new();
+    for (who, temp_id) in sends {
+        let h = h.clone();
+        let mut cmd = h.cmd(room, temp_id);
+        cmd.temp_id = temp_id.to_owned();
+        tasks.push(tokio::spawn(async move {
+            h.engine.send_message(who, cmd).await
+        }));
+    }
+    sending(&mut room_events, 4).await;
+    log.gate.add_permits(2);
+    assert!(!first.await.unwrap().duplicate);
+    let receipts: Vec<_> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("send"))
+        .collect();
+
+    assert_eq!(
+        (
+            receipts[0].message_id,
+            receipts[0].seq,
+            receipts[0].duplicate
+        ),
+        (old_a.id, old_a.seq, true)
+    );
+    assert_eq!(
+        (
+            receipts[2].message_id,
+            receipts[2].seq,
+            receipts[2].duplicate
+        ),
+        (old_b.id, old_b.seq, true)
+    );
+    assert!(!receipts[1].duplicate && !receipts[3].duplicate);
+    let mut seqs = vec![receipts[1].seq.0, receipts[3].seq.0];
+    seqs.sort();
+    assert_eq!(seqs, vec![2, 3], "only the fresh ones were appended");
+    assert_eq!(*log.sizes.lock().unwrap(), vec![1, 2]);
+    assert_eq!(
+        *store.batch_lookups.lock().unwrap(),
+        vec![1, 4],
+        "one look-up per drained batch"
+    );
+    assert_eq!(store.single_lookups.load(Ordering::SeqCst), 0);
+
+    // The duplicates' claims now name the stored messages: a retry is answered from the
+    // claim, without asking the store.
+    let claim = h
+        .stores
+        .ephemeral
+        .get(&format!("idem:{alice}:dup-a"))
+        .await
+        .unwrap()
+        .expect("claim");
+    assert!(
+        claim.starts_with(&format!("d:{}:{}:", old_a.id, old_a.seq)),
+        "{claim}"
+    );
+    let mut retry = h.cmd(room, "dup-a");
+    retry.temp_id = "dup-a".to_owned();
+    let again = h.engine.send_message(alice, retry).await.unwrap();
+    assert_eq!((again.message_id, again.duplicate), (old_a.id, true));
+    assert_eq!(store.batch_lookups.lock().unwrap().len(), 2);
+    assert_eq!(log.sizes.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_store_check_fails_the_batch_and_releases_its_claims() {
+    let Setup { h, store, log } = setup();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut mine = h.subscribe(Topic::User(alice)).await;
+    store.fail_lookups.store(true, Ordering::SeqCst);
+    let cmd = h.cmd(room, "hello");
+    assert_eq!(
+        code(h.engine.send_message(alice, cmd.clone()).await),
+        ErrorCode::BackendUnavailable
+    );
+    let failed = wait_for(&mut mine, |e| match e {
+        Event::Status(s) if s.status == MessageStatus::Failed => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(failed.temp_id.as_deref(), Some(cmd.temp_id.as_str()));
+    assert!(log.sizes.lock().unwrap().is_empty(), "nothing appended");
+    assert_eq!(
+        h.stores
+            .ephemeral
+            .get(&format!("idem:{alice}:{}", cmd.temp_id))
+            .await
+            .unwrap(),
+        None,
+        "the claim is released"
+    );
+
+    // Once the store answers again, the same tempId is sent afresh.
+    store.fail_lookups.store(false, Ordering::SeqCst);
+    log.gate.add_permits(1);
+    let r = h.engine.send_message(alice, cmd).await.unwrap();
+    assert_eq!((r.seq, r.duplicate), (Seq(1), false));
+    assert_eq!(*store.batch_lookups.lock().unwrap(), vec![1, 1]);
+}
