@@ -2,104 +2,21 @@
 //! `MessageStore::find_by_temp_ids` per drained batch instead of one `find_by_temp_id` per
 //! send; keys found stored are answered as duplicates and not appended.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use shoot_core::error::{PortError, PortResult};
+use shoot_core::error::PortResult;
 use shoot_core::events::{Event, Topic};
-use shoot_core::ids::{MessageId, RoomId, Seq};
-use shoot_core::memory::{ManualClock, MemoryLog, MemoryMessageStore};
-use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin};
+use shoot_core::ids::{RoomId, Seq};
+use shoot_core::memory::{ManualClock, MemoryLog};
+use shoot_core::messages::{Message, MessageStatus, MessageStore};
 use shoot_core::ports::{Clock, EphemeralStore, LogConsumer, LogEntry, MessageLog};
 use shoot_core::{ErrorCode, Timestamp, UserId};
 
 use crate::pipeline::{Harness, code, wait_for};
-
-/// A memory message store that counts temp-id look-ups and can fail them.
-#[derive(Default)]
-struct CountingMessages {
-    inner: MemoryMessageStore,
-    single_lookups: AtomicUsize,
-    /// Number of keys of each `find_by_temp_ids` call, in call order.
-    batch_lookups: Mutex<Vec<usize>>,
-    fail_lookups: AtomicBool,
-}
-
-#[async_trait]
-impl MessageStore for CountingMessages {
-    async fn insert_messages(&self, messages: &[Message]) -> PortResult<Vec<MessageId>> {
-        self.inner.insert_messages(messages).await
-    }
-    async fn get_message(&self, id: MessageId) -> PortResult<Option<Message>> {
-        self.inner.get_message(id).await
-    }
-    async fn get_messages(&self, ids: &[MessageId]) -> PortResult<Vec<Message>> {
-        self.inner.get_messages(ids).await
-    }
-    async fn find_by_temp_id(&self, sender: UserId, temp_id: &str) -> PortResult<Option<Message>> {
-        self.single_lookups.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_temp_id(sender, temp_id).await
-    }
-    async fn find_by_temp_ids(&self, keys: &[(UserId, &str)]) -> PortResult<Vec<Message>> {
-        self.batch_lookups.lock().unwrap().push(keys.len());
-        if self.fail_lookups.load(Ordering::SeqCst) {
-            return Err(PortError::backend("counting", "connection reset"));
-        }
-        self.inner.find_by_temp_ids(keys).await
-    }
-    async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
-        self.inner.history(room, query).await
-    }
-    async fn update_message(&self, message: &Message) -> PortResult<()> {
-        self.inner.update_message(message).await
-    }
-    async fn add_reaction(
-        &self,
-        m: MessageId,
-        code: &str,
-        user: UserId,
-        at: Timestamp,
-    ) -> PortResult<bool> {
-        self.inner.add_reaction(m, code, user, at).await
-    }
-    async fn remove_reaction(
-        &self,
-        m: MessageId,
-        code: &str,
-        user: UserId,
-        at: Timestamp,
-    ) -> PortResult<bool> {
-        self.inner.remove_reaction(m, code, user, at).await
-    }
-    async fn set_pin(&self, m: MessageId, pin: Option<Pin>, at: Timestamp) -> PortResult<()> {
-        self.inner.set_pin(m, pin, at).await
-    }
-    async fn pinned(&self, room: RoomId) -> PortResult<Vec<Message>> {
-        self.inner.pinned(room).await
-    }
-    async fn thread_replies(
-        &self,
-        root: MessageId,
-        after: Option<Seq>,
-        limit: usize,
-    ) -> PortResult<Vec<Message>> {
-        self.inner.thread_replies(root, after, limit).await
-    }
-    async fn threads(&self, room: RoomId, limit: usize) -> PortResult<Vec<Message>> {
-        self.inner.threads(room, limit).await
-    }
-    async fn search(&self, room: RoomId, query: &str, limit: usize) -> PortResult<Vec<Message>> {
-        self.inner.search(room, query, limit).await
-    }
-    async fn unread_counts(&self, user: UserId, cursors: &[(RoomId, Seq)]) -> PortResult<Vec<u64>> {
-        self.inner.unread_counts(user, cursors).await
-    }
-    async fn max_seq(&self, room: RoomId) -> PortResult<Seq> {
-        self.inner.max_seq(room).await
-    }
-}
+use crate::support::{SpyMessages, text_message};
 
 /// A log that records the size of every append and holds each one until a permit is added,
 /// so that sends queue up behind it.
@@ -126,14 +43,14 @@ impl MessageLog for GatedLog {
 
 struct Setup {
     h: Arc<Harness>,
-    store: Arc<CountingMessages>,
+    store: Arc<SpyMessages>,
     log: Arc<GatedLog>,
 }
 
-/// A harness whose message store counts look-ups and whose log appends one batch per permit
+/// A harness whose message store records look-ups and whose log appends one batch per permit
 /// (the persistence worker is not started: what is stored is what the test inserts).
 fn setup() -> Setup {
-    let store = Arc::new(CountingMessages::default());
+    let store = Arc::new(SpyMessages::default());
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_2024());
     let log = Arc::new(GatedLog {
         inner: MemoryLog::new(clock),
@@ -153,26 +70,15 @@ fn setup() -> Setup {
 
 fn stored(id: i64, room: RoomId, seq: i64, sender: UserId, temp_id: &str) -> Message {
     Message {
-        id: MessageId(id),
-        room_id: room,
-        seq: Seq(seq),
-        sender_id: sender,
-        temp_id: Some(temp_id.to_owned()),
-        message_type: MessageType::Text,
-        text: format!("stored {temp_id}"),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: Default::default(),
-        pin: None,
         created_at: Timestamp(1),
-        updated_at: None,
-        status: MessageStatus::Saved,
+        ..text_message(
+            id,
+            room,
+            seq,
+            sender,
+            Some(temp_id),
+            &format!("stored {temp_id}"),
+        )
     }
 }
 

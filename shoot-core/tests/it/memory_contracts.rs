@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::StreamExt;
 use proptest::prelude::{Just, Strategy};
-use shoot_core::Timestamp;
 use shoot_core::events::{Event, Topic};
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
 use shoot_core::memory::{
@@ -16,11 +15,11 @@ use shoot_core::memory::{
     MemoryMessageStore, MemoryNotificationStore, MemoryRoomStore, MemoryScheduleStore,
     MemorySocialStore, MemoryStores, MemoryUserStore, memory_ports,
 };
-use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore, MessageType};
+use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore};
 use shoot_core::ports::{Clock, EphemeralStore, EventBus, LockManager, MessageLog};
 use shoot_core::testkit;
 
-use crate::support::{RealClock, TokioSpawner, real_clock};
+use crate::support::{RealClock, TokioSpawner, newest, real_clock, text_message};
 
 #[tokio::test]
 async fn user_store() {
@@ -122,26 +121,8 @@ async fn memory_ports_builds_every_port() {
 
 fn msg(room: RoomId, sender: UserId) -> Message {
     Message {
-        id: MessageId(0),
-        room_id: room,
-        seq: Seq::ZERO,
-        sender_id: sender,
-        temp_id: None,
-        message_type: MessageType::Text,
-        text: "hi".to_owned(),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: Default::default(),
-        pin: None,
-        created_at: Timestamp(0),
-        updated_at: None,
         status: MessageStatus::SentToKafka,
+        ..text_message(0, room, 0, sender, None, "hi")
     }
 }
 
@@ -442,7 +423,7 @@ proptest::proptest! {
             let got: Vec<i64> =
                 store.history(room, q).await.expect("history").iter().map(|m| m.seq.0).collect();
             assert_eq!(got, model_history(&order, before, after, limit));
-            for m in store.history(room, HistoryQuery { before: None, after: None, limit: 100 }).await.expect("history") {
+            for m in store.history(room, newest(100)).await.expect("history") {
                 let found = store.get_message(m.id).await.expect("get").expect("indexed");
                 assert_eq!(found.seq, m.seq, "the id index follows out-of-order inserts");
             }

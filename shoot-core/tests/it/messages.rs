@@ -6,12 +6,13 @@ use std::time::Duration;
 use shoot_core::engine::{ReadTarget, SyncDirection, SyncRequest};
 use shoot_core::events::{Event, MessageChange, Topic};
 use shoot_core::ids::{MessageId, Seq};
-use shoot_core::messages::{ForwardedFrom, HistoryQuery, Message, MessageStore};
+use shoot_core::messages::{ForwardedFrom, Message, MessageStore};
 use shoot_core::notifications::NotificationType;
 use shoot_core::rooms::{Role, RoomStore};
 use shoot_core::{ErrorCode, RoomId, UserId};
 
 use crate::pipeline::{Harness, code, wait_for};
+use crate::support::newest;
 
 /// A started harness with a group (alice owner, bob, carol) and one outsider (eve).
 async fn setup() -> (Harness, [UserId; 4], RoomId) {
@@ -56,19 +57,7 @@ async fn messages_are_visible_to_participants_only_with_read_counts() {
         code(h.engine.message(bob, MessageId(404)).await),
         ErrorCode::MessageNotFound
     );
-    let page = h
-        .engine
-        .history(
-            carol,
-            room,
-            HistoryQuery {
-                before: None,
-                after: None,
-                limit: 0,
-            },
-        )
-        .await
-        .unwrap();
+    let page = h.engine.history(carol, room, newest(0)).await.unwrap();
     assert_eq!(
         page.iter()
             .map(|r| (r.message.id, r.read_count))
@@ -76,19 +65,7 @@ async fn messages_are_visible_to_participants_only_with_read_counts() {
         vec![(m.id, 1)]
     );
     assert_eq!(
-        code(
-            h.engine
-                .history(
-                    eve,
-                    room,
-                    HistoryQuery {
-                        before: None,
-                        after: None,
-                        limit: 10
-                    }
-                )
-                .await
-        ),
+        code(h.engine.history(eve, room, newest(10)).await),
         ErrorCode::NotRoomParticipant
     );
 }
@@ -177,19 +154,7 @@ async fn deletes_leave_tombstones_and_follow_roles() {
             .unwrap()
             .is_deleted
     );
-    let history = h
-        .engine
-        .history(
-            alice,
-            room,
-            HistoryQuery {
-                before: None,
-                after: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
+    let history = h.engine.history(alice, room, newest(10)).await.unwrap();
     let seqs: Vec<(i64, bool)> = history
         .iter()
         .map(|r| (r.message.seq.0, r.message.is_deleted))

@@ -9,17 +9,17 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use shoot_core::engine::{SendMessage, SendReceipt};
-use shoot_core::error::{PortError, PortResult};
+use shoot_core::error::PortResult;
 use shoot_core::events::{Event, MessageChange, StatusUpdate, Topic};
 use shoot_core::identity::{User, UserStatus};
 use shoot_core::ids::{MessageId, RoomId, Seq};
-use shoot_core::memory::{ManualClock, MemoryBus, MemoryMessageStore, MemoryStores};
-use shoot_core::messages::{
-    HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin, UrlPreview,
-};
+use shoot_core::memory::{ManualClock, MemoryBus, MemoryStores};
+use shoot_core::messages::{Message, MessageStatus, MessageStore, MessageType, UrlPreview};
 use shoot_core::notifications::NotificationType;
 use shoot_core::ports::{Clock, EventStream, LinkFetcher, Spawner};
-use shoot_core::{ChatEngine, EngineConfig, ErrorCode, Limits, Ports, Timestamp, UserId};
+use shoot_core::{ChatEngine, EngineConfig, ErrorCode, Limits, Ports, UserId};
+
+use crate::support::{SpyMessages, newest, text_message};
 
 /// Runs engine tasks on the test's tokio runtime.
 pub(crate) struct TestSpawner;
@@ -543,26 +543,9 @@ async fn a_taken_over_send_names_the_record_the_store_kept() {
     );
     h.stores.log.set_failing(false);
     let mut first = Message {
-        id: MessageId(7_000_001),
-        room_id: room,
-        seq: Seq::ZERO,
-        sender_id: alice,
-        temp_id: Some(cmd.temp_id.clone()),
-        message_type: MessageType::Text,
-        text: "late".to_owned(),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: Default::default(),
-        pin: None,
         created_at: h.clock.now(),
-        updated_at: None,
         status: MessageStatus::SentToKafka,
+        ..text_message(7_000_001, room, 0, alice, Some(&cmd.temp_id), "late")
     };
     // The "timed-out" record, written late by the log.
     first = shoot_core::ports::MessageLog::append(&*h.stores.log, vec![first])
@@ -618,19 +601,7 @@ async fn a_taken_over_send_names_the_record_the_store_kept() {
     })
     .await;
     assert_ne!(retracted, first.id);
-    let history = h
-        .stores
-        .messages
-        .history(
-            room,
-            HistoryQuery {
-                before: None,
-                after: None,
-                limit: 50,
-            },
-        )
-        .await
-        .unwrap();
+    let history = h.stores.messages.history(room, newest(50)).await.unwrap();
     assert_eq!(
         history.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![first.id]
@@ -747,94 +718,13 @@ async fn the_worker_pushes_room_updates_and_notifications() {
     assert_eq!(carol_unread, 2);
 }
 
-/// A message store whose inserts fail with a backend error a number of times, and reject
-/// messages whose text is "poison".
-struct FlakyMessages {
-    inner: MemoryMessageStore,
-    failures_left: AtomicUsize,
-    inserts: Mutex<Vec<usize>>,
-}
-
-#[async_trait]
-impl MessageStore for FlakyMessages {
-    async fn insert_messages(&self, messages: &[Message]) -> PortResult<Vec<MessageId>> {
-        self.inserts.lock().unwrap().push(messages.len());
-        if self.failures_left.load(Ordering::SeqCst) > 0 {
-            self.failures_left.fetch_sub(1, Ordering::SeqCst);
-            return Err(PortError::backend("flaky", "connection reset"));
-        }
-        if messages.iter().any(|m| m.text == "poison") {
-            return Err(PortError::Conflict("poison record".into()));
-        }
-        self.inner.insert_messages(messages).await
-    }
-    async fn get_message(&self, id: MessageId) -> PortResult<Option<Message>> {
-        self.inner.get_message(id).await
-    }
-    async fn get_messages(&self, ids: &[MessageId]) -> PortResult<Vec<Message>> {
-        self.inner.get_messages(ids).await
-    }
-    async fn find_by_temp_id(&self, sender: UserId, temp_id: &str) -> PortResult<Option<Message>> {
-        self.inner.find_by_temp_id(sender, temp_id).await
-    }
-    async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
-        self.inner.history(room, query).await
-    }
-    async fn update_message(&self, message: &Message) -> PortResult<()> {
-        self.inner.update_message(message).await
-    }
-    async fn add_reaction(
-        &self,
-        m: MessageId,
-        code: &str,
-        user: UserId,
-        at: Timestamp,
-    ) -> PortResult<bool> {
-        self.inner.add_reaction(m, code, user, at).await
-    }
-    async fn remove_reaction(
-        &self,
-        m: MessageId,
-        code: &str,
-        user: UserId,
-        at: Timestamp,
-    ) -> PortResult<bool> {
-        self.inner.remove_reaction(m, code, user, at).await
-    }
-    async fn set_pin(&self, m: MessageId, pin: Option<Pin>, at: Timestamp) -> PortResult<()> {
-        self.inner.set_pin(m, pin, at).await
-    }
-    async fn pinned(&self, room: RoomId) -> PortResult<Vec<Message>> {
-        self.inner.pinned(room).await
-    }
-    async fn thread_replies(
-        &self,
-        root: MessageId,
-        after: Option<Seq>,
-        limit: usize,
-    ) -> PortResult<Vec<Message>> {
-        self.inner.thread_replies(root, after, limit).await
-    }
-    async fn threads(&self, room: RoomId, limit: usize) -> PortResult<Vec<Message>> {
-        self.inner.threads(room, limit).await
-    }
-    async fn search(&self, room: RoomId, query: &str, limit: usize) -> PortResult<Vec<Message>> {
-        self.inner.search(room, query, limit).await
-    }
-    async fn unread_counts(&self, user: UserId, cursors: &[(RoomId, Seq)]) -> PortResult<Vec<u64>> {
-        self.inner.unread_counts(user, cursors).await
-    }
-    async fn max_seq(&self, room: RoomId) -> PortResult<Seq> {
-        self.inner.max_seq(room).await
-    }
-}
-
 #[tokio::test]
 async fn backend_failures_are_retried_and_poison_goes_to_the_dead_letter_log() {
-    let flaky = Arc::new(FlakyMessages {
-        inner: MemoryMessageStore::new(),
-        failures_left: AtomicUsize::new(2),
-        inserts: Mutex::new(Vec::new()),
+    // Inserts fail with a backend error twice, and reject messages whose text is "poison".
+    let flaky = Arc::new(SpyMessages {
+        insert_failures_left: AtomicUsize::new(2),
+        poison_text: Some("poison"),
+        ..SpyMessages::default()
     });
     let store = flaky.clone();
     let h = Harness::custom(|_| {}, move |p| p.messages = store);
@@ -1112,19 +1002,7 @@ async fn a_duplicate_temp_id_that_reaches_the_log_is_retracted_for_the_stored_me
         (status.message_id, status.seq, status.status),
         (Some(first.id), Some(first.seq), MessageStatus::Saved)
     );
-    let history = h
-        .engine
-        .history(
-            alice,
-            room,
-            HistoryQuery {
-                before: None,
-                after: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
+    let history = h.engine.history(alice, room, newest(10)).await.unwrap();
     let ids: Vec<MessageId> = history.iter().map(|r| r.message.id).collect();
     assert_eq!(ids, vec![first.id]);
 }

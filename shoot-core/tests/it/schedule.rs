@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use shoot_core::engine::{NewSchedule, SchedulePatch};
 use shoot_core::ids::ScheduleId;
-use shoot_core::messages::{HistoryQuery, MessageStore, MessageType};
+use shoot_core::messages::{MessageStore, MessageType};
 use shoot_core::ports::Clock as _;
 use shoot_core::schedule::{Repeat, ScheduleStatus, ScheduleStore, ScheduledMessage};
 use shoot_core::{ErrorCode, RoomId, Timestamp, UserId};
 
 use crate::pipeline::{Harness, code};
+use crate::support::newest;
 
 fn new_schedule(room: RoomId, at: Timestamp, repeat: Option<Repeat>) -> NewSchedule {
     NewSchedule {
@@ -211,19 +212,7 @@ async fn two_instances_deliver_each_occurrence_exactly_once_and_on_time() {
         msg.created_at.since(due)
     );
     h.clock.advance(Duration::from_secs(5));
-    let history = h
-        .stores
-        .messages
-        .history(
-            room,
-            HistoryQuery {
-                before: None,
-                after: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
+    let history = h.stores.messages.history(room, newest(10)).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(h.stores.log.len(), 1, "one occurrence, one message");
     second.shutdown().await.unwrap();
@@ -252,19 +241,7 @@ async fn repeating_schedules_move_to_the_next_occurrence() {
     );
     let texts = h
         .until(|| async {
-            let page = h
-                .stores
-                .messages
-                .history(
-                    room,
-                    HistoryQuery {
-                        before: None,
-                        after: None,
-                        limit: 10,
-                    },
-                )
-                .await
-                .unwrap();
+            let page = h.stores.messages.history(room, newest(10)).await.unwrap();
             (page.len() == 2).then_some(page)
         })
         .await;

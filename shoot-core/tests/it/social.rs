@@ -1,12 +1,10 @@
 //! Social use cases over the memory ports: friend requests, friendships, the direct room they
 //! open, blocking, friend groups, and the notification and bookmark use cases.
 
-use std::collections::BTreeMap;
-
 use shoot_core::events::{Event, RoomChange, Topic};
 use shoot_core::ids::{FriendGroupId, FriendRequestId, MessageId, NotificationId, RoomId, Seq};
+use shoot_core::messages::Message;
 use shoot_core::messages::MessageStore as _;
-use shoot_core::messages::{Message, MessageStatus, MessageType};
 use shoot_core::notifications::NotificationType;
 use shoot_core::ports::{Clock as _, IdGenerator as _};
 use shoot_core::rooms::RoomStore as _;
@@ -16,6 +14,7 @@ use shoot_core::social::SocialStore as _;
 use shoot_core::{ErrorCode, Limits, UserId};
 
 use crate::identity::{Env, code, drain, next_event};
+use crate::support::text_message;
 
 #[tokio::test]
 async fn a_request_notifies_the_target_and_is_listed_both_sides() {
@@ -522,26 +521,15 @@ async fn room_with_messages(
         .iter()
         .enumerate()
         .map(|(i, text)| Message {
-            id: MessageId(env.stores.ids.next_id()),
-            room_id: room.id,
-            seq: Seq(i as i64 + 1),
-            sender_id: members[0],
-            temp_id: None,
-            message_type: MessageType::Text,
-            text: (*text).to_owned(),
-            is_edited: false,
-            is_deleted: false,
-            url_preview: None,
-            thread_id: None,
-            reply_count: 0,
-            last_reply_at: None,
-            forwarded_from: None,
-            mentions: vec![],
-            reactions: BTreeMap::new(),
-            pin: None,
             created_at: now,
-            updated_at: None,
-            status: MessageStatus::Saved,
+            ..text_message(
+                env.stores.ids.next_id(),
+                room.id,
+                i as i64 + 1,
+                members[0],
+                None,
+                text,
+            )
         })
         .collect();
     env.stores
