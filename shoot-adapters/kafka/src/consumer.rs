@@ -154,10 +154,12 @@ impl KafkaLogConsumer {
                 "session.timeout.ms",
                 config.session_timeout.as_millis().max(1).to_string(),
             )
+            // Heart-beats also tell members of a rebalance: at most every 3 s (Kafka's
+            // default), and several times per session.
             .set(
                 "heartbeat.interval.ms",
                 (config.session_timeout.as_millis() / 4)
-                    .max(100)
+                    .clamp(100, 3_000)
                     .to_string(),
             );
         for (k, v) in &config.client_options {

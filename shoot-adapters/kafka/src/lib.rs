@@ -86,7 +86,11 @@ pub struct KafkaConfig {
     /// (`message.timeout.ms`).
     pub message_timeout: Duration,
     /// Consumer group session timeout (`session.timeout.ms`): how long a consumer that
-    /// vanished without leaving keeps its partitions.
+    /// vanished without leaving keeps its partitions. Default 45 s (Apache Kafka's own
+    /// default): it must outlast a broker outage, because on tansu 0.6 a member that expires
+    /// while the group is formed leaves its partitions with nobody (RELIABILITY.md, findings
+    /// 1 and 6); a restarted instance with the same name takes its partitions over at once
+    /// anyway (static membership).
     pub session_timeout: Duration,
     /// Replication factor of topics created by [`KafkaMessageLog::ensure_topics`].
     pub replication_factor: i32,
@@ -102,7 +106,7 @@ pub struct KafkaConfig {
 
 impl KafkaConfig {
     /// Defaults for `brokers`: topic [`DEFAULT_TOPIC`], its `.dlq`, a 10 s message timeout,
-    /// a 10 s session timeout, replication factor 1, one record per batch.
+    /// a 45 s session timeout, replication factor 1, one record per batch.
     pub fn new(brokers: impl Into<String>) -> KafkaConfig {
         let instance = std::env::var("HOSTNAME")
             .ok()
@@ -114,7 +118,7 @@ impl KafkaConfig {
             dlq_topic: format!("{DEFAULT_TOPIC}{DLQ_SUFFIX}"),
             instance: format!("{instance}-{}", std::process::id()),
             message_timeout: Duration::from_secs(10),
-            session_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(45),
             replication_factor: 1,
             one_record_per_batch: true,
             client_options: BTreeMap::new(),

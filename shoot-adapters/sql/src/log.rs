@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::sqlite::{BUSY_TIMEOUT, MMAP_SIZE};
+use crate::sqlite::{BUSY_TIMEOUT, MMAP_SIZE, PAGE_CACHE_KIB};
 
 const BACKEND: &str = "sqlite";
 
@@ -148,9 +148,9 @@ impl SqliteMessageLog {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
-        // Reads through a memory map instead of a `pread` per page (the page cache keeps its
-        // default size: it is per connection, and heap memory).
+        // Reads through a memory map instead of a `pread` per page; a bounded page cache.
         .pragma("mmap_size", MMAP_SIZE)
+        .pragma("cache_size", PAGE_CACHE_KIB)
         .pragma("temp_store", "memory");
         let mut writer = options.connect().await.map_err(err)?;
         sqlx::raw_sql(SCHEMA)
