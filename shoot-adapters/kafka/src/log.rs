@@ -349,7 +349,6 @@ impl KafkaMessageLog {
         .map_err(error::blocking)?
     }
 
-    /// Enqueues one record, waiting while the local queue is full (until `deadline`).
     /// Locks the append stripes of `rooms` in ascending order.
     async fn lock_stripes(&self, rooms: &[(RoomId, u32)]) -> Vec<MutexGuard<'_, ()>> {
         let stripes: BTreeSet<u32> = rooms
@@ -428,6 +427,7 @@ impl KafkaMessageLog {
         }
     }
 
+    /// Enqueues one record, waiting while the local queue is full (until `deadline`).
     async fn enqueue(
         &self,
         producer: &Producer_,

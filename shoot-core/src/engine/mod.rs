@@ -188,11 +188,17 @@ impl ChatEngine {
     /// Publishes an event; a bus failure is logged, never returned: real-time delivery is
     /// best-effort and clients recover with sync.
     pub(crate) async fn publish(&self, topic: Topic, event: Event) {
-        if let (Topic::Room(room), Event::RoomChanged { .. }) = (topic, &event) {
+        self.publish_shared(topic, Arc::new(event)).await;
+    }
+
+    /// [`publish`](Self::publish) of an event the caller also publishes to another topic (a
+    /// status goes to the room and to the sender): one allocation shared by both.
+    pub(crate) async fn publish_shared(&self, topic: Topic, event: Arc<Event>) {
+        if let (Topic::Room(room), Event::RoomChanged { .. }) = (topic, &*event) {
             // Membership or the room itself changed: the send path must re-read it.
             self.runtime().rooms.forget(room);
         }
-        if let Err(e) = self.p().bus.publish(topic, event).await {
+        if let Err(e) = self.p().bus.publish_shared(topic, event).await {
             warn!(?topic, error = %e, "event bus publish failed");
         }
     }

@@ -839,15 +839,6 @@ impl ChatEngine {
             .await;
     }
 
-    /// Publishes an event that is also published to another topic (one allocation shared by
-    /// both); a bus failure is logged, never returned, as in `publish`.
-    pub(crate) async fn publish_shared(&self, topic: Topic, event: Arc<Event>) {
-        debug_assert!(!matches!(*event, Event::RoomChanged { .. }));
-        if let Err(e) = self.p().bus.publish_shared(topic, event).await {
-            warn!(?topic, error = %e, "event bus publish failed");
-        }
-    }
-
     /// Queues `message` on its room's lane, spawning the drain task if the lane was idle.
     /// Gives the message back if the engine is shutting down.
     fn enqueue(

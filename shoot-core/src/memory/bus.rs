@@ -84,20 +84,14 @@ impl Default for MemoryBus {
 #[async_trait]
 impl EventBus for MemoryBus {
     async fn publish(&self, topic: Topic, event: Event) -> PortResult<()> {
-        let mut st = lock(&self.state);
-        if let Some(tx) = st.topics.get(&topic) {
-            if tx.send(Arc::new(event)).is_err() {
-                // Every subscriber is gone.
-                st.topics.remove(&topic);
-            }
-        }
-        Ok(())
+        self.publish_shared(topic, Arc::new(event)).await
     }
 
     async fn publish_shared(&self, topic: Topic, event: Arc<Event>) -> PortResult<()> {
         let mut st = lock(&self.state);
         if let Some(tx) = st.topics.get(&topic) {
             if tx.send(event).is_err() {
+                // Every subscriber is gone.
                 st.topics.remove(&topic);
             }
         }
