@@ -7,6 +7,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use shoot_benches::{bench_config, insert_users, memory_engine, runtime, scaled};
 use shoot_core::messages::{Message, MessageStatus, MessageType};
+use shoot_core::rooms::RoomActivity;
 use shoot_core::{ChatEngine, MessageId, RoomId, Seq, UserId};
 
 const PER_ROOM: i64 = 10;
@@ -64,7 +65,12 @@ async fn setup(engine: &ChatEngine) -> (UserId, u64) {
         p.messages.insert_messages(&batch).await.expect("insert");
         let last = batch.last().expect("non-empty");
         p.rooms
-            .record_activity(room, last.seq, last.id, at)
+            .record_activity(&[RoomActivity {
+                room,
+                seq: last.seq,
+                message: last.id,
+                at,
+            }])
             .await
             .expect("activity");
         let cursor = (r % 3) as i64 * 5;

@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
-use shoot_core::rooms::{Participant, Role, Room, RoomStore};
+use shoot_core::rooms::{Participant, Role, Room, RoomActivity, RoomStore};
 use shoot_core::time::Timestamp;
 use shoot_core::{PortError, PortResult};
 
@@ -177,25 +177,21 @@ impl RoomStore for MongoStore {
         Ok(done.deleted_count > 0)
     }
 
-    async fn record_activity(
-        &self,
-        room: RoomId,
-        seq: Seq,
-        message: MessageId,
-        at: Timestamp,
-    ) -> PortResult<()> {
-        // One conditional single-document update: moves forward only, in any order, and a
-        // replay is a no-op. A missing (deleted) room is not an error.
-        self.rooms
-            .update_one(
-                doc! { "_id": room.0, "last_seq": { "$lt": seq.0 } },
-                doc! {
-                    "$set": { "last_seq": seq.0, "last_message_id": message.0 },
-                    "$max": { "last_activity_at": at.0 },
-                },
-            )
-            .await
-            .map_err(classify)?;
+    async fn record_activity(&self, activity: &[RoomActivity]) -> PortResult<()> {
+        // One conditional single-document update per room: moves forward only, in any order,
+        // and a replay is a no-op. A missing (deleted) room is not an error.
+        for a in activity {
+            self.rooms
+                .update_one(
+                    doc! { "_id": a.room.0, "last_seq": { "$lt": a.seq.0 } },
+                    doc! {
+                        "$set": { "last_seq": a.seq.0, "last_message_id": a.message.0 },
+                        "$max": { "last_activity_at": a.at.0 },
+                    },
+                )
+                .await
+                .map_err(classify)?;
+        }
         Ok(())
     }
 

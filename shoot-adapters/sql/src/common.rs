@@ -18,7 +18,7 @@ use shoot_core::messages::{
     ForwardedFrom, HistoryQuery, Message, MessageStore, MessageType, Pin, Reactions, UrlPreview,
 };
 use shoot_core::notifications::{Notification, NotificationStore};
-use shoot_core::rooms::{Participant, Role, Room, RoomStore};
+use shoot_core::rooms::{Participant, Role, Room, RoomActivity, RoomStore};
 use shoot_core::schedule::{
     Repeat, ScheduleOutcome, ScheduleStatus, ScheduleStore, ScheduledMessage,
 };
@@ -38,6 +38,9 @@ const CHUNK: usize = 1000;
 /// Largest number of `(sender_id, temp_id)` keys in one `find_by_temp_ids` statement (two
 /// parameters each).
 const TEMP_ID_CHUNK: usize = 500;
+
+/// Largest number of rooms in one `record_activity` statement (four parameters each).
+const ACTIVITY_CHUNK: usize = 250;
 
 /// Placeholders `start..start+n` for a statement whose parameters are all bound in textual
 /// order. SQLite gets anonymous `?`: it resolves numbered names by a linear scan per
@@ -935,24 +938,40 @@ impl RoomStore for Store {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn record_activity(
-        &self,
-        room: RoomId,
-        seq: Seq,
-        message: MessageId,
-        at: Timestamp,
-    ) -> PortResult<()> {
-        sqlx::query(
-            "UPDATE rooms SET last_seq = $2, last_message_id = $3, last_activity_at = $4 \
-             WHERE id = $1 AND last_seq < $2",
-        )
-        .bind(room.0)
-        .bind(seq.0)
-        .bind(message.0)
-        .bind(at.0)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+    /// One statement per [`ACTIVITY_CHUNK`] rooms: an `UPDATE … FROM` a `VALUES` list, with
+    /// each room's highest seq picked here (a row of the target may join only one value row).
+    async fn record_activity(&self, activity: &[RoomActivity]) -> PortResult<()> {
+        let mut latest: BTreeMap<i64, &RoomActivity> = BTreeMap::new();
+        for a in activity {
+            let e = latest.entry(a.room.0).or_insert(a);
+            if a.seq > e.seq {
+                *e = a;
+            }
+        }
+        let latest: Vec<&RoomActivity> = latest.into_values().collect();
+        for chunk in latest.chunks(ACTIVITY_CHUNK) {
+            let mut sql = String::with_capacity(300 + chunk.len() * 24);
+            sql.push_str("WITH v (room_id, seq, message_id, at) AS (VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                sql.push_str(&sequential_placeholders(i * 4 + 1, 4));
+                sql.push(')');
+            }
+            sql.push_str(
+                ") UPDATE rooms SET last_seq = v.seq, last_message_id = v.message_id, \
+                 last_activity_at = CASE WHEN rooms.last_activity_at > v.at \
+                 THEN rooms.last_activity_at ELSE v.at END \
+                 FROM v WHERE rooms.id = v.room_id AND rooms.last_seq < v.seq",
+            );
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                q = q.bind(a.room.0).bind(a.seq.0).bind(a.message.0).bind(a.at.0);
+            }
+            q.execute(&self.pool).await.map_err(err)?;
+        }
         Ok(())
     }
 

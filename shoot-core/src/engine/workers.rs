@@ -26,6 +26,7 @@ use crate::messages::status::{self, StatusEvent};
 use crate::messages::{Message, MessageStatus, UrlPreview};
 use crate::notifications::NotificationType;
 use crate::ports::{LogConsumer, LogEntry};
+use crate::rooms::RoomActivity;
 use crate::schedule::{ScheduleOutcome, ScheduledMessage};
 
 /// Consumer group of the persistence worker (shared by every instance).
@@ -286,21 +287,24 @@ impl ChatEngine {
                 *e = m;
             }
         }
-        for m in last_per_room.values() {
-            let r = self
-                .retry_backend("record_activity", || {
-                    self.p()
-                        .rooms
-                        .record_activity(m.room_id, m.seq, m.id, m.created_at)
-                })
-                .await;
-            match r {
-                None => return false,
-                Some(Err(e)) => {
-                    warn!(room_id = %m.room_id, error = %e, "recording room activity failed")
-                }
-                Some(Ok(())) => {}
-            }
+        let activity: Vec<RoomActivity> = last_per_room
+            .values()
+            .map(|m| RoomActivity {
+                room: m.room_id,
+                seq: m.seq,
+                message: m.id,
+                at: m.created_at,
+            })
+            .collect();
+        let r = self
+            .retry_backend("record_activity", || {
+                self.p().rooms.record_activity(&activity)
+            })
+            .await;
+        match r {
+            None => return false,
+            Some(Err(e)) => warn!(error = %e, "recording room activity failed"),
+            Some(Ok(())) => {}
         }
 
         let saved_status = status::next(MessageStatus::Processing, StatusEvent::Stored)

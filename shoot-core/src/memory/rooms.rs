@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::lock;
 use crate::error::{PortError, PortResult};
 use crate::ids::{MessageId, RoomId, Seq, UserId};
-use crate::rooms::{Participant, Role, Room, RoomStore};
+use crate::rooms::{Participant, Role, Room, RoomActivity, RoomStore};
 use crate::time::Timestamp;
 
 /// In-memory [`RoomStore`].
@@ -128,20 +128,16 @@ impl RoomStore for MemoryRoomStore {
         Ok(existed)
     }
 
-    async fn record_activity(
-        &self,
-        room: RoomId,
-        seq: Seq,
-        message: MessageId,
-        at: Timestamp,
-    ) -> PortResult<()> {
+    async fn record_activity(&self, activity: &[RoomActivity]) -> PortResult<()> {
         let mut st = lock(&self.state);
-        // A room deleted meanwhile has nothing to record: not an error for the caller.
-        if let Some(r) = st.rooms.get_mut(&room) {
-            if seq > r.last_seq {
-                r.last_seq = seq;
-                r.last_message_id = Some(message);
-                r.last_activity_at = r.last_activity_at.max(at);
+        for a in activity {
+            // A room deleted meanwhile has nothing to record: not an error for the caller.
+            if let Some(r) = st.rooms.get_mut(&a.room) {
+                if a.seq > r.last_seq {
+                    r.last_seq = a.seq;
+                    r.last_message_id = Some(a.message);
+                    r.last_activity_at = r.last_activity_at.max(a.at);
+                }
             }
         }
         Ok(())

@@ -111,6 +111,15 @@ pub struct Participant {
     pub favorited_at: Option<Timestamp>,
 }
 
+/// A persisted message's mark on its room (see [`RoomStore::record_activity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoomActivity {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub message: MessageId,
+    pub at: Timestamp,
+}
+
 /// Storage of rooms and participants.
 #[async_trait]
 pub trait RoomStore: Send + Sync + 'static {
@@ -138,15 +147,12 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Deletes the room and its participants; returns whether it existed. Messages stay.
     async fn delete_room(&self, id: RoomId) -> PortResult<bool>;
 
-    /// Records a persisted message: `last_seq`, `last_message_id` and `last_activity_at` move
-    /// forward only if `seq` is higher than the stored `last_seq` (idempotent, order-free).
-    async fn record_activity(
-        &self,
-        room: RoomId,
-        seq: Seq,
-        message: MessageId,
-        at: Timestamp,
-    ) -> PortResult<()>;
+    /// Records persisted messages, one [`RoomActivity`] each (several rooms in one call): a
+    /// room's `last_seq` and `last_message_id` move forward only to a higher `seq` than the
+    /// stored `last_seq`, and `last_activity_at` only to a later time (idempotent, order-free;
+    /// of several entries for one room the highest `seq` wins). A room that no longer exists
+    /// is skipped, not an error.
+    async fn record_activity(&self, activity: &[RoomActivity]) -> PortResult<()>;
 
     /// Participants of the room, ordered by `joined_at` then user id.
     async fn participants(&self, room: RoomId) -> PortResult<Vec<Participant>>;

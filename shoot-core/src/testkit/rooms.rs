@@ -4,7 +4,7 @@ use futures::future::join_all;
 
 use super::{expect_not_found, fresh_id, ok, wall_now};
 use crate::ids::{MessageId, RoomId, Seq, UserId};
-use crate::rooms::{Participant, Role, Room, RoomStore, RoomType};
+use crate::rooms::{Participant, Role, Room, RoomActivity, RoomStore, RoomType};
 use crate::time::Timestamp;
 
 fn room(kind: RoomType, by: UserId, at: Timestamp) -> Room {
@@ -101,46 +101,62 @@ pub async fn room_store_contract(store: &dyn RoomStore) {
         "update_room absent",
     );
 
-    // record_activity moves forward only.
+    // record_activity moves forward only, in any order, several rooms and entries at once.
     let (m5, m3, m7) = (
         MessageId(fresh_id()),
         MessageId(fresh_id()),
         MessageId(fresh_id()),
     );
+    let act = |room: RoomId, seq: i64, message: MessageId, at: i64| RoomActivity {
+        room,
+        seq: Seq(seq),
+        message,
+        at: Timestamp(t.0 + at),
+    };
     ok(
-        store
-            .record_activity(g.id, Seq(5), m5, Timestamp(t.0 + 50))
-            .await,
+        store.record_activity(&[act(g.id, 5, m5, 50)]).await,
         "record_activity",
     );
     ok(
-        store
-            .record_activity(g.id, Seq(3), m3, Timestamp(t.0 + 60))
-            .await,
+        store.record_activity(&[act(g.id, 3, m3, 60)]).await,
         "record_activity",
     );
     ok(
-        store
-            .record_activity(g.id, Seq(5), m5, Timestamp(t.0 + 50))
-            .await,
+        store.record_activity(&[act(g.id, 5, m5, 50)]).await,
         "record_activity",
     );
+    ok(store.record_activity(&[]).await, "record_activity of nothing");
     let r = ok(store.get_room(g.id).await, "get_room").expect("room exists");
     assert_eq!(
         (r.last_seq, r.last_message_id, r.last_activity_at),
         (Seq(5), Some(m5), Timestamp(t.0 + 50)),
         "record_activity ignores lower or equal seqs"
     );
+    let other = room(RoomType::Group, a, t);
+    ok(store.create_room(&other, &[]).await, "create_room");
+    let (o1, o2) = (MessageId(fresh_id()), MessageId(fresh_id()));
     ok(
         store
-            .record_activity(g.id, Seq(7), m7, Timestamp(t.0 + 70))
+            .record_activity(&[
+                act(g.id, 7, m7, 70),
+                act(other.id, 2, o2, 20),
+                act(g.id, 6, m3, 60),
+                act(other.id, 1, o1, 10),
+                act(RoomId(fresh_id()), 9, o1, 90),
+            ])
             .await,
-        "record_activity",
+        "record_activity of several rooms (one unknown)",
     );
     let r = ok(store.get_room(g.id).await, "get_room").expect("room exists");
     assert_eq!(
         (r.last_seq, r.last_message_id, r.last_activity_at),
-        (Seq(7), Some(m7), Timestamp(t.0 + 70))
+        (Seq(7), Some(m7), Timestamp(t.0 + 70)),
+        "the highest seq of a room's entries wins"
+    );
+    let r = ok(store.get_room(other.id).await, "get_room").expect("room exists");
+    assert_eq!(
+        (r.last_seq, r.last_message_id, r.last_activity_at),
+        (Seq(2), Some(o2), Timestamp(t.0 + 20))
     );
 
     // add / remove participants, roles.
