@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
-use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
+use shoot_core::ids::{RoomId, Seq, UserId};
 use shoot_core::rooms::{Participant, Role, Room, RoomActivity, RoomStore};
 use shoot_core::time::Timestamp;
 use shoot_core::{PortError, PortResult};

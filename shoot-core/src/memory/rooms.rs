@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::lock;
 use crate::error::{PortError, PortResult};
-use crate::ids::{MessageId, RoomId, Seq, UserId};
+use crate::ids::{RoomId, Seq, UserId};
 use crate::rooms::{Participant, Role, Room, RoomActivity, RoomStore};
 use crate::time::Timestamp;
 

@@ -125,7 +125,10 @@ pub async fn room_store_contract(store: &dyn RoomStore) {
         store.record_activity(&[act(g.id, 5, m5, 50)]).await,
         "record_activity",
     );
-    ok(store.record_activity(&[]).await, "record_activity of nothing");
+    ok(
+        store.record_activity(&[]).await,
+        "record_activity of nothing",
+    );
     let r = ok(store.get_room(g.id).await, "get_room").expect("room exists");
     assert_eq!(
         (r.last_seq, r.last_message_id, r.last_activity_at),
