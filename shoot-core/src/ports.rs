@@ -58,6 +58,23 @@ pub trait EventBus: Send + Sync + 'static {
         self.publish(topic, Arc::unwrap_or_clone(event)).await
     }
 
+    /// Publishes `events` in order, as if by [`publish_shared`](EventBus::publish_shared) one
+    /// after the other: per-topic order holds within the call and across calls. The engine
+    /// publishes what one batch of messages produces (statuses, the messages, room-list
+    /// updates) in one call, so an adapter can send it in one round trip.
+    ///
+    /// MUST attempt every event even when one fails (delivery is best-effort) and then return
+    /// the first error. The default publishes them one by one.
+    async fn publish_all(&self, events: Vec<(Topic, Arc<Event>)>) -> PortResult<()> {
+        let mut first_error = None;
+        for (topic, event) in events {
+            if let Err(e) = self.publish_shared(topic, event).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Subscribes to `topic`. Every event published after this returns is delivered, until
     /// the stream is dropped. A subscriber that falls too far behind MAY miss events.
     async fn subscribe(&self, topic: Topic) -> PortResult<EventStream>;
@@ -162,6 +179,16 @@ pub trait LockManager: Send + Sync + 'static {
 pub trait EphemeralStore: Send + Sync + 'static {
     /// Sets `key` to `value`, expiring after `ttl` (never if `None`).
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> PortResult<()>;
+
+    /// Sets every `(key, value)` of `entries`, each expiring after `ttl`: the same as calling
+    /// [`set`](EphemeralStore::set) for each (not atomic as a whole). The default does exactly
+    /// that; adapters send them in one round trip.
+    async fn set_many(&self, entries: &[(&str, &str)], ttl: Option<Duration>) -> PortResult<()> {
+        for (key, value) in entries {
+            self.set(key, value, ttl).await?;
+        }
+        Ok(())
+    }
 
     /// Sets `key` only if absent (or expired). Returns `None` if it was set, or the value
     /// already there. Atomic across instances.

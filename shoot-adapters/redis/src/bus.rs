@@ -208,6 +208,45 @@ impl EventBus for RedisBus {
         Ok(())
     }
 
+    /// One pipeline of `XADD`s, in order (a pipeline's commands run in the order sent), so
+    /// a batch costs one round trip; shared events are encoded from the shared value, not
+    /// copied first.
+    async fn publish_all(&self, events: Vec<(Topic, Arc<Event>)>) -> PortResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(events.len());
+        for (topic, event) in &events {
+            let payload = serde_json::to_string(&**event)
+                .map_err(|e| PortError::backend(BACKEND, format!("encode event: {e}")))?;
+            entries.push((&self.shard_of(*topic).key, encode_topic(*topic), payload));
+        }
+        let max_len = self.config.max_len;
+        with_retry("xadd", || {
+            let mut conn = self.redis.connection();
+            let mut pipe = redis::pipe();
+            for (key, t, payload) in &entries {
+                pipe.cmd("XADD")
+                    .arg(*key)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(max_len)
+                    .arg("*")
+                    .arg("t")
+                    .arg(t)
+                    .arg("e")
+                    .arg(payload)
+                    .ignore();
+            }
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
+    }
+
+    async fn publish_shared(&self, topic: Topic, event: Arc<Event>) -> PortResult<()> {
+        self.publish_all(vec![(topic, event)]).await
+    }
+
     async fn subscribe(&self, topic: Topic) -> PortResult<EventStream> {
         let shard = self.shard_of(topic).clone();
         // Everything up to the stream's current last entry was published before this call

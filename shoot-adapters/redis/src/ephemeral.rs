@@ -115,6 +115,27 @@ impl EphemeralStore for RedisEphemeral {
         .await
     }
 
+    /// One pipeline of `SET`s (one round trip).
+    async fn set_many(&self, entries: &[(&str, &str)], ttl: Option<Duration>) -> PortResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = entries.iter().map(|(k, _)| self.key(k)).collect();
+        with_retry("set", || {
+            let mut conn = self.conn.clone();
+            let mut pipe = redis::pipe();
+            for (k, (_, value)) in keys.iter().zip(entries) {
+                let cmd = pipe.cmd("SET").arg(k).arg(*value);
+                if let Some(ttl) = ttl {
+                    cmd.arg("PX").arg(millis(ttl));
+                }
+                cmd.ignore();
+            }
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
+    }
+
     async fn set_if_absent(
         &self,
         key: &str,

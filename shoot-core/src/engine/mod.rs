@@ -202,4 +202,28 @@ impl ChatEngine {
             warn!(?topic, error = %e, "event bus publish failed");
         }
     }
+
+    /// Publishes `events` in order with one bus call (what one batch of messages produces);
+    /// failures are logged like [`publish`](Self::publish)'s.
+    pub(crate) async fn publish_all(&self, events: Vec<(Topic, Arc<Event>)>) {
+        match events.len() {
+            0 => return,
+            1 => {
+                if let Some((topic, event)) = events.into_iter().next() {
+                    self.publish_shared(topic, event).await;
+                }
+                return;
+            }
+            _ => {}
+        }
+        for (topic, event) in &events {
+            if let (Topic::Room(room), Event::RoomChanged { .. }) = (topic, &**event) {
+                self.runtime().rooms.forget(*room);
+            }
+        }
+        let count = events.len();
+        if let Err(e) = self.p().bus.publish_all(events).await {
+            warn!(count, error = %e, "event bus publish failed");
+        }
+    }
 }

@@ -30,13 +30,11 @@
 //! (the persistence worker keeps the first and retracts later ones), with that record's id.
 //! A retry that finds `a:` waits for the store too and never appends again.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::join_all;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use tokio::sync::{Notify, oneshot, watch};
 use tracing::{debug, warn};
 
@@ -96,8 +94,18 @@ pub struct SendReceipt {
 
 type Outcome = std::result::Result<(MessageId, Seq, RoomId), (ErrorCode, String)>;
 
-/// Waiters for in-flight sends, by `(sender, tempId)`.
-type InflightMap = HashMap<(UserId, String), (MessageId, watch::Sender<Option<Outcome>>)>;
+/// A send in flight on this instance: its message id, and the channel its concurrent
+/// retries wait on (made when the first one arrives).
+struct Inflight {
+    id: MessageId,
+    waiters: Option<watch::Sender<Option<Outcome>>>,
+}
+
+/// In-flight sends by claim key (`idem:{sender}:{tempId}`).
+type InflightMap = HashMap<Arc<str>, Inflight>;
+
+/// The events of one batch, published with one bus call.
+type Events = Vec<(Topic, Arc<Event>)>;
 
 /// What the lane drain answers a queued send.
 enum Drained {
@@ -113,6 +121,7 @@ type Reply = oneshot::Sender<Result<Drained>>;
 /// One accepted message waiting in a lane.
 struct Pending {
     message: Message,
+    key: IdemKey,
     reply: Reply,
 }
 
@@ -214,17 +223,43 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn idem_key(sender: UserId, temp_id: &str) -> String {
-    let mut key = String::with_capacity(26 + temp_id.len());
-    let _ = write!(key, "idem:{sender}:{temp_id}");
-    key
+/// The claim key of a send, `idem:{sender}:{tempId}`, built once per send and shared by the
+/// in-flight map, the claim and the lane.
+#[derive(Clone, Debug)]
+struct IdemKey(Arc<str>);
+
+impl IdemKey {
+    fn new(sender: UserId, temp_id: &str) -> IdemKey {
+        let mut key = String::with_capacity(26 + temp_id.len());
+        key.push_str("idem:");
+        key.push_str(itoa::Buffer::new().format(sender.0));
+        key.push(':');
+        key.push_str(temp_id);
+        IdemKey(key.into())
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The `tempId` part (the sender is a number, so the second `:` ends it).
+    fn temp_id(&self) -> &str {
+        self.0.splitn(3, ':').nth(2).unwrap_or_default()
+    }
 }
 
 /// A claim value: `{kind}:{id}:{n}:{room}` (`n` is the claim time for `p`, the seq for `d`
 /// and `a`).
 fn claim_value(kind: char, id: MessageId, n: i64, room: RoomId) -> String {
     let mut value = String::with_capacity(64);
-    let _ = write!(value, "{kind}:{id}:{n}:{room}");
+    let mut digits = itoa::Buffer::new();
+    value.push(kind);
+    value.push(':');
+    value.push_str(digits.format(id.0));
+    value.push(':');
+    value.push_str(digits.format(n));
+    value.push(':');
+    value.push_str(digits.format(room.0));
     value
 }
 
@@ -326,13 +361,18 @@ impl ChatEngine {
         // Single flight per (sender, tempId) on this instance: a concurrent retry waits for
         // the attempt in progress instead of racing it.
         let id = MessageId(self.next_id());
+        let key = IdemKey::new(actor, &cmd.temp_id);
         let waiting = {
             let mut map = lock(&self.runtime().inflight);
-            let key = (actor, cmd.temp_id.clone());
-            match map.get(&key) {
-                Some((_, tx)) => Some(tx.subscribe()),
+            match map.get_mut(key.as_str()) {
+                Some(entry) => Some(
+                    entry
+                        .waiters
+                        .get_or_insert_with(|| watch::channel(None).0)
+                        .subscribe(),
+                ),
                 None => {
-                    map.insert(key, (id, watch::channel(None).0));
+                    map.insert(key.0.clone(), Inflight { id, waiters: None });
                     None
                 }
             }
@@ -343,20 +383,19 @@ impl ChatEngine {
         // If the caller goes away mid-send, the guard still wakes the waiting retries.
         let mut guard = InflightGuard {
             engine: self,
-            sender: actor,
-            temp_id: &cmd.temp_id,
+            key: key.as_str(),
             id,
             armed: true,
         };
         let result = self
-            .claim_and_send(actor, cmd, validated, id, forwarded_from)
+            .claim_and_send(actor, cmd, &key, validated, id, forwarded_from)
             .await;
         let outcome = match &result {
             Ok(r) => Ok((r.message_id, r.seq, r.room_id)),
             Err(rej) => Err((rej.error.code(), rej.error.message().to_owned())),
         };
         guard.armed = false;
-        self.complete_inflight(actor, &cmd.temp_id, id, outcome);
+        self.complete_inflight(key.as_str(), id, outcome);
         result
     }
 
@@ -365,6 +404,7 @@ impl ChatEngine {
         &self,
         actor: UserId,
         cmd: &SendMessage,
+        key: &IdemKey,
         validated: Validated,
         id: MessageId,
         forwarded_from: Option<ForwardedFrom>,
@@ -373,12 +413,11 @@ impl ChatEngine {
         // Duplicates holding a claim are answered before rate limiting: a retry must be cheap
         // and safe. (One whose claim expired is found stored by the lane drain, after the
         // rate limit.)
-        let key = idem_key(actor, &cmd.temp_id);
         let now = self.now();
         let claim_value = claim_value('p', id, now.as_millis(), cmd.room_id);
         let eph = &self.p().ephemeral;
         let claim = match eph
-            .set_if_absent(&key, &claim_value, Some(limits.idempotency_ttl))
+            .set_if_absent(key.as_str(), &claim_value, Some(limits.idempotency_ttl))
             .await
         {
             Ok(None) => Claim::Fresh,
@@ -411,13 +450,13 @@ impl ChatEngine {
                     return Ok(self.answer_found(cmd, &found).await);
                 }
                 warn!(user_id = %actor, message_id = %existing, "taking over an abandoned send claim");
-                eph.set(&key, &claim_value, Some(limits.idempotency_ttl))
+                eph.set(key.as_str(), &claim_value, Some(limits.idempotency_ttl))
                     .await
                     .map_err(Error::from)?;
             }
             Claim::Appended(appended) => {
                 // A takeover's record is in the log: wait for the store to keep one.
-                let found = self.confirm_stored(actor, cmd, &key).await?;
+                let found = self.confirm_stored(actor, cmd, key.as_str()).await?;
                 if found.id != appended {
                     debug!(user_id = %actor, appended = %appended, stored = %found.id, "taken-over send stored from another record");
                 }
@@ -427,12 +466,12 @@ impl ChatEngine {
         let takeover = matches!(claim, Claim::Pending(..));
         if !takeover {
             return self
-                .send_claimed(actor, cmd, &key, validated, id, now, forwarded_from)
+                .send_claimed(actor, cmd, key, validated, id, now, forwarded_from)
                 .await;
         }
         lock(&self.runtime().takeovers).insert(id);
         let sent = self
-            .send_claimed(actor, cmd, &key, validated, id, now, forwarded_from)
+            .send_claimed(actor, cmd, key, validated, id, now, forwarded_from)
             .await;
         lock(&self.runtime().takeovers).remove(&id);
         let receipt = sent?;
@@ -440,7 +479,7 @@ impl ChatEngine {
         if receipt.duplicate {
             return Ok(receipt);
         }
-        let found = self.confirm_stored(actor, cmd, &key).await?;
+        let found = self.confirm_stored(actor, cmd, key.as_str()).await?;
         if found.id != receipt.message_id {
             warn!(
                 user_id = %actor,
@@ -515,7 +554,7 @@ impl ChatEngine {
         &self,
         actor: UserId,
         cmd: &SendMessage,
-        key: &str,
+        key: &IdemKey,
         validated: Validated,
         id: MessageId,
         now: Timestamp,
@@ -523,6 +562,7 @@ impl ChatEngine {
     ) -> std::result::Result<SendReceipt, Rejection> {
         let limits = self.limits();
         let eph = &self.p().ephemeral;
+        let key_str = key.as_str();
         if limits.messages_per_second > 0.0 {
             let allowed = eph
                 .take_token(
@@ -535,11 +575,11 @@ impl ChatEngine {
             match allowed {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = eph.delete(key).await;
+                    let _ = eph.delete(key_str).await;
                     return Err(Error::new(ErrorCode::RateLimited, "too many messages").into());
                 }
                 Err(e) => {
-                    let _ = eph.delete(key).await;
+                    let _ = eph.delete(key_str).await;
                     return Err(Error::from(e).into());
                 }
             }
@@ -570,11 +610,11 @@ impl ChatEngine {
         };
         self.emit_status(&message, status::INITIAL, None, true)
             .await;
-        let rx = match self.enqueue(message) {
+        let rx = match self.enqueue(message, key.clone()) {
             Ok(rx) => rx,
             Err(message) => {
                 let e = Error::new(ErrorCode::BackendUnavailable, "shutting down");
-                let _ = eph.delete(key).await;
+                let _ = eph.delete(key_str).await;
                 self.emit_status(&message, MessageStatus::Failed, Some(&e), true)
                     .await;
                 return Err(Rejection {
@@ -819,24 +859,9 @@ impl ChatEngine {
         error: Option<&Error>,
         to_room: bool,
     ) {
-        let update = StatusUpdate {
-            room_id: message.room_id,
-            sender_id: message.sender_id,
-            temp_id: message.temp_id.clone(),
-            message_id: Some(message.id),
-            seq: (message.seq > Seq::ZERO).then_some(message.seq),
-            status,
-            error_code: error.map(|e| e.code().as_str().to_owned()),
-            error_message: error.map(|e| e.message().to_owned()),
-            at: self.now(),
-        };
-        let event = Arc::new(Event::Status(update));
-        if to_room {
-            self.publish_shared(Topic::Room(message.room_id), event.clone())
-                .await;
-        }
-        self.publish_shared(Topic::User(message.sender_id), event)
-            .await;
+        let mut events = Vec::with_capacity(2);
+        push_status(&mut events, message, status, error, to_room, self.now());
+        self.publish_all(events).await;
     }
 
     /// Queues `message` on its room's lane, spawning the drain task if the lane was idle.
@@ -844,22 +869,28 @@ impl ChatEngine {
     fn enqueue(
         &self,
         message: Message,
+        key: IdemKey,
     ) -> std::result::Result<oneshot::Receiver<Result<Drained>>, Box<Message>> {
         let rt = self.runtime();
         let (tx, rx) = oneshot::channel();
         let room = message.room_id;
+        let pending = Pending {
+            message,
+            key,
+            reply: tx,
+        };
         let spawn = {
             let mut lanes = lock(&rt.lanes);
             if rt.is_shutting_down() {
-                return Err(Box::new(message));
+                return Err(Box::new(pending.message));
             }
             match lanes.get_mut(&room) {
                 Some(queue) => {
-                    queue.push(Pending { message, reply: tx });
+                    queue.push(pending);
                     false
                 }
                 None => {
-                    lanes.insert(room, vec![Pending { message, reply: tx }]);
+                    lanes.insert(room, vec![pending]);
                     true
                 }
             }
@@ -874,9 +905,15 @@ impl ChatEngine {
     }
 
     /// The lane's drain task: append everything queued, publish in order, repeat until empty.
+    ///
+    /// Before each take it lets the other runnable tasks go first ([`YieldOnce`]): senders
+    /// woken by the previous batch's receipts then queue their next messages, and the batch
+    /// grows with the load instead of being one message whenever the drain task happens to
+    /// be scheduled right after the sender that spawned it.
     async fn drain_lane(self, room: RoomId) {
         let rt = self.runtime();
         loop {
+            YieldOnce(false).await;
             let batch = {
                 let mut lanes = lock(&rt.lanes);
                 match lanes.get_mut(&room) {
@@ -895,16 +932,17 @@ impl ChatEngine {
 
     async fn append_batch(&self, batch: Vec<Pending>) {
         let rt = self.runtime();
-        let mut messages = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
+        let mut lane = Lane::with_capacity(batch.len());
         for p in batch {
-            messages.push(p.message);
-            replies.push(p.reply);
+            lane.messages.push(p.message);
+            lane.keys.push(p.key);
+            lane.replies.push(p.reply);
         }
         // Every queued message holds a fresh claim: one store look-up for the whole batch
         // finds the keys whose earlier message is stored (their claim had expired).
         let stored = {
-            let keys: Vec<(UserId, &str)> = messages
+            let keys: Vec<(UserId, &str)> = lane
+                .messages
                 .iter()
                 .filter_map(|m| m.temp_id.as_deref().map(|t| (m.sender_id, t)))
                 .collect();
@@ -913,22 +951,28 @@ impl ChatEngine {
         match stored {
             Ok(found) if found.is_empty() => {}
             Ok(found) => {
-                (messages, replies) = self.answer_stored(messages, replies, found).await;
-                if messages.is_empty() {
+                lane = self.answer_stored(lane, found).await;
+                if lane.messages.is_empty() {
                     return;
                 }
             }
             Err(e) => {
-                warn!(error = %e, count = messages.len(), "checking sent tempIds failed");
-                self.reject_batch(messages, replies, Error::from(e)).await;
+                warn!(error = %e, count = lane.messages.len(), "checking sent tempIds failed");
+                self.reject_batch(lane, Error::from(e)).await;
                 return;
             }
         }
 
-        // What a failed append needs to report; the messages themselves move into the log.
-        let sent: Vec<(MessageId, RoomId, UserId, Option<String>)> = messages
+        let Lane {
+            messages,
+            keys,
+            replies,
+        } = lane;
+        // What a failed append needs to report (the tempIds are in the keys); the messages
+        // themselves move into the log.
+        let sent: Vec<(MessageId, RoomId, UserId)> = messages
             .iter()
-            .map(|m| (m.id, m.room_id, m.sender_id, m.temp_id.clone()))
+            .map(|m| (m.id, m.room_id, m.sender_id))
             .collect();
         lock(&rt.unpublished).extend(sent.iter().map(|s| s.0));
         let count = messages.len();
@@ -941,26 +985,55 @@ impl ChatEngine {
                     "log returned a short batch"
                 );
                 let e = Error::new(ErrorCode::BackendUnavailable, "message log failed");
-                self.fail_batch(sent, replies, e).await;
+                self.fail_batch(sent, &keys, replies, e).await;
                 return;
             }
             Err(e) => {
                 warn!(error = %e, count, "log append failed");
                 let e = Error::new(ErrorCode::BackendUnavailable, "message log is unavailable");
-                self.fail_batch(sent, replies, e).await;
+                self.fail_batch(sent, &keys, replies, e).await;
                 return;
             }
         };
-        drop(sent);
         if let Some(last) = appended.last() {
             let mut seqs = lock(&rt.durable_seqs);
             let entry = seqs.entry(last.room_id).or_insert(last.seq);
             *entry = (*entry).max(last.seq);
         }
-        let limits = self.limits();
-        let eph = &self.p().ephemeral;
+        self.record_claims(&appended, &keys).await;
+
+        let at = self.now();
+        let status = status::next(status::INITIAL, StatusEvent::Appended)
+            .unwrap_or(MessageStatus::SentToKafka);
+        let mut events: Events = Vec::with_capacity(appended.len() * 3);
+        let mut receipts = Vec::with_capacity(appended.len());
+        for message in appended {
+            push_status(&mut events, &message, status, None, true, at);
+            self.start_link_preview(&message);
+            receipts.push((message.id, message.seq, message.room_id));
+            events.push((
+                Topic::Room(message.room_id),
+                Arc::new(Event::MessageCreated(message)),
+            ));
+        }
+        self.publish_all(events).await;
+        for (reply, (id, seq, room)) in replies.into_iter().zip(&receipts) {
+            let _ = reply.send(Ok(Drained::Appended(*id, *seq, *room)));
+        }
+        {
+            let mut set = lock(&rt.unpublished);
+            for (id, _, _) in &receipts {
+                set.remove(id);
+            }
+        }
+        rt.published.notify_waiters();
+    }
+
+    /// Marks the claims of `appended` (keys in the same order) durable: `d:{id}:{seq}:{room}`,
+    /// or `a:` for a send that took over an abandoned claim (its receipt waits for the store).
+    async fn record_claims(&self, appended: &[Message], keys: &[IdemKey]) {
         let takeovers: HashSet<MessageId> = {
-            let set = lock(&rt.takeovers);
+            let set = lock(&self.runtime().takeovers);
             if set.is_empty() {
                 HashSet::new()
             } else {
@@ -971,74 +1044,51 @@ impl ChatEngine {
                     .collect()
             }
         };
-        join_all(appended.iter().map(|m| {
-            let key = idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default());
-            let kind = if takeovers.contains(&m.id) { 'a' } else { 'd' };
-            let value = claim_value(kind, m.id, m.seq.0, m.room_id);
-            async move {
-                if let Err(e) = eph.set(&key, &value, Some(limits.idempotency_ttl)).await {
-                    warn!(error = %e, "recording a send claim failed");
-                }
-            }
-        }))
-        .await;
-        let status = status::next(status::INITIAL, StatusEvent::Appended)
-            .unwrap_or(MessageStatus::SentToKafka);
-        let ids: Vec<MessageId> = appended.iter().map(|m| m.id).collect();
-        for (reply, message) in replies.into_iter().zip(appended) {
-            let (id, seq, room) = (message.id, message.seq, message.room_id);
-            self.emit_status(&message, status, None, true).await;
-            // A takeover's waiting retries learn the outcome once the store confirms it.
-            if !takeovers.contains(&id) {
-                self.complete_message(&message, Ok((id, seq, room)));
-            }
-            self.start_link_preview(&message);
-            self.publish(Topic::Room(room), Event::MessageCreated(message))
-                .await;
-            let _ = reply.send(Ok(Drained::Appended(id, seq, room)));
+        let values: Vec<String> = appended
+            .iter()
+            .map(|m| {
+                let kind = if takeovers.contains(&m.id) { 'a' } else { 'd' };
+                claim_value(kind, m.id, m.seq.0, m.room_id)
+            })
+            .collect();
+        let entries: Vec<(&str, &str)> = keys
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let ttl = Some(self.limits().idempotency_ttl);
+        if let Err(e) = self.p().ephemeral.set_many(&entries, ttl).await {
+            warn!(error = %e, count = entries.len(), "recording send claims failed");
         }
-        {
-            let mut set = lock(&rt.unpublished);
-            for id in &ids {
-                set.remove(id);
-            }
-        }
-        rt.published.notify_waiters();
     }
 
     /// Answers the queued messages whose `(sender, tempId)` the store holds (`found`) as
     /// duplicates of the stored message: its claim becomes `d:`, its status is re-emitted and
     /// the waiting send gets it. Returns the rest, to append.
-    async fn answer_stored(
-        &self,
-        messages: Vec<Message>,
-        replies: Vec<Reply>,
-        found: Vec<Message>,
-    ) -> (Vec<Message>, Vec<Reply>) {
+    async fn answer_stored(&self, lane: Lane, found: Vec<Message>) -> Lane {
         let limits = self.limits();
         let eph = &self.p().ephemeral;
         let mut found: HashMap<(UserId, String), Message> = found
             .into_iter()
             .filter_map(|m| Some(((m.sender_id, m.temp_id.clone()?), m)))
             .collect();
-        let mut rest = (Vec::with_capacity(messages.len()), Vec::new());
-        for (message, reply) in messages.into_iter().zip(replies) {
+        let mut rest = Lane::with_capacity(lane.messages.len());
+        for ((message, key), reply) in lane.messages.into_iter().zip(lane.keys).zip(lane.replies) {
             let temp_id = message.temp_id.clone().unwrap_or_default();
             let Some(stored) = found.remove(&(message.sender_id, temp_id)) else {
-                rest.0.push(message);
-                rest.1.push(reply);
+                rest.messages.push(message);
+                rest.keys.push(key);
+                rest.replies.push(reply);
                 continue;
             };
-            let key = idem_key(
-                message.sender_id,
-                message.temp_id.as_deref().unwrap_or_default(),
-            );
             let done = claim_value('d', stored.id, stored.seq.0, stored.room_id);
-            if let Err(e) = eph.set(&key, &done, Some(limits.idempotency_ttl)).await {
+            if let Err(e) = eph
+                .set(key.as_str(), &done, Some(limits.idempotency_ttl))
+                .await
+            {
                 warn!(error = %e, "recording a send claim failed");
             }
             self.emit_status(&stored, stored.status, None, true).await;
-            self.complete_message(&message, Ok((stored.id, stored.seq, stored.room_id)));
             let _ = reply.send(Ok(Drained::Stored(Box::new(stored))));
         }
         rest
@@ -1046,23 +1096,23 @@ impl ChatEngine {
 
     /// Fails a batch that was not appended (the store check failed): its claims are released,
     /// so a retry sends afresh.
-    async fn reject_batch(&self, messages: Vec<Message>, replies: Vec<Reply>, error: Error) {
+    async fn reject_batch(&self, lane: Lane, error: Error) {
         let eph = &self.p().ephemeral;
-        for (m, reply) in messages.into_iter().zip(replies) {
-            let key = idem_key(m.sender_id, m.temp_id.as_deref().unwrap_or_default());
-            let _ = eph.delete(&key).await;
+        for ((m, key), reply) in lane.messages.into_iter().zip(lane.keys).zip(lane.replies) {
+            let _ = eph.delete(key.as_str()).await;
             let e = Error::new(error.code(), error.message().to_owned());
             self.emit_status(&m, MessageStatus::Failed, Some(&e), true)
                 .await;
-            self.complete_message(&m, Err((e.code(), e.message().to_owned())));
             let _ = reply.send(Err(e));
         }
     }
 
-    /// Fails a batch whose append failed: `sent` are its `(id, room, sender, tempId)`.
+    /// Fails a batch whose append failed: `sent` are its `(id, room, sender)`, `keys` their
+    /// claim keys.
     async fn fail_batch(
         &self,
-        sent: Vec<(MessageId, RoomId, UserId, Option<String>)>,
+        sent: Vec<(MessageId, RoomId, UserId)>,
+        keys: &[IdemKey],
         replies: Vec<Reply>,
         error: Error,
     ) {
@@ -1074,55 +1124,119 @@ impl ChatEngine {
             }
         }
         rt.published.notify_waiters();
-        for ((id, room_id, sender_id, temp_id), reply) in sent.into_iter().zip(replies) {
+        let at = self.now();
+        let mut events: Events = Vec::with_capacity(sent.len() * 2);
+        for ((id, room_id, sender_id), key) in sent.into_iter().zip(keys) {
             // The claim stays: the append's outcome may be unknown (a broker that timed out
             // can still write the record), so a retry with the same tempId waits until the
             // claim is stale (`STALE_CLAIM`) and then looks in the store before sending again.
-            let e = Error::new(error.code(), error.message().to_owned());
             let update = StatusUpdate {
                 room_id,
                 sender_id,
-                temp_id: temp_id.clone(),
+                temp_id: Some(key.temp_id().to_owned()),
                 message_id: Some(id),
                 seq: None,
                 status: MessageStatus::Failed,
-                error_code: Some(e.code().as_str().to_owned()),
-                error_message: Some(e.message().to_owned()),
-                at: self.now(),
+                error_code: Some(error.code().as_str().to_owned()),
+                error_message: Some(error.message().to_owned()),
+                at,
             };
             let event = Arc::new(Event::Status(update));
-            self.publish_shared(Topic::Room(room_id), event.clone())
-                .await;
-            self.publish_shared(Topic::User(sender_id), event).await;
-            let key = temp_id.as_deref().unwrap_or_default();
-            self.complete_inflight(sender_id, key, id, Err((e.code(), e.message().to_owned())));
-            let _ = reply.send(Err(e));
+            events.push((Topic::Room(room_id), event.clone()));
+            events.push((Topic::User(sender_id), event));
+        }
+        self.publish_all(events).await;
+        for reply in replies {
+            let _ = reply.send(Err(Error::new(error.code(), error.message().to_owned())));
         }
     }
 
     /// Wakes the retries waiting on message `id` (and forgets it); an entry of a later
     /// attempt with the same key is left alone.
-    fn complete_inflight(&self, sender: UserId, temp_id: &str, id: MessageId, outcome: Outcome) {
+    fn complete_inflight(&self, key: &str, id: MessageId, outcome: Outcome) {
         let mut map = lock(&self.runtime().inflight);
-        let key = (sender, temp_id.to_owned());
-        if map.get(&key).is_some_and(|(owner, _)| *owner == id) {
-            if let Some((_, tx)) = map.remove(&key) {
+        if map.get(key).is_some_and(|entry| entry.id == id) {
+            if let Some(Inflight {
+                waiters: Some(tx), ..
+            }) = map.remove(key)
+            {
                 tx.send_replace(Some(outcome));
             }
         }
     }
+}
 
-    fn complete_message(&self, message: &Message, outcome: Outcome) {
-        let temp_id = message.temp_id.as_deref().unwrap_or_default();
-        self.complete_inflight(message.sender_id, temp_id, message.id, outcome);
+/// A drained batch: messages with their claim keys and the senders waiting for them, in
+/// the same order.
+struct Lane {
+    messages: Vec<Message>,
+    keys: Vec<IdemKey>,
+    replies: Vec<Reply>,
+}
+
+impl Lane {
+    fn with_capacity(n: usize) -> Lane {
+        Lane {
+            messages: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            replies: Vec::with_capacity(n),
+        }
     }
+}
+
+/// A future that is pending once (waking itself at once), so that the executor runs the
+/// other ready tasks first; runtime-agnostic (`tokio::task::yield_now` would tie the engine
+/// to tokio's runtime).
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// Adds a status of `message` for the sender's user topic and (if `to_room`) the room: one
+/// event shared by both.
+pub(crate) fn push_status(
+    events: &mut Vec<(Topic, Arc<Event>)>,
+    message: &Message,
+    status: MessageStatus,
+    error: Option<&Error>,
+    to_room: bool,
+    at: Timestamp,
+) {
+    let update = StatusUpdate {
+        room_id: message.room_id,
+        sender_id: message.sender_id,
+        temp_id: message.temp_id.clone(),
+        message_id: Some(message.id),
+        seq: (message.seq > Seq::ZERO).then_some(message.seq),
+        status,
+        error_code: error.map(|e| e.code().as_str().to_owned()),
+        error_message: error.map(|e| e.message().to_owned()),
+        at,
+    };
+    let event = Arc::new(Event::Status(update));
+    if to_room {
+        events.push((Topic::Room(message.room_id), event.clone()));
+    }
+    events.push((Topic::User(message.sender_id), event));
 }
 
 /// Completes an in-flight entry whose attempt was dropped before finishing.
 struct InflightGuard<'a> {
     engine: &'a ChatEngine,
-    sender: UserId,
-    temp_id: &'a str,
+    key: &'a str,
     id: MessageId,
     armed: bool,
 }
@@ -1131,8 +1245,7 @@ impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             let outcome = Err((ErrorCode::InternalError, "send abandoned".to_owned()));
-            self.engine
-                .complete_inflight(self.sender, self.temp_id, self.id, outcome);
+            self.engine.complete_inflight(self.key, self.id, outcome);
         }
     }
 }

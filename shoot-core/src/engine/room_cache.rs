@@ -7,7 +7,6 @@
 //! a participant removed elsewhere may still send here (and a participant added elsewhere is
 //! looked up in the store at once, because a cache miss on membership always re-reads).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use crate::engine::pipeline::lock;
 use crate::ids::{RoomId, UserId};
 use crate::rooms::{Participant, RoomType};
 use crate::time::Timestamp;
+use foldhash::HashMap;
 
 /// How long a cached room is trusted without a local change.
 pub(crate) const SEND_ROOM_TTL: Duration = Duration::from_secs(1);

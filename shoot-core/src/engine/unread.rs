@@ -17,7 +17,6 @@
 //!
 //! `GET /chatrooms` and `mark_read` always count from the store.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use crate::engine::pipeline::lock;
 use crate::ids::{RoomId, Seq, UserId};
 use crate::messages::Message;
 use crate::time::Timestamp;
+use foldhash::HashMap;
 
 /// Longest time an incrementally maintained count is trusted before it is counted again.
 pub(crate) const EXACT_EVERY: Duration = Duration::from_secs(5);

@@ -4,18 +4,20 @@
 //! Every task is spawned through the [`Spawner`](crate::ports::Spawner) port and sleeps on the
 //! [`Clock`](crate::ports::Clock) port, so a manual clock drives them deterministically.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use futures::future::{Either, join_all, select};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::engine::ChatEngine;
-use crate::engine::pipeline::{SendMessage, lock};
+use crate::engine::pipeline::{SendMessage, lock, push_status};
 use crate::engine::schedule::next_occurrence;
 use crate::engine::unread::UnreadCache;
 use crate::error::{Error, ErrorCode, ErrorKind, PortError, PortResult, Result};
@@ -28,6 +30,7 @@ use crate::notifications::NotificationType;
 use crate::ports::{LogConsumer, LogEntry};
 use crate::rooms::RoomActivity;
 use crate::schedule::{ScheduleOutcome, ScheduledMessage};
+use crate::time::Timestamp;
 
 /// Consumer group of the persistence worker (shared by every instance).
 pub const PERSISTENCE_GROUP: &str = "persistence";
@@ -212,10 +215,12 @@ impl ChatEngine {
         self.runtime().wait_published(&ids).await;
         let processing = status::next(MessageStatus::SentToKafka, StatusEvent::ProcessingStarted)
             .unwrap_or(MessageStatus::Processing);
+        let at = self.now();
+        let mut events = Vec::with_capacity(batch.len() * 2);
         for entry in &batch {
-            self.emit_status(&entry.message, processing, None, true)
-                .await;
+            push_status(&mut events, &entry.message, processing, None, true, at);
         }
+        self.publish_all(events).await;
 
         // The records move into the messages to store; a poison one is rebuilt as it was read.
         let mut positions = Vec::with_capacity(batch.len());
@@ -269,6 +274,7 @@ impl ChatEngine {
             }
         }
 
+        let inserted: HashSet<MessageId> = inserted.into_iter().collect();
         let saved: Vec<&Message> = messages
             .iter()
             .zip(&poisoned)
@@ -309,12 +315,10 @@ impl ChatEngine {
 
         let saved_status = status::next(MessageStatus::Processing, StatusEvent::Stored)
             .unwrap_or(MessageStatus::Saved);
+        let at = self.now();
+        let mut events = Vec::with_capacity(saved.len() * 2 + last_per_room.len() * 8);
         for m in &saved {
-            self.emit_status(m, saved_status, None, true).await;
-            let preview = lock(&self.runtime().previews).remove(&m.id);
-            if let Some(preview) = preview {
-                self.apply_preview(m.id, preview).await;
-            }
+            push_status(&mut events, m, saved_status, None, true, at);
         }
 
         let fresh: Vec<&Message> = saved
@@ -329,7 +333,14 @@ impl ChatEngine {
                 .filter(|m| m.room_id == last.room_id)
                 .collect();
             in_room.sort_by_key(|m| m.seq);
-            self.push_room_updates(last, &in_room).await;
+            self.room_updates(last, &in_room, at, &mut events).await;
+        }
+        self.publish_all(events).await;
+        for m in &saved {
+            let preview = lock(&self.runtime().previews).remove(&m.id);
+            if let Some(preview) = preview {
+                self.apply_preview(m.id, preview).await;
+            }
         }
         self.after_insert(&fresh).await;
 
@@ -372,7 +383,7 @@ impl ChatEngine {
     async fn supersede_duplicates(
         &self,
         saved: &[&Message],
-        inserted: &[MessageId],
+        inserted: &HashSet<MessageId>,
     ) -> HashSet<MessageId> {
         let mut out = HashSet::new();
         let skipped: Vec<&Message> = saved
@@ -451,10 +462,17 @@ impl ChatEngine {
         true
     }
 
-    /// Room-list entries of every participant of `last`'s room: unread count and last message.
-    /// `fresh` are the room's messages this batch stored (seq order); counts come from the
-    /// [`UnreadCache`] when it is current and from the store otherwise.
-    async fn push_room_updates(&self, last: &Message, fresh: &[&Message]) {
+    /// Room-list entries of every participant of `last`'s room (unread count and last
+    /// message), added to `events`. `fresh` are the room's messages this batch stored (seq
+    /// order); counts come from the [`UnreadCache`] when it is current and from the store
+    /// otherwise.
+    async fn room_updates(
+        &self,
+        last: &Message,
+        fresh: &[&Message],
+        at: Timestamp,
+        events: &mut Vec<(Topic, Arc<Event>)>,
+    ) {
         let participants = match self.p().rooms.participants(last.room_id).await {
             Ok(p) => p,
             Err(e) => {
@@ -463,7 +481,6 @@ impl ChatEngine {
             }
         };
         let cache = &self.runtime().workers.unread;
-        let at = self.now();
         let mut counts: Vec<Option<u64>> = participants
             .iter()
             .map(|p| cache.advance(p.room_id, p.user_id, p.last_read_seq, fresh, at))
@@ -500,7 +517,7 @@ impl ChatEngine {
                 last_message: Some(last.clone()),
                 at,
             };
-            self.publish(Topic::User(p.user_id), event).await;
+            events.push((Topic::User(p.user_id), Arc::new(event)));
         }
     }
 

@@ -1,9 +1,9 @@
 //! [`MemoryBus`]: an [`EventBus`] within one process over `tokio::sync::broadcast`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use foldhash::{HashMap, HashMapExt};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tracing::debug;
@@ -38,6 +38,17 @@ struct BusState {
 }
 
 const MIN_SWEEP: usize = 64;
+
+impl BusState {
+    fn send(&mut self, topic: Topic, event: Arc<Event>) {
+        if let Some(tx) = self.topics.get(&topic) {
+            if tx.send(event).is_err() {
+                // Every subscriber is gone.
+                self.topics.remove(&topic);
+            }
+        }
+    }
+}
 
 impl MemoryBus {
     /// A bus with [`DEFAULT_BUS_CAPACITY`] per room topic and
@@ -88,12 +99,14 @@ impl EventBus for MemoryBus {
     }
 
     async fn publish_shared(&self, topic: Topic, event: Arc<Event>) -> PortResult<()> {
+        lock(&self.state).send(topic, event);
+        Ok(())
+    }
+
+    async fn publish_all(&self, events: Vec<(Topic, Arc<Event>)>) -> PortResult<()> {
         let mut st = lock(&self.state);
-        if let Some(tx) = st.topics.get(&topic) {
-            if tx.send(event).is_err() {
-                // Every subscriber is gone.
-                st.topics.remove(&topic);
-            }
+        for (topic, event) in events {
+            st.send(topic, event);
         }
         Ok(())
     }

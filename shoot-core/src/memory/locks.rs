@@ -1,11 +1,12 @@
 //! [`MemoryLocks`] and [`MemoryEphemeral`]: leases and expiring keys on a [`Clock`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use foldhash::HashMap as FastMap;
 
 use super::lock;
 use crate::error::{PortError, PortResult};
@@ -78,8 +79,11 @@ pub struct MemoryEphemeral {
 
 #[derive(Default)]
 struct EphState {
-    values: BTreeMap<String, (String, Option<Timestamp>)>,
-    buckets: BTreeMap<String, Bucket>,
+    /// Hashed, not ordered: idempotency claims put thousands of keys with a long common
+    /// prefix here, which an ordered map compares byte by byte on every look-up.
+    /// `delete_prefix` scans instead (it only serves rare cache invalidations).
+    values: FastMap<String, (String, Option<Timestamp>)>,
+    buckets: FastMap<String, Bucket>,
     /// Writes until the next sweep of expired entries.
     until_sweep: u64,
 }
@@ -107,14 +111,29 @@ const SWEEP_EVERY: u64 = 1024;
 
 impl EphState {
     fn live(&mut self, key: &str, now: Timestamp) -> Option<&mut (String, Option<Timestamp>)> {
-        if self
-            .values
-            .get(key)
-            .is_some_and(|(_, exp)| exp.is_some_and(|e| e <= now))
-        {
+        let expired = match self.values.get(key) {
+            None => return None,
+            Some((_, exp)) => exp.is_some_and(|e| e <= now),
+        };
+        if expired {
             self.values.remove(key);
+            return None;
         }
         self.values.get_mut(key)
+    }
+
+    /// Sets `key` to `value`, reusing the key's (and the old value's) allocation if present.
+    fn put(&mut self, key: &str, value: &str, expires: Option<Timestamp>) {
+        match self.values.get_mut(key) {
+            Some(entry) => {
+                value.clone_into(&mut entry.0);
+                entry.1 = expires;
+            }
+            None => {
+                self.values
+                    .insert(key.to_owned(), (value.to_owned(), expires));
+            }
+        }
     }
 
     /// Counts a write; sweeps expired entries once as many writes as there are entries
@@ -166,9 +185,18 @@ impl EphemeralStore for MemoryEphemeral {
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> PortResult<()> {
         let now = self.clock.now();
         let mut st = lock(&self.state);
-        st.values
-            .insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
+        st.put(key, value, expiry(now, ttl));
         st.wrote(now);
+        Ok(())
+    }
+
+    async fn set_many(&self, entries: &[(&str, &str)], ttl: Option<Duration>) -> PortResult<()> {
+        let now = self.clock.now();
+        let mut st = lock(&self.state);
+        for (key, value) in entries {
+            st.put(key, value, expiry(now, ttl));
+            st.wrote(now);
+        }
         Ok(())
     }
 
@@ -183,8 +211,7 @@ impl EphemeralStore for MemoryEphemeral {
         if let Some((existing, _)) = st.live(key, now) {
             return Ok(Some(existing.clone()));
         }
-        st.values
-            .insert(key.to_owned(), (value.to_owned(), expiry(now, ttl)));
+        st.put(key, value, expiry(now, ttl));
         st.wrote(now);
         Ok(None)
     }
@@ -214,26 +241,8 @@ impl EphemeralStore for MemoryEphemeral {
 
     async fn delete_prefix(&self, prefix: &str) -> PortResult<()> {
         let mut st = lock(&self.state);
-        let doomed: Vec<String> = st
-            .values
-            .range(prefix.to_owned()..)
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(prefix))
-            .cloned()
-            .collect();
-        for k in doomed {
-            st.values.remove(&k);
-        }
-        let doomed: Vec<String> = st
-            .buckets
-            .range(prefix.to_owned()..)
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(prefix))
-            .cloned()
-            .collect();
-        for k in doomed {
-            st.buckets.remove(&k);
-        }
+        st.values.retain(|k, _| !k.starts_with(prefix));
+        st.buckets.retain(|k, _| !k.starts_with(prefix));
         Ok(())
     }
 

@@ -1,11 +1,12 @@
 //! [`MemoryLog`]: the message log within one process, with Kafka-like consumer groups.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use foldhash::{HashMap, HashMapExt};
 use futures::future::{Either, select};
 use tokio::sync::Notify;
 

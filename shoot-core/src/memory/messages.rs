@@ -1,10 +1,10 @@
 //! [`MemoryMessageStore`]: per-room vectors sorted by seq, so history pages and unread
 //! counts are binary searches.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
+use foldhash::{HashMap, HashSet, HashSetExt};
 
 use super::{read, write};
 use crate::error::{PortError, PortResult};

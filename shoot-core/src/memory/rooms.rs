@@ -1,9 +1,10 @@
 //! [`MemoryRoomStore`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use foldhash::HashMap;
 
 use super::lock;
 use crate::error::{PortError, PortResult};

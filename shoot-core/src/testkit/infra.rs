@@ -449,6 +449,21 @@ pub async fn ephemeral_store_contract(store: &dyn EphemeralStore, clock: &dyn Cl
         "every loser sees the winner's value"
     );
 
+    ok(store.set_many(&[], long).await, "set_many of nothing");
+    let (m1, m2) = (k("many1"), k("many2"));
+    ok(store.set(&m2, "old", None).await, "set");
+    ok(
+        store
+            .set_many(&[(m1.as_str(), "one"), (m2.as_str(), "two")], long)
+            .await,
+        "set_many",
+    );
+    assert_eq!(
+        ok(store.get_many(&[m1.clone(), m2.clone()]).await, "get_many"),
+        vec![Some("one".to_owned()), Some("two".to_owned())],
+        "set_many sets every entry, overwriting"
+    );
+
     assert_eq!(
         ok(
             store.get_many(&[k("b"), k("missing"), k("a")]).await,
@@ -514,6 +529,12 @@ pub async fn ephemeral_store_contract(store: &dyn EphemeralStore, clock: &dyn Cl
         store.set_if_absent(&k("ttl-claim"), "mine", short).await,
         "set_if_absent",
     );
+    ok(
+        store
+            .set_many(&[(k("ttl-many").as_str(), "v")], short)
+            .await,
+        "set_many",
+    );
     assert_eq!(
         ok(store.get(&k("ttl")).await, "get"),
         Some("v".to_owned()),
@@ -522,7 +543,7 @@ pub async fn ephemeral_store_contract(store: &dyn EphemeralStore, clock: &dyn Cl
     let expired = eventually(clock, Duration::from_secs(10), || async {
         let vals = ok(
             store
-                .get_many(&[k("ttl"), k("ttl-n"), k("ttl-claim")])
+                .get_many(&[k("ttl"), k("ttl-n"), k("ttl-claim"), k("ttl-many")])
                 .await,
             "get_many",
         );
@@ -531,7 +552,7 @@ pub async fn ephemeral_store_contract(store: &dyn EphemeralStore, clock: &dyn Cl
     .await;
     assert!(
         expired,
-        "keys MUST expire after their TTL (incr keeps the TTL of the key it created)"
+        "keys MUST expire after their TTL (incr keeps the TTL of the key it created; set_many applies its TTL)"
     );
     assert_eq!(
         ok(
@@ -716,6 +737,33 @@ pub async fn event_bus_contract(bus: &dyn EventBus, clock: &dyn Clock) {
         Some(&*shared),
         "publish_shared reaches every topic it is published to"
     );
+
+    // publish_all: in order within the call, interleaved topics, and in order with plain
+    // publishes around it; an empty call is fine.
+    ok(bus.publish_all(Vec::new()).await, "publish_all of nothing");
+    let batch: Vec<(Topic, Arc<Event>)> = (104..=120)
+        .map(|n| {
+            let topic = if n % 3 == 0 { t2 } else { t1 };
+            (topic, Arc::new(typing(room, n)))
+        })
+        .chain([(Topic::Room(RoomId(fresh_id())), Arc::new(typing(room, 1)))])
+        .collect();
+    ok(bus.publish_all(batch).await, "publish_all");
+    ok(bus.publish(t1, typing(room, 121)).await, "publish");
+    for n in (104..=121).filter(|n| n % 3 != 0) {
+        assert_eq!(
+            next_event(&mut a, clock, wait).await.as_deref(),
+            Some(&typing(room, n)),
+            "publish_all keeps the order of its events and of later publishes"
+        );
+    }
+    for n in (104..=120).filter(|n| n % 3 == 0) {
+        assert_eq!(
+            next_event(&mut c, clock, wait).await.as_deref(),
+            Some(&typing(room, n)),
+            "publish_all reaches each event's own topic, in order"
+        );
+    }
 
     // Publishing to a topic nobody watches is fine.
     ok(
