@@ -6,7 +6,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use shoot_benches::{bench_config, insert_users, memory_engine, runtime, scaled};
-use shoot_core::messages::{Message, MessageStatus, MessageType};
+use shoot_core::messages::{Message, MessageStatus};
 use shoot_core::rooms::RoomActivity;
 use shoot_core::{ChatEngine, MessageId, RoomId, Seq, UserId};
 
@@ -18,26 +18,10 @@ fn rooms() -> usize {
 
 fn message(id: i64, room: RoomId, seq: i64, sender: UserId, at: shoot_core::Timestamp) -> Message {
     Message {
-        id: MessageId(id),
-        room_id: room,
         seq: Seq(seq),
-        sender_id: sender,
-        temp_id: Some(format!("t{id}")),
-        message_type: MessageType::Text,
-        text: format!("message {seq}"),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: Default::default(),
-        pin: None,
-        created_at: at,
-        updated_at: None,
+        temp_id: Some(format!("t{id}").into()),
         status: MessageStatus::Saved,
+        ..Message::new(MessageId(id), room, sender, format!("message {seq}"), at)
     }
 }
 

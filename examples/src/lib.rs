@@ -116,7 +116,10 @@ impl StatusWatcher {
                 .ok_or_else(|| anyhow!("event stream closed"))?;
             if let Event::Status(update) = &*event {
                 if let Some(t) = &update.temp_id {
-                    self.seen.entry(t.clone()).or_default().push(update.status);
+                    self.seen
+                        .entry(t.to_string())
+                        .or_default()
+                        .push(update.status);
                 }
             }
         }

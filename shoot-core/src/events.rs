@@ -1,6 +1,8 @@
 //! Events the engine publishes on the [`EventBus`](crate::ports::EventBus): what a server
 //! turns into STOMP and SSE frames.
 
+use std::sync::Arc;
+
 use crate::identity::UserStatus;
 use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::{Message, MessageStatus};
@@ -27,7 +29,7 @@ pub struct StatusUpdate {
     /// Sender.
     pub sender_id: UserId,
     /// The sender's idempotency key.
-    pub temp_id: Option<String>,
+    pub temp_id: Option<Arc<str>>,
     /// The message id (the `persistedId` once SAVED); absent when rejected before an id.
     pub message_id: Option<MessageId>,
     /// Sequence, once assigned.

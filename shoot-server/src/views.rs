@@ -361,10 +361,10 @@ impl MessageView {
             room_id: m.room_id.to_string(),
             seq: m.seq.0,
             sender_id: m.sender_id.to_string(),
-            temp_id: m.temp_id.clone(),
+            temp_id: m.temp_id.as_deref().map(str::to_owned),
             message_type: m.message_type.as_str().to_owned(),
             content: ContentView {
-                text: m.text.clone(),
+                text: m.text.to_string(),
                 content_type: m.message_type.as_str().to_owned(),
                 is_edited: m.is_edited,
                 is_deleted: m.is_deleted,
@@ -424,7 +424,7 @@ pub struct StatusView {
 impl From<&StatusUpdate> for StatusView {
     fn from(s: &StatusUpdate) -> StatusView {
         StatusView {
-            temp_id: s.temp_id.clone(),
+            temp_id: s.temp_id.as_deref().map(str::to_owned),
             status: s.status.as_str().to_owned(),
             persisted_id: s.message_id.map(|m| m.to_string()),
             error_message: s.error_message.clone(),

@@ -21,7 +21,7 @@
 //! multiplies every message count (e.g. `0.1` for a quick check). Keys, topics and schemas
 //! are fresh per configuration; Redis keys and PostgreSQL schemas are deleted afterwards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -37,7 +37,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use shoot_core::events::{Event, Topic};
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
-use shoot_core::messages::{Message, MessageStatus, MessageStore, MessageType};
+use shoot_core::messages::{Message, MessageStatus, MessageStore};
 use shoot_core::ports::{EventBus, MessageLog, SequenceAllocator};
 use shoot_core::time::Timestamp;
 use shoot_core::{PortError, PortResult};
@@ -163,28 +163,18 @@ fn scaled(n: usize, scale: f64) -> usize {
 fn message(room: RoomId, sender: UserId, seq: i64) -> Message {
     let id = next_id();
     Message {
-        id: MessageId(id),
-        room_id: room,
         seq: Seq(seq),
-        sender_id: sender,
-        temp_id: Some(format!("bench-{id}")),
-        message_type: MessageType::Text,
-        text: format!(
-            "benchmark message {id}: the quick brown fox jumps over the lazy dog, twice over."
-        ),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: BTreeMap::new(),
-        pin: None,
-        created_at: Timestamp(unix_millis()),
-        updated_at: None,
+        temp_id: Some(format!("bench-{id}").into()),
         status: MessageStatus::SentToKafka,
+        ..Message::new(
+            MessageId(id),
+            room,
+            sender,
+            format!(
+                "benchmark message {id}: the quick brown fox jumps over the lazy dog, twice over."
+            ),
+            Timestamp(unix_millis()),
+        )
     }
 }
 

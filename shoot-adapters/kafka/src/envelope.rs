@@ -80,36 +80,25 @@ impl Envelope {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
-    use shoot_core::messages::{Message, MessageStatus, MessageType};
+    use shoot_core::messages::{Message, MessageStatus};
     use shoot_core::time::Timestamp;
 
     use super::Envelope;
 
     fn message(seq: i64) -> Message {
         Message {
-            id: MessageId(11),
-            room_id: RoomId(22),
             seq: Seq(seq),
-            sender_id: UserId(33),
-            temp_id: Some("t-1".to_owned()),
-            message_type: MessageType::Text,
-            text: "hello".to_owned(),
-            is_edited: false,
-            is_deleted: false,
-            url_preview: None,
-            thread_id: None,
-            reply_count: 0,
-            last_reply_at: None,
-            forwarded_from: None,
-            mentions: Vec::new(),
-            reactions: BTreeMap::new(),
-            pin: None,
-            created_at: Timestamp(1_700_000_000_000),
-            updated_at: None,
+            temp_id: Some("t-1".into()),
             status: MessageStatus::SentToKafka,
+            ..Message::new(
+                MessageId(11),
+                RoomId(22),
+                UserId(33),
+                "hello",
+                Timestamp(1_700_000_000_000),
+            )
         }
     }
 

@@ -381,7 +381,7 @@ pub fn message_to_doc(m: &Message) -> Document {
         "seq": m.seq.0,
         "sender_id": m.sender_id.0,
         "message_type": m.message_type.as_str(),
-        "text": m.text.clone(),
+        "text": &*m.text,
         "is_edited": m.is_edited,
         "is_deleted": m.is_deleted,
         "reply_count": i64::from(m.reply_count),
@@ -390,7 +390,9 @@ pub fn message_to_doc(m: &Message) -> Document {
         "created_at": m.created_at.0,
         "status": m.status.as_str(),
     };
-    put_opt_string(&mut d, "temp_id", &m.temp_id);
+    if let Some(t) = &m.temp_id {
+        d.insert("temp_id", &**t);
+    }
     if let Some(p) = &m.url_preview {
         d.insert("url_preview", url_preview_to_doc(p));
     }
@@ -421,9 +423,9 @@ pub fn message_from_doc(d: &Document) -> Result<Message, PortError> {
         room_id: RoomId(int(d, "room_id")?),
         seq: Seq(int(d, "seq")?),
         sender_id: UserId(int(d, "sender_id")?),
-        temp_id: opt_string(d, "temp_id")?,
+        temp_id: opt_string(d, "temp_id")?.map(Into::into),
         message_type: parsed(d, "message_type", MessageType::parse)?,
-        text: string(d, "text")?,
+        text: string(d, "text")?.into(),
         is_edited: boolean(d, "is_edited")?,
         is_deleted: boolean(d, "is_deleted")?,
         url_preview: opt_doc(d, "url_preview")?

@@ -239,7 +239,7 @@ impl MessageStore for MongoStore {
     async fn update_message(&self, message: &Message) -> PortResult<()> {
         let mentions: Vec<Bson> = message.mentions.iter().map(|u| Bson::Int64(u.0)).collect();
         let mut set = doc! {
-            "text": message.text.clone(),
+            "text": &*message.text,
             "is_edited": message.is_edited,
             "is_deleted": message.is_deleted,
             "mentions": mentions,

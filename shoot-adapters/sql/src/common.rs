@@ -1121,9 +1121,9 @@ fn message_from_row(r: &DbRow) -> PortResult<Message> {
         room_id: RoomId(col(r, "room_id")?),
         seq: Seq(col(r, "seq")?),
         sender_id: UserId(col(r, "sender_id")?),
-        temp_id: col(r, "temp_id")?,
+        temp_id: col::<Option<String>>(r, "temp_id")?.map(Into::into),
         message_type: parse("message type", &message_type, MessageType::parse)?,
-        text: col(r, "text")?,
+        text: col::<String>(r, "text")?.into(),
         is_edited: col(r, "is_edited")?,
         is_deleted: col(r, "is_deleted")?,
         url_preview: url_preview
@@ -1251,7 +1251,7 @@ impl MessageStore for Store {
                     .bind(m.sender_id.0)
                     .bind(m.temp_id.as_deref())
                     .bind(m.message_type.as_str())
-                    .bind(m.text.as_str())
+                    .bind(&*m.text)
                     .bind(m.is_edited)
                     .bind(m.is_deleted)
                     .bind(preview.as_deref())
@@ -1394,7 +1394,7 @@ impl MessageStore for Store {
              mentions = $6, updated_at = $7 WHERE id = $1",
         )
         .bind(message.id.0)
-        .bind(&message.text)
+        .bind(&*message.text)
         .bind(message.is_edited)
         .bind(message.is_deleted)
         .bind(message.url_preview.as_ref().map(json).transpose()?)

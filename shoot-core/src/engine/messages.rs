@@ -130,7 +130,7 @@ impl ChatEngine {
         rules::check_edit(&message, actor, now, self.limits().edit_window)?;
         let text = rules::validate_content(text, self.limits())?;
         let message = Message {
-            text,
+            text: text.into(),
             is_edited: true,
             updated_at: Some(now),
             ..message
@@ -154,7 +154,7 @@ impl ChatEngine {
             self.p().messages.set_pin(id, None, now).await?;
         }
         let message = Message {
-            text: String::new(),
+            text: "".into(),
             is_deleted: true,
             url_preview: None,
             mentions: Vec::new(),
@@ -522,31 +522,14 @@ pub fn thread_summary(root: Message, replies: Vec<Message>) -> ThreadSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{MessageStatus, MessageType};
+    use crate::messages::MessageStatus;
     use crate::time::Timestamp;
 
     fn msg(id: i64, sender: i64) -> Message {
         Message {
-            id: MessageId(id),
-            room_id: RoomId(1),
             seq: Seq(id),
-            sender_id: UserId(sender),
-            temp_id: None,
-            message_type: MessageType::Text,
-            text: "x".into(),
-            is_edited: false,
-            is_deleted: false,
-            url_preview: None,
-            thread_id: None,
-            reply_count: 0,
-            last_reply_at: None,
-            forwarded_from: None,
-            mentions: vec![],
-            reactions: Default::default(),
-            pin: None,
-            created_at: Timestamp(0),
-            updated_at: None,
             status: MessageStatus::Saved,
+            ..Message::new(MessageId(id), RoomId(1), UserId(sender), "x", Timestamp(0))
         }
     }
 

@@ -292,7 +292,7 @@ fn parse_claim(value: &str) -> Option<Claim> {
 
 /// Everything a validated send needs.
 pub(crate) struct Validated {
-    pub(crate) text: String,
+    pub(crate) text: Arc<str>,
     pub(crate) thread_root: Option<MessageId>,
     pub(crate) mentions: Vec<UserId>,
 }
@@ -325,7 +325,7 @@ impl ChatEngine {
                     let update = StatusUpdate {
                         room_id: cmd.room_id,
                         sender_id: actor,
-                        temp_id: Some(cmd.temp_id.clone()),
+                        temp_id: Some(cmd.temp_id.as_str().into()),
                         message_id: None,
                         seq: None,
                         status: MessageStatus::Failed,
@@ -354,7 +354,7 @@ impl ChatEngine {
         rules::validate_temp_id(&cmd.temp_id)?;
         rules::validate_client_type(cmd.message_type)?;
         let limits = self.limits();
-        let text = rules::validate_content(&cmd.text, limits)?;
+        let text: Arc<str> = rules::checked_content(&cmd.text, limits)?.into();
         let room = self.room_for_send(actor, cmd.room_id).await?;
         let validated = self.validate_send(actor, cmd, text, &room).await?;
 
@@ -586,27 +586,14 @@ impl ChatEngine {
         }
 
         let message = Message {
-            id,
-            room_id: cmd.room_id,
-            seq: Seq::ZERO,
-            sender_id: actor,
-            temp_id: Some(cmd.temp_id.clone()),
+            temp_id: Some(cmd.temp_id.as_str().into()),
             message_type: cmd.message_type,
-            text: validated.text,
-            is_edited: false,
-            is_deleted: false,
-            url_preview: None,
             thread_id: validated.thread_root,
-            reply_count: 0,
-            last_reply_at: None,
             forwarded_from,
             mentions: validated.mentions,
-            reactions: Default::default(),
-            pin: None,
-            created_at: now,
-            updated_at: None,
             // What the durable log records: once the append returns, it is SENT_TO_KAFKA.
             status: MessageStatus::SentToKafka,
+            ..Message::new(id, cmd.room_id, actor, validated.text, now)
         };
         self.emit_status(&message, status::INITIAL, None, true)
             .await;
@@ -690,7 +677,7 @@ impl ChatEngine {
         &self,
         actor: UserId,
         cmd: &SendMessage,
-        text: String,
+        text: Arc<str>,
         room: &SendRoom,
     ) -> Result<Validated> {
         let participants = &room.participants;
@@ -831,7 +818,7 @@ impl ChatEngine {
         let update = StatusUpdate {
             room_id: room,
             sender_id: actor,
-            temp_id: Some(cmd.temp_id.clone()),
+            temp_id: Some(cmd.temp_id.as_str().into()),
             message_id: Some(id),
             seq: Some(seq),
             status,
@@ -1068,7 +1055,7 @@ impl ChatEngine {
     async fn answer_stored(&self, lane: Lane, found: Vec<Message>) -> Lane {
         let limits = self.limits();
         let eph = &self.p().ephemeral;
-        let mut found: HashMap<(UserId, String), Message> = found
+        let mut found: HashMap<(UserId, Arc<str>), Message> = found
             .into_iter()
             .filter_map(|m| Some(((m.sender_id, m.temp_id.clone()?), m)))
             .collect();
@@ -1133,7 +1120,7 @@ impl ChatEngine {
             let update = StatusUpdate {
                 room_id,
                 sender_id,
-                temp_id: Some(key.temp_id().to_owned()),
+                temp_id: Some(key.temp_id().into()),
                 message_id: Some(id),
                 seq: None,
                 status: MessageStatus::Failed,

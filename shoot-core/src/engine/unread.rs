@@ -121,30 +121,13 @@ fn is_contiguous(fresh: &[&Message]) -> bool {
 mod tests {
     use super::*;
     use crate::ids::MessageId;
-    use crate::messages::{MessageStatus, MessageType};
+    use crate::messages::MessageStatus;
 
     fn msg(seq: i64, sender: i64) -> Message {
         Message {
-            id: MessageId(seq),
-            room_id: RoomId(1),
             seq: Seq(seq),
-            sender_id: UserId(sender),
-            temp_id: None,
-            message_type: MessageType::Text,
-            text: "x".to_owned(),
-            is_edited: false,
-            is_deleted: false,
-            url_preview: None,
-            thread_id: None,
-            reply_count: 0,
-            last_reply_at: None,
-            forwarded_from: None,
-            mentions: Vec::new(),
-            reactions: Default::default(),
-            pin: None,
-            created_at: Timestamp(0),
-            updated_at: None,
             status: MessageStatus::Saved,
+            ..Message::new(MessageId(seq), RoomId(1), UserId(sender), "x", Timestamp(0))
         }
     }
 

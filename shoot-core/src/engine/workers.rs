@@ -425,7 +425,7 @@ impl ChatEngine {
             self.emit_status(&existing, existing.status, None, true)
                 .await;
             let retracted = Message {
-                text: String::new(),
+                text: "".into(),
                 is_deleted: true,
                 mentions: Vec::new(),
                 url_preview: None,

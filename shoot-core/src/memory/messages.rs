@@ -1,7 +1,7 @@
 //! [`MemoryMessageStore`]: per-room vectors sorted by seq, so history pages and unread
 //! counts are binary searches.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use foldhash::{HashMap, HashSet, HashSetExt};
@@ -25,7 +25,7 @@ struct State {
     /// Message id → (room, index in that room's vector).
     index: HashMap<MessageId, (RoomId, usize)>,
     /// sender → temp id → message id (nested so that a look-up by `&str` allocates nothing).
-    temp_ids: HashMap<UserId, HashMap<String, MessageId>>,
+    temp_ids: HashMap<UserId, HashMap<Arc<str>, MessageId>>,
     /// Thread root → its replies as (seq, id), sorted.
     replies: HashMap<MessageId, Vec<(Seq, MessageId)>>,
     /// (room, sender) → seqs of the sender's messages in the room, sorted: with `deleted`,

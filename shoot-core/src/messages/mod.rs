@@ -7,6 +7,7 @@ pub mod rules;
 pub mod status;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -151,12 +152,13 @@ pub struct Message {
     pub seq: Seq,
     /// Sender.
     pub sender_id: UserId,
-    /// The sender's idempotency key.
-    pub temp_id: Option<String>,
+    /// The sender's idempotency key (shared, like `text`: copies of a message are cheap).
+    pub temp_id: Option<Arc<str>>,
     /// Kind of content.
     pub message_type: MessageType,
-    /// Text (trimmed); empty once deleted.
-    pub text: String,
+    /// Text (trimmed); empty once deleted. Shared: a message is copied into the log, the
+    /// store and every event about it, and an edit replaces the text as a whole.
+    pub text: Arc<str>,
     /// Whether edited.
     pub is_edited: bool,
     /// Whether deleted (a tombstone).
@@ -183,6 +185,54 @@ pub struct Message {
     pub updated_at: Option<Timestamp>,
     /// Lifecycle status as last known.
     pub status: MessageStatus,
+}
+
+impl Message {
+    /// A new `TEXT` message of `sender_id` in `room_id`, as the engine creates one before the
+    /// log numbers it: `seq` 0, no `tempId`, thread, mentions, reactions, pin or preview,
+    /// status `SENDING`. Set other fields with struct update syntax:
+    ///
+    /// ```
+    /// # use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
+    /// # use shoot_core::messages::{Message, MessageStatus};
+    /// # use shoot_core::time::Timestamp;
+    /// let m = Message {
+    ///     seq: Seq(1),
+    ///     status: MessageStatus::Saved,
+    ///     ..Message::new(MessageId(10), RoomId(1), UserId(2), "hello", Timestamp(0))
+    /// };
+    /// assert_eq!(&*m.text, "hello");
+    /// ```
+    pub fn new(
+        id: MessageId,
+        room_id: RoomId,
+        sender_id: UserId,
+        text: impl Into<Arc<str>>,
+        created_at: Timestamp,
+    ) -> Message {
+        Message {
+            id,
+            room_id,
+            seq: Seq::ZERO,
+            sender_id,
+            temp_id: None,
+            message_type: MessageType::Text,
+            text: text.into(),
+            is_edited: false,
+            is_deleted: false,
+            url_preview: None,
+            thread_id: None,
+            reply_count: 0,
+            last_reply_at: None,
+            forwarded_from: None,
+            mentions: Vec::new(),
+            reactions: Reactions::new(),
+            pin: None,
+            created_at,
+            updated_at: None,
+            status: MessageStatus::Sending,
+        }
+    }
 }
 
 /// A page request over a room's history by sequence.

@@ -15,6 +15,11 @@ pub const TEMP_ID_MAX: usize = 64;
 
 /// Trims `text` and checks its length: `MESSAGE_EMPTY` / `MESSAGE_TOO_LONG`.
 pub fn validate_content(text: &str, limits: &Limits) -> Result<String> {
+    checked_content(text, limits).map(str::to_owned)
+}
+
+/// [`validate_content`] without the copy: the trimmed text, borrowed.
+pub fn checked_content<'a>(text: &'a str, limits: &Limits) -> Result<&'a str> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return fail(ErrorCode::MessageEmpty, "message content is empty");
@@ -28,7 +33,7 @@ pub fn validate_content(text: &str, limits: &Limits) -> Result<String> {
             ),
         );
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 /// A client-sent `tempId`: 1..=64 printable (non-control, non-whitespace) characters.
@@ -137,26 +142,15 @@ mod tests {
 
     fn msg(sender: i64, seq: i64) -> Message {
         Message {
-            id: MessageId(1),
-            room_id: RoomId(1),
             seq: Seq(seq),
-            sender_id: UserId(sender),
-            temp_id: None,
-            message_type: MessageType::Text,
-            text: "hi".into(),
-            is_edited: false,
-            is_deleted: false,
-            url_preview: None,
-            thread_id: None,
-            reply_count: 0,
-            last_reply_at: None,
-            forwarded_from: None,
-            mentions: vec![],
-            reactions: Default::default(),
-            pin: None,
-            created_at: Timestamp(1_000),
-            updated_at: None,
             status: MessageStatus::Saved,
+            ..Message::new(
+                MessageId(1),
+                RoomId(1),
+                UserId(sender),
+                "hi",
+                Timestamp(1_000),
+            )
         }
     }
 

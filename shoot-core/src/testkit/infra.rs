@@ -1,6 +1,6 @@
 //! [`MessageLog`], [`LockManager`], [`EphemeralStore`] and [`EventBus`] contracts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use super::{eventually, fresh_id, ok, wall_now};
 use crate::events::{Event, Topic};
 use crate::identity::UserStatus;
 use crate::ids::{MessageId, RoomId, Seq, UserId};
-use crate::messages::{Message, MessageStatus, MessageType};
+use crate::messages::{Message, MessageStatus};
 use crate::ports::{
     Clock, EphemeralStore, EventBus, EventStream, LockManager, LogConsumer, LogEntry, LogPosition,
     MessageLog,
@@ -24,26 +24,15 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn log_message(room: RoomId) -> Message {
     let id = fresh_id();
     Message {
-        id: MessageId(id),
-        room_id: room,
-        seq: Seq::ZERO,
-        sender_id: UserId(7),
-        temp_id: Some(format!("log-{id}")),
-        message_type: MessageType::Text,
-        text: format!("log contract {id}"),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: BTreeMap::new(),
-        pin: None,
-        created_at: wall_now(),
-        updated_at: None,
+        temp_id: Some(format!("log-{id}").into()),
         status: MessageStatus::SentToKafka,
+        ..Message::new(
+            MessageId(id),
+            room,
+            UserId(7),
+            format!("log contract {id}"),
+            wall_now(),
+        )
     }
 }
 

@@ -6,31 +6,15 @@ use futures::future::join_all;
 
 use super::{expect_not_found, fresh_id, ok, wall_now};
 use crate::ids::{MessageId, RoomId, Seq, UserId};
-use crate::messages::{HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin};
+use crate::messages::{HistoryQuery, Message, MessageStatus, MessageStore, Pin};
 use crate::time::Timestamp;
 
 fn message(room: RoomId, seq: i64, sender: UserId, text: &str, at: Timestamp) -> Message {
     Message {
-        id: MessageId(fresh_id()),
-        room_id: room,
         seq: Seq(seq),
-        sender_id: sender,
-        temp_id: Some(format!("tmp-{}", fresh_id())),
-        message_type: MessageType::Text,
-        text: text.to_owned(),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: BTreeMap::new(),
-        pin: None,
-        created_at: at,
-        updated_at: None,
+        temp_id: Some(format!("tmp-{}", fresh_id()).into()),
         status: MessageStatus::Saved,
+        ..Message::new(MessageId(fresh_id()), room, sender, text, at)
     }
 }
 
@@ -136,12 +120,12 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
     let mut got: Vec<MessageId> = ok(
         store
             .find_by_temp_ids(&[
-                (o, tmp.as_str()),
-                (s, tmp.as_str()),
-                (s, tmp1.as_str()),
+                (o, &*tmp),
+                (s, &*tmp),
+                (s, &*tmp1),
                 (s, "never-sent"),
-                (o, tmp5.as_str()),
-                (o, tmp.as_str()),
+                (o, &*tmp5),
+                (o, &*tmp),
             ])
             .await,
         "find_by_temp_ids",
@@ -158,7 +142,7 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
     );
     assert_eq!(
         ok(
-            store.find_by_temp_ids(&[(s, tmp1.as_str())]).await,
+            store.find_by_temp_ids(&[(s, &*tmp1)]).await,
             "find_by_temp_ids"
         ),
         vec![msgs[0].clone()],
@@ -314,7 +298,7 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
         "add_reaction",
     );
     let mut edited = ok(store.get_message(ids[2]).await, "get").expect("exists");
-    edited.text = "Edited text".to_owned();
+    edited.text = "Edited text".into();
     edited.is_edited = true;
     edited.mentions = vec![o];
     edited.updated_at = Some(at(21));
@@ -328,7 +312,7 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
     let stored = ok(store.get_message(ids[2]).await, "get").expect("exists");
     assert_eq!(
         (
-            stored.text.as_str(),
+            &*stored.text,
             stored.is_edited,
             &stored.mentions,
             stored.updated_at
@@ -488,7 +472,7 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
     // Deleting (a tombstone via update_message) hides from search and unread.
     let mut gone = ok(store.get_message(ids[7]).await, "get").expect("exists"); // seq 8, by o
     gone.is_deleted = true;
-    gone.text = String::new();
+    gone.text = "".into();
     gone.updated_at = Some(at(60));
     ok(store.update_message(&gone).await, "update_message delete");
 
@@ -556,7 +540,7 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
     let racers: Vec<Message> = (0..6)
         .map(|i| {
             let mut m = message(room, 16 + i, o, "temp race", at(16));
-            m.temp_id = Some(temp.clone());
+            m.temp_id = Some(temp.as_str().into());
             m
         })
         .collect();

@@ -80,7 +80,7 @@ async fn edits_follow_sender_window_and_deletion() {
         .edit_message(alice, m.id, " second ")
         .await
         .unwrap();
-    assert_eq!((edited.text.as_str(), edited.is_edited), ("second", true));
+    assert_eq!((&*edited.text, edited.is_edited), ("second", true));
     assert_eq!(
         wait_for(&mut in_room, changes).await,
         (m.id, MessageChange::Edited)
@@ -92,7 +92,8 @@ async fn edits_follow_sender_window_and_deletion() {
             .await
             .unwrap()
             .unwrap()
-            .text,
+            .text
+            .as_ref(),
         "second"
     );
     let check = |actor: UserId, text: &'static str, expect: ErrorCode| {
@@ -125,7 +126,7 @@ async fn deletes_leave_tombstones_and_follow_roles() {
     );
     let mut in_room = h.subscribe(Topic::Room(room)).await;
     let gone = h.engine.delete_message(bob, by_bob.id).await.unwrap();
-    assert_eq!((gone.text.as_str(), gone.is_deleted), ("", true));
+    assert_eq!((&*gone.text, gone.is_deleted), ("", true));
     assert_eq!(
         wait_for(&mut in_room, changes).await,
         (by_bob.id, MessageChange::Deleted)
@@ -329,7 +330,7 @@ async fn forwarding_copies_to_rooms_the_user_is_in() {
     assert_eq!(receipts.len(), 2);
     for r in &receipts {
         let copy = h.saved(r.message_id).await;
-        assert_eq!(copy.text, "fyi\noriginal");
+        assert_eq!(&*copy.text, "fyi\noriginal");
         assert_eq!(copy.sender_id, bob);
         assert_eq!(
             copy.forwarded_from,
@@ -357,7 +358,7 @@ async fn forwarding_copies_to_rooms_the_user_is_in() {
         .forward_message(bob, src.id, vec![other], None)
         .await
         .unwrap();
-    assert_eq!(h.saved(plain[0].message_id).await.text, "original");
+    assert_eq!(&*h.saved(plain[0].message_id).await.text, "original");
     assert_eq!(
         code(
             h.engine
@@ -393,7 +394,7 @@ async fn search_finds_live_messages_of_the_room() {
         .await
         .unwrap();
     assert_eq!(
-        found.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        found.iter().map(|m| &*m.text).collect::<Vec<_>>(),
         vec!["Rust is great"]
     );
     assert!(

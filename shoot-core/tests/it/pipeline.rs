@@ -282,7 +282,7 @@ async fn a_send_goes_through_every_status_in_order() {
     assert_eq!(kinds(&room_updates), expect);
     let stored = h.saved(receipt.message_id).await;
     assert_eq!(
-        (stored.text.as_str(), stored.seq, stored.status),
+        (&*stored.text, stored.seq, stored.status),
         ("hello", Seq(1), MessageStatus::Saved)
     );
     let room_row = h.engine.room(alice, room).await.unwrap().room;
@@ -439,7 +439,8 @@ async fn a_retried_temp_id_returns_the_first_message() {
         .unwrap()
         .unwrap()
         .temp_id
-        .unwrap();
+        .unwrap()
+        .to_string();
     let replayed = h.engine.send_message(alice, replay).await.unwrap();
     assert_eq!(
         (replayed.message_id, replayed.duplicate),
@@ -590,7 +591,7 @@ async fn a_taken_over_send_names_the_record_the_store_kept() {
         (first.id, first.seq, true)
     );
     let stored = h.saved(first.id).await;
-    assert_eq!(stored.text, "late");
+    assert_eq!(&*stored.text, "late");
     let retracted = wait_for(&mut room_events, |e| match e {
         Event::MessageChanged {
             message,

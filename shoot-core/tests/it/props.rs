@@ -93,7 +93,7 @@ proptest! {
                     .filter(|(_, (w, _, _))| *w == who)
                     .map(|(i, _)| format!("p{i}"))
                     .collect();
-                let mut seen: HashMap<String, Vec<MessageStatus>> = HashMap::new();
+                let mut seen: HashMap<Arc<str>, Vec<MessageStatus>> = HashMap::new();
                 while seen.iter().filter(|(_, v)| v.last().is_some_and(|s| s.is_final())).count() < mine.len() {
                     if let Event::Status(s) = &*next_event(stream).await {
                         let key = s.temp_id.clone().expect("temp id");
@@ -106,7 +106,7 @@ proptest! {
                     }
                 }
                 for key in mine {
-                    assert_eq!(seen[&key].last(), expected.get(&key), "{key}: {:?}", seen[&key]);
+                    assert_eq!(seen[key.as_str()].last(), expected.get(&key), "{key}: {:?}", seen[key.as_str()]);
                 }
             }
         });

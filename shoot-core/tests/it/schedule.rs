@@ -123,7 +123,7 @@ async fn pending_schedules_can_be_edited_and_cancelled_by_their_owner() {
     };
     let updated = h.engine.update_schedule(alice, s.id, patch).await.unwrap();
     assert_eq!(
-        (updated.text.as_str(), updated.scheduled_at, updated.repeat),
+        (&*updated.text, updated.scheduled_at, updated.repeat),
         ("new text", later, Some(Repeat::Daily))
     );
     assert_eq!(schedule_of(&h, s.id).await.text, "new text");
@@ -205,7 +205,7 @@ async fn two_instances_deliver_each_occurrence_exactly_once_and_on_time() {
                 .unwrap()
         })
         .await;
-    assert_eq!((msg.room_id, msg.text.as_str()), (room, "later"));
+    assert_eq!((msg.room_id, &*msg.text), (room, "later"));
     assert!(
         msg.created_at >= due && msg.created_at.since(due) <= Duration::from_secs(1),
         "late: {:?}",

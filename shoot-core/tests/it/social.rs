@@ -33,7 +33,7 @@ async fn a_request_notifies_the_target_and_is_listed_both_sides() {
         (n.user_id, n.kind, n.actor_id),
         (bob, NotificationType::FriendRequest, Some(alice))
     );
-    assert_eq!(n.text, "Alice sent you a friend request");
+    assert_eq!(&*n.text, "Alice sent you a friend request");
     assert_eq!(env.engine.unread_notification_count(bob).await.unwrap(), 1);
     let bobs = env.engine.friend_requests(bob).await.unwrap();
     assert_eq!(
@@ -583,7 +583,7 @@ async fn bookmarks_need_visibility_and_filter_by_room_and_text() {
     let texts = |entries: Vec<shoot_core::engine::BookmarkEntry>| {
         entries
             .into_iter()
-            .map(|b| b.message.text)
+            .map(|b| b.message.text.to_string())
             .collect::<Vec<_>>()
     };
     assert_eq!(

@@ -12,7 +12,7 @@ use shoot_core::Timestamp;
 use shoot_core::error::{PortError, PortResult};
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
 use shoot_core::memory::MemoryMessageStore;
-use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore, MessageType, Pin};
+use shoot_core::messages::{HistoryQuery, Message, MessageStatus, MessageStore, Pin};
 use shoot_core::ports::{Clock, Spawner};
 
 /// Wall-clock time with tokio timers, for contracts that need real time.
@@ -57,26 +57,10 @@ pub(crate) fn text_message(
     text: &str,
 ) -> Message {
     Message {
-        id: MessageId(id),
-        room_id: room,
         seq: Seq(seq),
-        sender_id: sender,
-        temp_id: temp_id.map(str::to_owned),
-        message_type: MessageType::Text,
-        text: text.to_owned(),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: Default::default(),
-        pin: None,
-        created_at: Timestamp(0),
-        updated_at: None,
+        temp_id: temp_id.map(Into::into),
         status: MessageStatus::Saved,
+        ..Message::new(MessageId(id), room, sender, text, Timestamp(0))
     }
 }
 
@@ -119,7 +103,7 @@ impl MessageStore for SpyMessages {
         }
         if self
             .poison_text
-            .is_some_and(|poison| messages.iter().any(|m| m.text == poison))
+            .is_some_and(|poison| messages.iter().any(|m| &*m.text == poison))
         {
             return Err(PortError::Conflict("poison record".into()));
         }

@@ -354,7 +354,7 @@ fn render_parts(filter: Filter, event: &Event) -> (&'static str, String, bool) {
                     .clone()
                     .unwrap_or_else(|| "message failed".to_owned()),
                 destination: "/app/chat".to_owned(),
-                temp_id: s.temp_id.clone(),
+                temp_id: s.temp_id.as_deref().map(str::to_owned),
                 room_id: Some(s.room_id.to_string()),
             };
             ("MESSAGE_FAILED", to_json(&view), false)
@@ -504,7 +504,7 @@ mod tests {
     use shoot_core::Timestamp;
     use shoot_core::events::StatusUpdate;
     use shoot_core::ids::Seq;
-    use shoot_core::messages::{Message, MessageType};
+    use shoot_core::messages::Message;
 
     fn check_parse(dest: &str, expect: Option<Destination>) {
         assert_eq!(parse_destination(dest), expect, "{dest}");
@@ -591,26 +591,17 @@ mod tests {
 
     fn message(thread: Option<i64>) -> Message {
         Message {
-            id: MessageId(10),
-            room_id: RoomId(1),
             seq: Seq(3),
-            sender_id: UserId(2),
             temp_id: Some("t1".into()),
-            message_type: MessageType::Text,
-            text: "hi".into(),
-            is_edited: false,
-            is_deleted: false,
-            url_preview: None,
             thread_id: thread.map(MessageId),
-            reply_count: 0,
-            last_reply_at: None,
-            forwarded_from: None,
-            mentions: vec![],
-            reactions: Default::default(),
-            pin: None,
-            created_at: Timestamp(1_700_000_000_000),
-            updated_at: None,
             status: MessageStatus::SentToKafka,
+            ..Message::new(
+                MessageId(10),
+                RoomId(1),
+                UserId(2),
+                "hi",
+                Timestamp(1_700_000_000_000),
+            )
         }
     }
 

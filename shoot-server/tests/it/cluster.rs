@@ -356,7 +356,7 @@ async fn a_scheduled_message_is_delivered_once_by_a_cluster() {
     })
     .await;
     assert_eq!(history.len(), 1, "{history:?}");
-    assert_eq!(history[0].message.text, "scheduled hello");
+    assert_eq!(&*history[0].message.text, "scheduled hello");
 
     drop(bob_c);
     a.shutdown().await.expect("a stops");

@@ -2,7 +2,7 @@
 //! `scripts/tansu`), run when `SHOOT_TEST_KAFKA_BROKERS` is set; every test uses topics and
 //! groups of its own. `unreachable_broker_fails_within_the_timeout` needs no broker.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use rdkafka::message::{Headers, Message as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
-use shoot_core::messages::{Message, MessageStatus, MessageType};
+use shoot_core::messages::{Message, MessageStatus};
 use shoot_core::ports::{LogConsumer, LogEntry, MessageLog, SequenceAllocator};
 use shoot_core::testkit::{base36, fresh_id, message_log_contract, wall_now};
 use shoot_core::{PortError, PortResult};
@@ -64,26 +64,15 @@ async fn fresh_log(brokers: &str) -> KafkaMessageLog {
 fn message(room: RoomId) -> Message {
     let id = fresh_id();
     Message {
-        id: MessageId(id),
-        room_id: room,
-        seq: Seq::ZERO,
-        sender_id: UserId(7),
-        temp_id: Some(format!("kafka-{id}")),
-        message_type: MessageType::Text,
-        text: format!("kafka test {id}"),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: BTreeMap::new(),
-        pin: None,
-        created_at: wall_now(),
-        updated_at: None,
+        temp_id: Some(format!("kafka-{id}").into()),
         status: MessageStatus::SentToKafka,
+        ..Message::new(
+            MessageId(id),
+            room,
+            UserId(7),
+            format!("kafka test {id}"),
+            wall_now(),
+        )
     }
 }
 

@@ -1,7 +1,5 @@
 //! The pure helpers and the document ↔ model mapping (no server needed).
 
-use std::collections::BTreeMap;
-
 use shoot_core::PortError;
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
 use shoot_core::messages::{
@@ -28,9 +26,9 @@ fn full_message() -> Message {
         room_id: RoomId(42),
         seq: Seq(17),
         sender_id: UserId(5),
-        temp_id: Some("tmp-1".to_owned()),
+        temp_id: Some("tmp-1".into()),
         message_type: MessageType::Url,
-        text: "see https://example.com — ünïcode".to_owned(),
+        text: "see https://example.com — ünïcode".into(),
         is_edited: true,
         is_deleted: false,
         url_preview: Some(UrlPreview {
@@ -62,26 +60,9 @@ fn full_message() -> Message {
 
 fn bare_message() -> Message {
     Message {
-        id: MessageId(1),
-        room_id: RoomId(2),
-        seq: Seq::ZERO,
-        sender_id: UserId(3),
-        temp_id: None,
-        message_type: MessageType::Text,
-        text: String::new(),
-        is_edited: false,
         is_deleted: true,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: BTreeMap::new(),
-        pin: None,
-        created_at: Timestamp(0),
-        updated_at: None,
         status: MessageStatus::SentToKafka,
+        ..Message::new(MessageId(1), RoomId(2), UserId(3), "", Timestamp(0))
     }
 }
 

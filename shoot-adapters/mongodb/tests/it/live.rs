@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
-use shoot_core::messages::{Message, MessageStatus, MessageStore, MessageType};
+use shoot_core::messages::{Message, MessageStatus, MessageStore};
 use shoot_core::testkit::{base36, fresh_id, message_store_contract, room_store_contract};
 use shoot_core::time::Timestamp;
 use shoot_mongodb::codec::message_to_doc;
@@ -80,26 +80,16 @@ impl Drop for Fixture {
 
 fn message(room: RoomId, seq: i64, sender: UserId, text: &str) -> Message {
     Message {
-        id: MessageId(fresh_id()),
-        room_id: room,
         seq: Seq(seq),
-        sender_id: sender,
-        temp_id: Some(format!("tmp-{}", fresh_id())),
-        message_type: MessageType::Text,
-        text: text.to_owned(),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: BTreeMap::new(),
-        pin: None,
-        created_at: Timestamp(1_700_000_000_000 + seq),
-        updated_at: None,
+        temp_id: Some(format!("tmp-{}", fresh_id()).into()),
         status: MessageStatus::Saved,
+        ..Message::new(
+            MessageId(fresh_id()),
+            room,
+            sender,
+            text,
+            Timestamp(1_700_000_000_000 + seq),
+        )
     }
 }
 

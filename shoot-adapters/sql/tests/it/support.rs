@@ -1,9 +1,7 @@
 //! Shared fixtures.
 
-use std::collections::BTreeMap;
-
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
-use shoot_core::messages::{Message, MessageStatus, MessageType};
+use shoot_core::messages::{Message, MessageStatus};
 use shoot_core::testkit::{base36, fresh_id};
 use shoot_core::time::Timestamp;
 use shoot_sql::{PostgresStore, SqliteStore};
@@ -92,26 +90,15 @@ impl Drop for PgFixture {
 pub(crate) fn message(room: RoomId, sender: UserId, text: &str) -> Message {
     let id = fresh_id();
     Message {
-        id: MessageId(id),
-        room_id: room,
-        seq: Seq::ZERO,
-        sender_id: sender,
-        temp_id: Some(format!("tmp-{id}")),
-        message_type: MessageType::Text,
-        text: text.to_owned(),
-        is_edited: false,
-        is_deleted: false,
-        url_preview: None,
-        thread_id: None,
-        reply_count: 0,
-        last_reply_at: None,
-        forwarded_from: None,
-        mentions: Vec::new(),
-        reactions: BTreeMap::new(),
-        pin: None,
-        created_at: Timestamp(1_700_000_000_000),
-        updated_at: None,
+        temp_id: Some(format!("tmp-{id}").into()),
         status: MessageStatus::SentToKafka,
+        ..Message::new(
+            MessageId(id),
+            room,
+            sender,
+            text,
+            Timestamp(1_700_000_000_000),
+        )
     }
 }
 
