@@ -62,7 +62,7 @@ impl State {
 
     fn insert(&mut self, m: Message) {
         let room = m.room_id;
-        let pos = self.room(room).partition_point(|x| x.seq <= m.seq);
+        let pos = after_seq(self.room(room), m.seq, |x| x.seq);
         if let Some(t) = &m.temp_id {
             self.temp_ids
                 .entry(m.sender_id)
@@ -75,7 +75,7 @@ impl State {
             list.insert(at, (m.seq, m.id));
         }
         let seqs = self.by_sender.entry((room, m.sender_id)).or_default();
-        seqs.insert(seqs.partition_point(|s| *s <= m.seq), m.seq);
+        seqs.insert(after_seq(seqs, m.seq, |s| *s), m.seq);
         if m.is_deleted {
             self.mark_deleted(room, m.seq, m.sender_id, true);
         }
@@ -120,6 +120,16 @@ impl State {
 
     fn room(&self, room: RoomId) -> &[Message] {
         self.rooms.get(&room).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// Where a new element with `seq` goes in `sorted` (after every element with a seq `<=` it).
+/// Messages arrive in seq order almost always: the end is checked first, which spares a
+/// binary search over a large vector (a cache miss per probe).
+fn after_seq<T>(sorted: &[T], seq: Seq, seq_of: impl Fn(&T) -> Seq) -> usize {
+    match sorted.last() {
+        Some(last) if seq_of(last) > seq => sorted.partition_point(|x| seq_of(x) <= seq),
+        _ => sorted.len(),
     }
 }
 
