@@ -208,6 +208,38 @@ impl RoomStore for MongoStore {
         docs.iter().map(participant_from_doc).collect()
     }
 
+    async fn participants_of(&self, rooms: &[RoomId]) -> PortResult<Vec<Participant>> {
+        let mut ids: Vec<i64> = Vec::with_capacity(rooms.len());
+        for r in rooms {
+            if !ids.contains(&r.0) {
+                ids.push(r.0);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<Document> = self
+            .participants
+            .find(doc! { "room_id": { "$in": &ids } })
+            .sort(doc! { "room_id": 1, "joined_at": 1, "user_id": 1 })
+            .await
+            .map_err(classify)?
+            .try_collect()
+            .await
+            .map_err(classify)?;
+        let mut by_room: std::collections::HashMap<i64, Vec<Participant>> =
+            std::collections::HashMap::with_capacity(ids.len());
+        for d in &docs {
+            let p = participant_from_doc(d)?;
+            by_room.entry(p.room_id.0).or_default().push(p);
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| by_room.remove(id))
+            .flatten()
+            .collect())
+    }
+
     async fn participant(&self, room: RoomId, user: UserId) -> PortResult<Option<Participant>> {
         let found = self
             .participants

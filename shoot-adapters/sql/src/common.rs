@@ -988,6 +988,36 @@ impl RoomStore for Store {
         rows.iter().map(participant_from_row).collect()
     }
 
+    async fn participants_of(&self, rooms: &[RoomId]) -> PortResult<Vec<Participant>> {
+        let mut ids: Vec<i64> = Vec::with_capacity(rooms.len());
+        for r in rooms {
+            if !ids.contains(&r.0) {
+                ids.push(r.0);
+            }
+        }
+        let mut by_room: HashMap<i64, Vec<Participant>> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT {PARTICIPANT_COLS} FROM participants p WHERE p.room_id IN ({}) \
+                 ORDER BY p.room_id, p.joined_at, p.user_id",
+                sequential_placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(err)? {
+                let p = participant_from_row(&row)?;
+                by_room.entry(p.room_id.0).or_default().push(p);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| by_room.remove(id))
+            .flatten()
+            .collect())
+    }
+
     async fn participant(&self, room: RoomId, user: UserId) -> PortResult<Option<Participant>> {
         let sql = format!(
             "SELECT {PARTICIPANT_COLS} FROM participants p WHERE p.room_id = $1 AND p.user_id = $2"

@@ -9,7 +9,8 @@
 //! All records are in partition 0 (one file, one offset sequence), so log order is global
 //! and per-room order follows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,10 +20,10 @@ use shoot_core::messages::Message;
 use shoot_core::ports::{LogConsumer, LogEntry, LogPosition, MessageLog};
 use shoot_core::{PortError, PortResult, RoomId, Seq};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{Arguments, ConnectOptions, Connection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::sqlite::{BUSY_TIMEOUT, MMAP_SIZE, PAGE_CACHE_KIB};
@@ -406,15 +407,75 @@ impl LogConsumer for SqliteLogConsumer {
 // ---------------------------------------------------------------------------------------------
 // The writer task.
 
+/// What the writer task knows of the log between transactions: it is the only writer, so
+/// after loading once it never reads its own state back. Rebuilt from the file after a failed
+/// transaction.
+#[derive(Debug, Default)]
+struct WriterState {
+    /// Last assigned seq per room, as committed (rooms not here are read on first use).
+    seqs: HashMap<i64, i64>,
+    /// The id the next record gets (record ids are assigned here, so each transaction knows
+    /// its ids without reading them back).
+    next_id: i64,
+    /// Committed offset of every consumer group.
+    groups: HashMap<String, i64>,
+    /// Highest id of each committed append transaction and when it was written, oldest first:
+    /// tells which records are past the retention time without scanning the table.
+    written: VecDeque<(i64, i64)>,
+    /// Every record up to this id is past the retention time.
+    expired_upto: i64,
+    /// Every record up to this id has been deleted.
+    deleted_upto: i64,
+}
+
+impl WriterState {
+    async fn load(conn: &mut SqliteConnection, now: i64) -> Result<WriterState, sqlx::Error> {
+        let max_id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) AS m FROM log_records")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("m")?;
+        // AUTOINCREMENT ids are never reused, even of deleted records.
+        let used: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) AS m FROM sqlite_sequence WHERE name = 'log_records'",
+        )
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("m")?;
+        let min_id: i64 = sqlx::query("SELECT COALESCE(MIN(id), 0) AS m FROM log_records")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("m")?;
+        let mut groups = HashMap::new();
+        for row in sqlx::query("SELECT name, committed FROM log_groups")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            groups.insert(row.try_get("name")?, row.try_get("committed")?);
+        }
+        // Records written before this start count as written now: they are kept a full
+        // retention period from here (never less than asked).
+        let mut written = VecDeque::new();
+        if max_id > 0 {
+            written.push_back((max_id, now));
+        }
+        Ok(WriterState {
+            seqs: HashMap::new(),
+            next_id: max_id.max(used) + 1,
+            groups,
+            written,
+            expired_upto: 0,
+            deleted_upto: (min_id - 1).max(0),
+        })
+    }
+}
+
 async fn run_writer(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Request>,
     appended: Arc<Notify>,
     retention: Duration,
 ) {
-    // Last assigned seq per room, as committed. Cleared after a failed transaction, so the
-    // counters are reloaded from what is really on disk.
-    let mut seqs: HashMap<i64, i64> = HashMap::new();
+    let mut state: Option<WriterState> = None;
     while let Some(first) = rx.recv().await {
         let mut requests = vec![first];
         while requests.len() < MAX_REQUESTS_PER_COMMIT {
@@ -423,9 +484,16 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        match write(&mut conn, &seqs, &mut requests, retention).await {
-            Ok((numbered, assigned)) => {
-                seqs.extend(assigned);
+        let now = unix_millis();
+        let result = match state.as_mut() {
+            Some(st) => write(&mut conn, st, &mut requests, retention, now).await,
+            None => match WriterState::load(&mut conn, now).await {
+                Ok(st) => write(&mut conn, state.insert(st), &mut requests, retention, now).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        match result {
+            Ok(numbered) => {
                 let mut any_append = false;
                 let mut numbered = numbered.into_iter();
                 for r in requests {
@@ -445,7 +513,8 @@ async fn run_writer(
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = requests.len(), "message log write failed");
-                seqs.clear();
+                // Reloaded from the file before the next transaction.
+                state = None;
                 let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
                 let reason = e.to_string();
                 for r in requests {
@@ -466,23 +535,80 @@ async fn run_writer(
     tracing::debug!("message log writer stopped");
 }
 
-type Written = (Vec<Vec<Message>>, HashMap<i64, i64>);
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
-/// Writes every request in one transaction. Returns the numbered batches (one per append,
-/// in order) and the new last seq of every room touched.
+/// A statement list bound in textual order: SQLite runs a multi-statement query in one call,
+/// binding each statement's `?`s from the shared argument list in turn.
+struct Script {
+    sql: String,
+    args: SqliteArguments<'static>,
+}
+
+impl Script {
+    fn new() -> Script {
+        Script {
+            sql: String::with_capacity(4096),
+            args: SqliteArguments::default(),
+        }
+    }
+
+    fn bind<T>(&mut self, value: T) -> Result<(), sqlx::error::BoxDynError>
+    where
+        T: sqlx::Encode<'static, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'static,
+    {
+        self.args.add(value)
+    }
+}
+
+type Written = Vec<Vec<Message>>;
+
+/// Writes every request in one transaction, sent to SQLite as one script (one hand-off to
+/// the connection's thread; a look-up of rooms not seen before is the only other). Returns
+/// the numbered batches, one per append, in order. `state` is updated only on success.
 async fn write(
     conn: &mut SqliteConnection,
-    seqs: &HashMap<i64, i64>,
+    state: &mut WriterState,
     requests: &mut [Request],
     retention: Duration,
+    now: i64,
 ) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    // Rooms whose counter is not known yet: one look-up for all of them.
+    let mut unknown: Vec<i64> = Vec::new();
+    for r in requests.iter() {
+        if let Request::Append { batch, .. } = r {
+            for m in batch {
+                let room = m.room_id.0;
+                if !state.seqs.contains_key(&room) && !unknown.contains(&room) {
+                    unknown.push(room);
+                }
+            }
+        }
+    }
+    let mut loaded: HashMap<i64, i64> = HashMap::new();
+    for chunk in unknown.chunks(INSERT_CHUNK) {
+        let mut sql =
+            String::from("SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (");
+        sql.push_str(&vec!["?"; chunk.len()].join(","));
+        sql.push(')');
+        let mut q = sqlx::query(&sql);
+        for room in chunk {
+            q = q.bind(*room);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            loaded.insert(row.try_get("room_id")?, row.try_get("last_seq")?);
+        }
+    }
+
+    let mut script = Script::new();
+    script.sql.push_str("BEGIN IMMEDIATE;");
     let mut assigned: HashMap<i64, i64> = HashMap::new();
     let mut numbered = Vec::new();
-    let mut records: Vec<(i64, i64, String)> = Vec::new();
+    let mut records: Vec<(i64, i64, i64, String)> = Vec::new();
+    let mut next_id = state.next_id;
     let mut commits: HashMap<&str, i64> = HashMap::new();
     for r in requests.iter_mut() {
         match r {
@@ -490,21 +616,16 @@ async fn write(
                 let mut out = std::mem::take(batch);
                 for m in &mut out {
                     let room = m.room_id.0;
-                    let last = match assigned.get(&room).or_else(|| seqs.get(&room)) {
-                        Some(&last) => last,
-                        None => {
-                            sqlx::query("SELECT last_seq FROM log_room_seqs WHERE room_id = $1")
-                                .bind(room)
-                                .fetch_optional(&mut *conn)
-                                .await?
-                                .map(|row| row.try_get::<i64, _>("last_seq"))
-                                .transpose()?
-                                .unwrap_or(0)
-                        }
-                    };
+                    let last = assigned
+                        .get(&room)
+                        .or_else(|| state.seqs.get(&room))
+                        .or_else(|| loaded.get(&room))
+                        .copied()
+                        .unwrap_or(0);
                     m.seq = Seq(last + 1);
                     assigned.insert(room, last + 1);
-                    records.push((room, last + 1, serde_json::to_string(&*m)?));
+                    records.push((next_id, room, last + 1, serde_json::to_string(&*m)?));
+                    next_id += 1;
                 }
                 numbered.push(out);
             }
@@ -513,70 +634,131 @@ async fn write(
                 *e = (*e).max(*offset);
             }
             Request::DeadLetter { entry, reason, .. } => {
-                sqlx::query(
+                script.sql.push_str(
                     "INSERT INTO log_dead_letters (record_id, partition, room_id, seq, payload, \
-                     reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(entry.position.offset)
-                .bind(i64::from(entry.position.partition))
-                .bind(entry.message.room_id.0)
-                .bind(entry.message.seq.0)
-                .bind(serde_json::to_string(&entry.message)?)
-                .bind(reason.as_str())
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
+                     reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?);",
+                );
+                script.bind(entry.position.offset)?;
+                script.bind(i64::from(entry.position.partition))?;
+                script.bind(entry.message.room_id.0)?;
+                script.bind(entry.message.seq.0)?;
+                script.bind(serde_json::to_string(&entry.message)?)?;
+                script.bind(reason.clone())?;
+                script.bind(now)?;
             }
         }
     }
-    for chunk in records.chunks(INSERT_CHUNK) {
-        let mut sql = String::from(
-            "INSERT INTO log_records (partition, room_id, seq, payload, appended_at) VALUES ",
-        );
-        for i in 0..chunk.len() {
+    let wrote_records = !records.is_empty();
+    for (i, (id, room, seq, payload)) in records.into_iter().enumerate() {
+        if i % INSERT_CHUNK == 0 {
             if i > 0 {
-                sql.push(',');
+                script.sql.push(';');
             }
-            // Anonymous `?`: numbered names cost SQLite a linear scan per parameter.
-            sql.push_str(&format!("({PARTITION}, ?, ?, ?, {now})"));
+            script.sql.push_str(
+                "INSERT INTO log_records (id, partition, room_id, seq, payload, appended_at) \
+                 VALUES ",
+            );
+        } else {
+            script.sql.push(',');
         }
-        let mut q = sqlx::query(&sql);
-        for (room, seq, payload) in chunk {
-            q = q.bind(*room).bind(*seq).bind(payload.as_str());
-        }
-        q.execute(&mut *conn).await?;
+        // Anonymous `?`: numbered names cost SQLite a linear scan per parameter.
+        let _ = write!(script.sql, "(?, {PARTITION}, ?, ?, ?, {now})");
+        script.bind(id)?;
+        script.bind(room)?;
+        script.bind(seq)?;
+        script.bind(payload)?;
     }
-    for (room, last) in &assigned {
-        sqlx::query(
-            "INSERT INTO log_room_seqs (room_id, last_seq) VALUES ($1, $2) \
-             ON CONFLICT (room_id) DO UPDATE SET last_seq = excluded.last_seq",
+    if wrote_records {
+        script.sql.push(';');
+    }
+    let rooms: Vec<(i64, i64)> = assigned.iter().map(|(r, s)| (*r, *s)).collect();
+    for chunk in rooms.chunks(INSERT_CHUNK) {
+        script
+            .sql
+            .push_str("INSERT INTO log_room_seqs (room_id, last_seq) VALUES ");
+        for (i, (room, last)) in chunk.iter().enumerate() {
+            if i > 0 {
+                script.sql.push(',');
+            }
+            script.sql.push_str("(?, ?)");
+            script.bind(*room)?;
+            script.bind(*last)?;
+        }
+        script
+            .sql
+            .push_str(" ON CONFLICT (room_id) DO UPDATE SET last_seq = excluded.last_seq;");
+    }
+    let mut groups_after: Vec<(String, i64)> = Vec::new();
+    for (group, offset) in &commits {
+        script.sql.push_str(
+            "INSERT INTO log_groups (name, committed) VALUES (?, ?) ON CONFLICT (name) \
+             DO UPDATE SET committed = max(committed, excluded.committed);",
+        );
+        script.bind((*group).to_owned())?;
+        script.bind(*offset)?;
+        let committed = state.groups.get(*group).copied().unwrap_or(0).max(*offset);
+        groups_after.push(((*group).to_owned(), committed));
+    }
+    // Retention: records past the retention time that every known group has committed; the
+    // range starts where the last deletion ended, so nothing kept is ever scanned again.
+    let cutoff = now.saturating_sub(retention.as_millis() as i64);
+    let mut expired_upto = state.expired_upto;
+    let mut expired_from = 0;
+    for (i, (id, at)) in state.written.iter().enumerate() {
+        if *at > cutoff {
+            break;
+        }
+        expired_upto = expired_upto.max(*id);
+        expired_from = i + 1;
+    }
+    if wrote_records && now <= cutoff {
+        // Zero retention: what this transaction writes is past it already.
+        expired_upto = expired_upto.max(next_id - 1);
+    }
+    let min_committed = state
+        .groups
+        .iter()
+        .map(|(name, c)| {
+            groups_after
+                .iter()
+                .find(|(g, _)| g == name)
+                .map_or(*c, |(_, after)| *after)
+        })
+        .chain(
+            groups_after
+                .iter()
+                .filter(|(g, _)| !state.groups.contains_key(g))
+                .map(|(_, c)| *c),
         )
-        .bind(*room)
-        .bind(*last)
+        .min()
+        .unwrap_or(0);
+    let delete_upto = expired_upto.min(min_committed);
+    if delete_upto > state.deleted_upto {
+        script
+            .sql
+            .push_str("DELETE FROM log_records WHERE id > ? AND id <= ?;");
+        script.bind(state.deleted_upto)?;
+        script.bind(delete_upto)?;
+    }
+    script.sql.push_str("COMMIT;");
+    // Not kept in the statement cache: its shape changes with every batch.
+    sqlx::query_with(&script.sql, script.args)
+        .persistent(false)
         .execute(&mut *conn)
         .await?;
+
+    // Committed: the new state.
+    state.seqs.extend(loaded);
+    state.seqs.extend(assigned);
+    if next_id > state.next_id {
+        state.written.push_back((next_id - 1, now));
+        state.next_id = next_id;
     }
-    if !commits.is_empty() {
-        for (group, offset) in &commits {
-            sqlx::query(
-                "INSERT INTO log_groups (name, committed) VALUES ($1, $2) ON CONFLICT (name) \
-                 DO UPDATE SET committed = max(committed, excluded.committed)",
-            )
-            .bind(*group)
-            .bind(*offset)
-            .execute(&mut *conn)
-            .await?;
-        }
-        // Retention: records every known group has committed, once old enough.
-        let cutoff = now.saturating_sub(retention.as_millis() as i64);
-        sqlx::query(
-            "DELETE FROM log_records WHERE id <= (SELECT MIN(committed) FROM log_groups) \
-             AND appended_at <= $1",
-        )
-        .bind(cutoff)
-        .execute(&mut *conn)
-        .await?;
+    state.written.drain(..expired_from);
+    state.expired_upto = expired_upto;
+    state.deleted_upto = state.deleted_upto.max(delete_upto);
+    for (group, committed) in groups_after {
+        state.groups.insert(group, committed);
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok((numbered, assigned))
+    Ok(numbered)
 }

@@ -28,7 +28,7 @@ use crate::messages::status::{self, StatusEvent};
 use crate::messages::{Message, MessageStatus, UrlPreview};
 use crate::notifications::NotificationType;
 use crate::ports::{LogConsumer, LogEntry};
-use crate::rooms::RoomActivity;
+use crate::rooms::{Participant, RoomActivity};
 use crate::schedule::{ScheduleOutcome, ScheduledMessage};
 use crate::time::Timestamp;
 
@@ -326,14 +326,24 @@ impl ChatEngine {
             .copied()
             .filter(|m| inserted.contains(&m.id))
             .collect();
-        for last in last_per_room.values() {
-            let mut in_room: Vec<&Message> = fresh
-                .iter()
-                .copied()
-                .filter(|m| m.room_id == last.room_id)
-                .collect();
-            in_room.sort_by_key(|m| m.seq);
-            self.room_updates(last, &in_room, at, &mut events).await;
+        // Every room's participants with one look-up.
+        let rooms: Vec<RoomId> = last_per_room.keys().copied().collect();
+        match self.p().rooms.participants_of(&rooms).await {
+            Ok(all) => {
+                for last in last_per_room.values() {
+                    let mut in_room: Vec<&Message> = fresh
+                        .iter()
+                        .copied()
+                        .filter(|m| m.room_id == last.room_id)
+                        .collect();
+                    in_room.sort_by_key(|m| m.seq);
+                    let participants: Vec<&Participant> =
+                        all.iter().filter(|p| p.room_id == last.room_id).collect();
+                    self.room_updates(last, &in_room, &participants, at, &mut events)
+                        .await;
+                }
+            }
+            Err(e) => warn!(rooms = rooms.len(), error = %e, "loading participants failed"),
         }
         self.publish_all(events).await;
         for m in &saved {
@@ -470,16 +480,10 @@ impl ChatEngine {
         &self,
         last: &Message,
         fresh: &[&Message],
+        participants: &[&Participant],
         at: Timestamp,
         events: &mut Vec<(Topic, Arc<Event>)>,
     ) {
-        let participants = match self.p().rooms.participants(last.room_id).await {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(room_id = %last.room_id, error = %e, "loading participants failed");
-                return;
-            }
-        };
         let cache = &self.runtime().workers.unread;
         let mut counts: Vec<Option<u64>> = participants
             .iter()

@@ -157,6 +157,22 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Participants of the room, ordered by `joined_at` then user id.
     async fn participants(&self, room: RoomId) -> PortResult<Vec<Participant>>;
 
+    /// Participants of every room in `rooms` (one look-up for all of them), grouped by room in
+    /// the order of `rooms`, each room's as [`participants`](RoomStore::participants) orders
+    /// them. A room given twice is listed once; unknown rooms have none. The default asks
+    /// room by room.
+    async fn participants_of(&self, rooms: &[RoomId]) -> PortResult<Vec<Participant>> {
+        let mut out = Vec::new();
+        let mut seen = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            if !seen.contains(room) {
+                seen.push(*room);
+                out.extend(self.participants(*room).await?);
+            }
+        }
+        Ok(out)
+    }
+
     /// One participant.
     async fn participant(&self, room: RoomId, user: UserId) -> PortResult<Option<Participant>>;
 

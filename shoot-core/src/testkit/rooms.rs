@@ -296,6 +296,23 @@ pub async fn room_store_contract(store: &dyn RoomStore) {
         None
     );
     assert_eq!(ok(store.participants(d1.id).await, "participants").len(), 2);
+    let d1_people = ok(store.participants(d1.id).await, "participants");
+    let mut both = d1_people.clone();
+    both.extend(ok(store.participants(g.id).await, "participants"));
+    assert_eq!(
+        ok(
+            store
+                .participants_of(&[d1.id, RoomId(fresh_id()), g.id, d1.id])
+                .await,
+            "participants_of"
+        ),
+        both,
+        "participants_of: rooms in the order given, each once, each ordered like participants"
+    );
+    assert!(
+        ok(store.participants_of(&[]).await, "participants_of").is_empty(),
+        "participants_of of no room"
+    );
 
     let candidates: Vec<(Room, [Participant; 2])> = (0..6)
         .map(|_| {

@@ -189,6 +189,74 @@ async fn a_drained_batch_is_checked_against_the_store_once_and_stored_keys_are_d
 }
 
 #[tokio::test]
+async fn lanes_draining_together_share_one_store_look_up() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let store = Arc::new(SpyMessages {
+        lookup_gate: Some(gate.clone()),
+        ..SpyMessages::default()
+    });
+    let s = store.clone();
+    let h = Arc::new(Harness::custom(|_| {}, move |p| p.messages = s));
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let rooms = [
+        h.group(alice, &[bob]).await,
+        h.group(alice, &[bob]).await,
+        h.group(alice, &[bob]).await,
+    ];
+    let old = stored(9_000_003, rooms[2], 100, bob, "dup-c");
+    store
+        .insert_messages(std::slice::from_ref(&old))
+        .await
+        .unwrap();
+
+    // The first room's drain holds the look-up; the other two queue behind it.
+    let first = {
+        let h = h.clone();
+        tokio::spawn(async move { h.send(alice, rooms[0], "first").await })
+    };
+    h.until(|| async { (store.batch_lookups.lock().unwrap().len() == 1).then_some(()) })
+        .await;
+    let mut room_b = h.subscribe(Topic::Room(rooms[1])).await;
+    let mut room_c = h.subscribe(Topic::Room(rooms[2])).await;
+    let mut tasks = Vec::new();
+    for (room, who, temp_id) in [
+        (rooms[1], alice, "b-1"),
+        (rooms[2], bob, "dup-c"),
+        (rooms[2], alice, "c-1"),
+    ] {
+        let h = h.clone();
+        let mut cmd = h.cmd(room, temp_id);
+        cmd.temp_id = temp_id.to_owned();
+        tasks.push(tokio::spawn(async move {
+            h.engine.send_message(who, cmd).await
+        }));
+    }
+    sending(&mut room_b, 1).await;
+    sending(&mut room_c, 2).await;
+    // Queued behind the first look-up, not asking the store themselves.
+    assert_eq!(store.batch_lookups.lock().unwrap().len(), 1);
+    gate.add_permits(2);
+    assert!(!first.await.unwrap().duplicate);
+    let receipts: Vec<_> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("send"))
+        .collect();
+    assert_eq!(
+        *store.batch_lookups.lock().unwrap(),
+        vec![1, 3],
+        "the waiting lanes' keys went to the store in one look-up"
+    );
+    assert!(!receipts[0].duplicate && !receipts[2].duplicate);
+    assert_eq!(
+        (receipts[1].message_id, receipts[1].duplicate),
+        (old.id, true),
+        "each lane gets the stored messages of its own keys"
+    );
+    assert_eq!((receipts[0].seq, receipts[2].seq), (Seq(1), Seq(1)));
+}
+
+#[tokio::test]
 async fn a_failed_store_check_fails_the_batch_and_releases_its_claims() {
     let Setup { h, store, log } = setup();
     let [alice, bob] = h.users(["alice", "bob"]).await;

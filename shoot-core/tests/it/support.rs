@@ -84,6 +84,8 @@ pub(crate) struct SpyMessages {
     pub(crate) batch_lookups: Mutex<Vec<usize>>,
     /// While set, `find_by_temp_ids` fails with a backend error.
     pub(crate) fail_lookups: AtomicBool,
+    /// If set, each `find_by_temp_ids` waits for a permit of it.
+    pub(crate) lookup_gate: Option<Arc<tokio::sync::Semaphore>>,
     /// Number of messages of each `insert_messages` call, in call order.
     pub(crate) inserts: Mutex<Vec<usize>>,
     /// How many more `insert_messages` calls fail with a backend error.
@@ -121,6 +123,9 @@ impl MessageStore for SpyMessages {
     }
     async fn find_by_temp_ids(&self, keys: &[(UserId, &str)]) -> PortResult<Vec<Message>> {
         self.batch_lookups.lock().unwrap().push(keys.len());
+        if let Some(gate) = &self.lookup_gate {
+            gate.acquire().await.expect("gate").forget();
+        }
         if self.fail_lookups.load(Ordering::SeqCst) {
             return Err(PortError::backend("spy", "connection reset"));
         }
