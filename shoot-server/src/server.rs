@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use shoot_core::engine::{ChatEngine, EngineConfig};
 use shoot_core::identity::password::PasswordHasherConfig;
 use shoot_core::memory::SnowflakeIds;
@@ -168,6 +169,14 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let router = app(state.clone()).layer(axum::Extension(Arc::new(readiness)));
     let token = state.shutdown.clone();
+    // No Nagle delay: frames are small and latency-bound (with Nagle, a RECEIPT written while
+    // the previous frame is unacknowledged waits for the client's delayed ACK, ~20-40 ms);
+    // the session writers already batch what is queued into one write.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let serve = tokio::spawn(async move {
         axum::serve(
             listener,
