@@ -7,7 +7,7 @@
 //!
 //! Fan-out: every instance reads, with plain `XREAD BLOCK`, each shard it has local
 //! subscribers on, from its own last-seen entry id, and hands entries to the local
-//! subscribers of their topic (one `tokio::sync::broadcast` channel per topic, as in
+//! subscribers of their topic (one [`broadcast`] channel per topic, as in
 //! `MemoryBus`). Each instance reads independently, so every instance sees every entry; a
 //! consumer group per instance would do the same with extra state (`XACK`, pending lists,
 //! groups to delete when an instance goes away) and buys nothing for best-effort delivery.
@@ -27,8 +27,8 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use shoot_core::error::{PortError, PortResult};
 use shoot_core::events::{Event, Topic};
+use shoot_core::memory::broadcast::{self, Recv};
 use shoot_core::ports::{EventBus, EventStream};
-use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use crate::{BACKEND, Redis, with_retry};
@@ -258,7 +258,7 @@ impl EventBus for RedisBus {
             let rx = st
                 .topics
                 .entry(topic)
-                .or_insert_with(|| broadcast::channel(self.config.channel_capacity).0)
+                .or_insert_with(|| broadcast::channel(self.config.channel_capacity))
                 .subscribe();
             if !st.reading {
                 st.reading = true;
@@ -276,15 +276,15 @@ impl EventBus for RedisBus {
         let stream = futures::stream::unfold(rx, move |mut rx| async move {
             loop {
                 match rx.recv().await {
-                    Ok((id, event)) if id > start => return Some((event, rx)),
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Recv::Value((id, event)) if id > start => return Some((event, rx)),
+                    Recv::Value(_) => {}
+                    Recv::Lagged(missed) => {
                         debug!(
                             ?topic,
                             missed, "redis bus subscriber lagged; events dropped"
                         );
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    Recv::Closed => return None,
                 }
             }
         });

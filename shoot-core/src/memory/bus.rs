@@ -1,25 +1,25 @@
-//! [`MemoryBus`]: an [`EventBus`] within one process over `tokio::sync::broadcast`.
+//! [`MemoryBus`]: an [`EventBus`] within one process over [`broadcast`] channels.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use foldhash::{HashMap, HashMapExt};
 use futures::StreamExt;
-use tokio::sync::broadcast;
 use tracing::debug;
 
+use super::broadcast::{self, Recv};
 use super::lock;
 use crate::error::PortResult;
 use crate::events::{Event, Topic};
 use crate::ports::{EventBus, EventStream};
 
 /// Default buffer of a room topic: a subscriber this many events behind starts missing events.
+/// Buffers hold only what some subscriber has not read yet (see [`broadcast`]): an idle topic
+/// costs nothing, whatever its capacity.
 pub const DEFAULT_BUS_CAPACITY: usize = 4096;
 
-/// Default buffer of a user topic. The buffer is allocated when a topic gets its first
-/// subscriber and a server has one user topic per connected user, so it is kept small: user
-/// topics carry few events, and a server's hub drains them into per-connection queues.
-pub const DEFAULT_USER_TOPIC_CAPACITY: usize = 256;
+/// Default buffer of a user topic.
+pub const DEFAULT_USER_TOPIC_CAPACITY: usize = 1024;
 
 /// In-process [`EventBus`]: one broadcast channel per topic with subscribers.
 ///
@@ -125,18 +125,18 @@ impl EventBus for MemoryBus {
                     Topic::Room(_) => self.capacity,
                     Topic::User(_) => self.user_capacity,
                 };
-                broadcast::channel(capacity).0
+                broadcast::channel(capacity)
             })
             .subscribe();
         drop(st);
         let stream = futures::stream::unfold(rx, move |mut rx| async move {
             loop {
                 match rx.recv().await {
-                    Ok(event) => return Some((event, rx)),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Recv::Value(event) => return Some((event, rx)),
+                    Recv::Lagged(missed) => {
                         debug!(?topic, missed, "bus subscriber lagged; events dropped");
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    Recv::Closed => return None,
                 }
             }
         });

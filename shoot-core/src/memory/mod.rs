@@ -16,6 +16,7 @@
 //! ```
 
 mod bookmarks;
+pub mod broadcast;
 mod bus;
 mod clock;
 mod ids;
