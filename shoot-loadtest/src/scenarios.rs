@@ -846,7 +846,7 @@ pub async fn reconnect(
                     }
                 }
                 if v.get("hasMore").and_then(Value::as_bool) == Some(true) {
-                    let last = g.tracker.as_ref().map_or(0, |t| t.next().saturating_sub(1));
+                    let last = g.tracker.as_ref().map_or(0, SeqTracker::contiguous);
                     let _ = tx.send(Out::Frame(sync_frame(&room, last)));
                 }
             }
@@ -979,12 +979,15 @@ pub async fn reconnect(
         .connect_all((0..clients).collect(), &pop.auth, subs, handler)
         .await;
     for (i, c) in &conns {
+        // From the last message seen without a hole before it: a live event that arrives
+        // between the reconnect and this request (the new subscription may even receive
+        // the tail of what was published just before it) must not hide the missed ones.
         let last = states[*i]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .tracker
             .as_ref()
-            .map_or(0, |t| t.next().saturating_sub(1));
+            .map_or(0, SeqTracker::contiguous);
         let _ =
             c.tx.send(Out::Frame(sync_frame(&pop.rooms[pop.room_of(*i)], last)));
     }

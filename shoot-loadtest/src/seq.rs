@@ -51,6 +51,17 @@ impl SeqTracker {
         self.next
     }
 
+    /// The highest number up to which everything was seen: where a client resumes (a sync
+    /// from the highest number seen would skip the holes below it). Assumes the stream
+    /// started at the tracker's first number.
+    pub fn contiguous(&self) -> u64 {
+        self.holes
+            .first()
+            .copied()
+            .unwrap_or(self.next)
+            .saturating_sub(1)
+    }
+
     /// Records `seq`.
     pub fn observe(&mut self, seq: u64) -> Seen {
         if seq == self.next {
@@ -113,6 +124,9 @@ mod tests {
             "hole 4 plus 6, 7, 8 not yet received"
         );
         assert_eq!(t.missing_up_to(3), 0);
+        assert_eq!(t.contiguous(), 3, "4 is still missing");
+        assert_eq!(t.observe(4), Seen::Late);
+        assert_eq!(t.contiguous(), 5);
     }
 
     #[test]

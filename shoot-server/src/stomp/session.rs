@@ -628,6 +628,7 @@ impl Session {
     /// Puts a failed request on this session's error (and status) queues, unless the engine
     /// already published it.
     fn report_failure(&self, user: UserId, destination: &str, failure: &Failure) {
+        debug!(user_id = %user, destination, code = %failure.error.code(), "request failed");
         if failure.reported {
             return;
         }
