@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use futures::future::{Either, join_all, select};
+use futures::future::{Either, select};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, error, info, warn};
 
@@ -22,13 +22,13 @@ use crate::engine::schedule::next_occurrence;
 use crate::engine::unread::UnreadCache;
 use crate::error::{Error, ErrorCode, ErrorKind, PortError, PortResult, Result};
 use crate::events::{Event, MessageChange, Topic};
-use crate::ids::{MessageId, RoomId};
+use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::links::first_url;
 use crate::messages::status::{self, StatusEvent};
 use crate::messages::{Message, MessageStatus, UrlPreview};
 use crate::notifications::NotificationType;
 use crate::ports::{LogConsumer, LogEntry};
-use crate::rooms::{Participant, RoomActivity};
+use crate::rooms::RoomActivity;
 use crate::schedule::{ScheduleOutcome, ScheduledMessage};
 use crate::time::Timestamp;
 
@@ -326,25 +326,8 @@ impl ChatEngine {
             .copied()
             .filter(|m| inserted.contains(&m.id))
             .collect();
-        // Every room's participants with one look-up.
-        let rooms: Vec<RoomId> = last_per_room.keys().copied().collect();
-        match self.p().rooms.participants_of(&rooms).await {
-            Ok(all) => {
-                for last in last_per_room.values() {
-                    let mut in_room: Vec<&Message> = fresh
-                        .iter()
-                        .copied()
-                        .filter(|m| m.room_id == last.room_id)
-                        .collect();
-                    in_room.sort_by_key(|m| m.seq);
-                    let participants: Vec<&Participant> =
-                        all.iter().filter(|p| p.room_id == last.room_id).collect();
-                    self.room_updates(last, &in_room, &participants, at, &mut events)
-                        .await;
-                }
-            }
-            Err(e) => warn!(rooms = rooms.len(), error = %e, "loading participants failed"),
-        }
+        self.room_updates(&last_per_room, &fresh, at, &mut events)
+            .await;
         self.publish_all(events).await;
         for m in &saved {
             let preview = lock(&self.runtime().previews).remove(&m.id);
@@ -472,53 +455,74 @@ impl ChatEngine {
         true
     }
 
-    /// Room-list entries of every participant of `last`'s room (unread count and last
-    /// message), added to `events`. `fresh` are the room's messages this batch stored (seq
-    /// order); counts come from the [`UnreadCache`] when it is current and from the store
-    /// otherwise.
+    /// Room-list entries (unread count and last message) of every participant of every room
+    /// of the batch, added to `events`. `last_per_room` is each room's newest stored message,
+    /// `fresh` the messages this batch stored. Counts come from the [`UnreadCache`] when it is
+    /// current; the others are counted from the store with one query for the whole batch
+    /// (a burst over many rooms would otherwise make one query per participant).
     async fn room_updates(
         &self,
-        last: &Message,
+        last_per_room: &BTreeMap<RoomId, &Message>,
         fresh: &[&Message],
-        participants: &[&Participant],
         at: Timestamp,
         events: &mut Vec<(Topic, Arc<Event>)>,
     ) {
+        // Every room's participants with one look-up.
+        let rooms: Vec<RoomId> = last_per_room.keys().copied().collect();
+        let participants = match self.p().rooms.participants_of(&rooms).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(rooms = rooms.len(), error = %e, "loading participants failed");
+                return;
+            }
+        };
+        let mut fresh_by_room: HashMap<RoomId, Vec<&Message>> = HashMap::new();
+        for m in fresh {
+            fresh_by_room.entry(m.room_id).or_default().push(m);
+        }
+        for list in fresh_by_room.values_mut() {
+            list.sort_by_key(|m| m.seq);
+        }
         let cache = &self.runtime().workers.unread;
         let mut counts: Vec<Option<u64>> = participants
             .iter()
-            .map(|p| cache.advance(p.room_id, p.user_id, p.last_read_seq, fresh, at))
+            .map(|p| {
+                let room_fresh = fresh_by_room.get(&p.room_id).map_or(&[][..], Vec::as_slice);
+                cache.advance(p.room_id, p.user_id, p.last_read_seq, room_fresh, at)
+            })
             .collect();
         let missing: Vec<usize> = (0..participants.len())
             .filter(|&i| counts[i].is_none())
             .collect();
-        let exact = join_all(missing.iter().map(|&i| {
-            let p = &participants[i];
-            async move {
-                self.p()
-                    .messages
-                    .unread_counts(p.user_id, &[(p.room_id, p.last_read_seq)])
-                    .await
-            }
-        }))
-        .await;
-        for (i, r) in missing.into_iter().zip(exact) {
-            let p = &participants[i];
-            match r {
-                Ok(c) => {
-                    let n = c.first().copied().unwrap_or(0);
-                    cache.set_exact(p.room_id, p.user_id, p.last_read_seq, last.seq, n, at);
-                    counts[i] = Some(n);
+        if !missing.is_empty() {
+            let cursors: Vec<(UserId, RoomId, Seq)> = missing
+                .iter()
+                .map(|&i| {
+                    let p = &participants[i];
+                    (p.user_id, p.room_id, p.last_read_seq)
+                })
+                .collect();
+            match self.p().messages.unread_counts_of(&cursors).await {
+                Ok(exact) => {
+                    for (&i, n) in missing.iter().zip(exact) {
+                        let p = &participants[i];
+                        if let Some(last) = last_per_room.get(&p.room_id) {
+                            cache.set_exact(p.room_id, p.user_id, p.last_read_seq, last.seq, n, at);
+                            counts[i] = Some(n);
+                        }
+                    }
                 }
-                Err(e) => warn!(user_id = %p.user_id, error = %e, "unread count failed"),
+                Err(e) => warn!(count = cursors.len(), error = %e, "unread counts failed"),
             }
         }
         for (p, count) in participants.iter().zip(counts) {
-            let Some(unread_count) = count else { continue };
+            let (Some(unread_count), Some(last)) = (count, last_per_room.get(&p.room_id)) else {
+                continue;
+            };
             let event = Event::RoomUpdate {
-                room_id: last.room_id,
+                room_id: p.room_id,
                 unread_count,
-                last_message: Some(last.clone()),
+                last_message: Some((*last).clone()),
                 at,
             };
             events.push((Topic::User(p.user_id), Arc::new(event)));

@@ -340,6 +340,26 @@ pub trait MessageStore: Send + Sync + 'static {
     /// sent by `user`. One entry per input, in input order, computed in one round trip.
     async fn unread_counts(&self, user: UserId, cursors: &[(RoomId, Seq)]) -> PortResult<Vec<u64>>;
 
+    /// For each `(user, room, cursor)`: what [`unread_counts`](MessageStore::unread_counts)
+    /// counts for that user and room. One entry per input, in input order. The default asks
+    /// user by user; adapters count everything in one round trip.
+    async fn unread_counts_of(&self, cursors: &[(UserId, RoomId, Seq)]) -> PortResult<Vec<u64>> {
+        let mut out = vec![0u64; cursors.len()];
+        let mut by_user: BTreeMap<UserId, Vec<usize>> = BTreeMap::new();
+        for (i, c) in cursors.iter().enumerate() {
+            by_user.entry(c.0).or_default().push(i);
+        }
+        for (user, mine) in by_user {
+            let rooms: Vec<(RoomId, Seq)> =
+                mine.iter().map(|&i| (cursors[i].1, cursors[i].2)).collect();
+            let counts = self.unread_counts(user, &rooms).await?;
+            for (i, n) in mine.into_iter().zip(counts) {
+                out[i] = n;
+            }
+        }
+        Ok(out)
+    }
+
     /// The highest stored seq of the room (`Seq(0)` if none).
     async fn max_seq(&self, room: RoomId) -> PortResult<Seq>;
 }

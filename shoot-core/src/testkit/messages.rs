@@ -521,6 +521,23 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
     // Sent by s: 1,3,5,7,9,11,14 (seq 3 edited, still counted) → 7.
     assert_eq!(counts, vec![7]);
     assert!(ok(store.unread_counts(s, &[]).await, "unread_counts").is_empty());
+    assert_eq!(
+        ok(
+            store
+                .unread_counts_of(&[
+                    (s, room, Seq(0)),
+                    (o, room, Seq(0)),
+                    (s, empty_room, Seq(0)),
+                    (s, room, Seq(12)),
+                    (o, room, Seq(13)),
+                ])
+                .await,
+            "unread_counts_of"
+        ),
+        vec![6, 7, 0, 1, 1],
+        "unread_counts_of: several users at once, one entry per input, in input order"
+    );
+    assert!(ok(store.unread_counts_of(&[]).await, "unread_counts_of").is_empty());
 
     assert_eq!(ok(store.max_seq(room).await, "max_seq"), Seq(14));
     assert_eq!(ok(store.max_seq(empty_room).await, "max_seq"), Seq::ZERO);
