@@ -249,6 +249,28 @@ impl RoomStore for MongoStore {
         found.as_ref().map(participant_from_doc).transpose()
     }
 
+    async fn memberships(&self, pairs: &[(RoomId, UserId)]) -> PortResult<Vec<Participant>> {
+        let mut distinct: Vec<(i64, i64)> = pairs.iter().map(|(r, u)| (r.0, u.0)).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.is_empty() {
+            return Ok(Vec::new());
+        }
+        let any: Vec<Document> = distinct
+            .iter()
+            .map(|(room, user)| doc! { "room_id": room, "user_id": user })
+            .collect();
+        let docs: Vec<Document> = self
+            .participants
+            .find(doc! { "$or": any })
+            .await
+            .map_err(classify)?
+            .try_collect()
+            .await
+            .map_err(classify)?;
+        docs.iter().map(participant_from_doc).collect()
+    }
+
     async fn add_participants(
         &self,
         room: RoomId,

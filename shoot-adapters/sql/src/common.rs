@@ -1031,6 +1031,39 @@ impl RoomStore for Store {
         row.as_ref().map(participant_from_row).transpose()
     }
 
+    /// One statement per `TEMP_ID_CHUNK` distinct pairs: an `OR` of `(room_id, user_id)`
+    /// equalities, each answered from the primary key.
+    async fn memberships(&self, pairs: &[(RoomId, UserId)]) -> PortResult<Vec<Participant>> {
+        let mut distinct: Vec<(i64, i64)> = pairs.iter().map(|(r, u)| (r.0, u.0)).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut out = Vec::with_capacity(distinct.len());
+        for chunk in distinct.chunks(TEMP_ID_CHUNK) {
+            let mut sql = String::with_capacity(64 + PARTICIPANT_COLS.len() + chunk.len() * 40);
+            sql.push_str("SELECT ");
+            sql.push_str(PARTICIPANT_COLS);
+            sql.push_str(" FROM participants p WHERE ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str("(p.room_id = ");
+                sql.push_str(&sequential_placeholders(2 * i + 1, 1));
+                sql.push_str(" AND p.user_id = ");
+                sql.push_str(&sequential_placeholders(2 * i + 2, 1));
+                sql.push(')');
+            }
+            let mut q = sqlx::query(&sql);
+            for (room, user) in chunk {
+                q = q.bind(*room).bind(*user);
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(err)? {
+                out.push(participant_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn add_participants(
         &self,
         room: RoomId,

@@ -284,11 +284,19 @@ impl ChatEngine {
     }
 
     /// One user, or `USER_NOT_FOUND`.
+    ///
+    /// Concurrent look-ups (a burst of connecting sessions checking their token's user) are
+    /// answered by one [`UserStore::get_users`](crate::identity::UserStore::get_users).
     pub async fn user(&self, id: UserId) -> Result<User> {
-        self.p()
+        self.runtime()
             .users
-            .get_user(id)
+            .read(
+                &[id],
+                |ids: Vec<UserId>| async move { Ok(self.p().users.get_users(&ids).await?) },
+                |id, user: &User| user.id == *id,
+            )
             .await?
+            .pop()
             .ok_or_else(user_not_found)
     }
 

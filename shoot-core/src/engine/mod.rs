@@ -36,6 +36,7 @@ pub use social::FriendRequests;
 // end ENG-A
 
 // ENG-B
+mod group_read;
 mod lock;
 mod messages;
 mod pipeline;
@@ -173,7 +174,18 @@ impl ChatEngine {
         actor: UserId,
         room: RoomId,
     ) -> Result<Participant> {
-        if let Some(p) = self.p().rooms.participant(room, actor).await? {
+        let found = self
+            .runtime()
+            .memberships
+            .read(
+                &[(room, actor)],
+                |pairs: Vec<(RoomId, UserId)>| async move {
+                    Ok(self.p().rooms.memberships(&pairs).await?)
+                },
+                |(room, user), p: &Participant| p.room_id == *room && p.user_id == *user,
+            )
+            .await?;
+        if let Some(p) = found.into_iter().next() {
             return Ok(p);
         }
         if self.p().rooms.get_room(room).await?.is_none() {

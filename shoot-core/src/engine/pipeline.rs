@@ -39,11 +39,13 @@ use tokio::sync::{Notify, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::engine::ChatEngine;
+use crate::engine::group_read::GroupRead;
 use crate::engine::presence::ActiveUsersState;
 use crate::engine::room_cache::{RoomCache, SendRoom};
 use crate::engine::workers::WorkerState;
 use crate::error::{Error, ErrorCode, Result, fail};
 use crate::events::{Event, StatusUpdate, Topic};
+use crate::identity::User;
 use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::mentions::parse_mentions;
 use crate::messages::status::{self, StatusEvent};
@@ -148,7 +150,11 @@ pub(crate) struct Runtime {
     /// Rooms as the send path sees them, cached briefly.
     pub(crate) rooms: RoomCache,
     /// The lane drains' store look-ups of tempIds, combined.
-    stored_check: Mutex<StoredCheck>,
+    stored_check: GroupRead<(UserId, Arc<str>), Message>,
+    /// Membership checks of room-scoped calls, combined.
+    pub(crate) memberships: GroupRead<(RoomId, UserId), Participant>,
+    /// User look-ups by id, combined.
+    pub(crate) users: GroupRead<UserId, User>,
     /// Active-user list coalescing per room.
     pub(crate) active_users: Mutex<HashMap<RoomId, ActiveUsersState>>,
     pub(crate) workers: WorkerState,
@@ -168,7 +174,9 @@ impl Runtime {
             previews: Mutex::new(HashMap::new()),
             durable_seqs: Mutex::new(HashMap::new()),
             rooms: RoomCache::default(),
-            stored_check: Mutex::new(StoredCheck::default()),
+            stored_check: GroupRead::default(),
+            memberships: GroupRead::default(),
+            users: GroupRead::default(),
             active_users: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),
         }
@@ -937,7 +945,7 @@ impl ChatEngine {
                 .iter()
                 .filter_map(|m| m.temp_id.clone().map(|t| (m.sender_id, t)))
                 .collect();
-            self.find_stored(keys).await
+            self.find_stored(&keys).await
         };
         match stored {
             Ok(found) if found.is_empty() => {}
@@ -1026,71 +1034,18 @@ impl ChatEngine {
     /// few large look-ups instead of one per lane drain.
     ///
     /// [`MessageStore::find_by_temp_ids`]: crate::messages::MessageStore::find_by_temp_ids
-    async fn find_stored(&self, keys: Vec<(UserId, Arc<str>)>) -> Result<Vec<Message>> {
-        let rt = self.runtime();
-        let (tx, mut rx) = oneshot::channel();
-        let mut lead = {
-            let mut st = lock(&rt.stored_check);
-            st.queued.push((keys, tx));
-            !std::mem::replace(&mut st.running, true)
-        };
-        loop {
-            if lead {
-                self.run_stored_check().await;
-            }
-            match rx.await {
-                Ok(Checked::Found(found)) => return Ok(found),
-                Ok(Checked::Failed(code, message)) => return Err(Error::new(code, message)),
-                Ok(Checked::Lead(keys)) => {
-                    // The previous look-up passed the turn on: ours runs next, with ours in it.
-                    let (tx, next) = oneshot::channel();
-                    lock(&rt.stored_check).queued.push((keys, tx));
-                    rx = next;
-                    lead = true;
-                }
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorCode::BackendUnavailable,
-                        "message store look-up was interrupted",
-                    ));
-                }
-            }
-        }
-    }
-
-    /// One combined look-up of everything queued, answered to each drain that queued it.
-    async fn run_stored_check(&self) {
-        let turn = CheckTurn(&self.runtime().stored_check);
-        let queued = std::mem::take(&mut lock(turn.0).queued);
-        let all: Vec<(UserId, &str)> = queued
-            .iter()
-            .flat_map(|(keys, _)| keys.iter().map(|(u, t)| (*u, &**t)))
-            .collect();
-        let result = self.p().messages.find_by_temp_ids(&all).await;
-        drop(all);
-        match result {
-            Ok(found) => {
-                for (keys, tx) in queued {
-                    let mine: Vec<Message> = found
-                        .iter()
-                        .filter(|m| {
-                            keys.iter().any(|(u, t)| {
-                                m.sender_id == *u && m.temp_id.as_deref() == Some(&**t)
-                            })
-                        })
-                        .cloned()
-                        .collect();
-                    let _ = tx.send(Checked::Found(mine));
-                }
-            }
-            Err(e) => {
-                let e = Error::from(e);
-                for (_, tx) in queued {
-                    let _ = tx.send(Checked::Failed(e.code(), e.message().to_owned()));
-                }
-            }
-        }
-        drop(turn);
+    async fn find_stored(&self, keys: &[(UserId, Arc<str>)]) -> Result<Vec<Message>> {
+        self.runtime()
+            .stored_check
+            .read(
+                keys,
+                |all: Vec<(UserId, Arc<str>)>| async move {
+                    let all: Vec<(UserId, &str)> = all.iter().map(|(u, t)| (*u, &**t)).collect();
+                    Ok(self.p().messages.find_by_temp_ids(&all).await?)
+                },
+                |(u, t), m: &Message| m.sender_id == *u && m.temp_id.as_deref() == Some(&**t),
+            )
+            .await
     }
 
     /// Marks the claims of `appended` (keys in the same order) durable: `d:{id}:{seq}:{room}`,
@@ -1227,43 +1182,6 @@ impl ChatEngine {
                 tx.send_replace(Some(outcome));
             }
         }
-    }
-}
-
-/// What a lane drain asked of the combined store look-up ([`ChatEngine::find_stored`]).
-type CheckRequest = (Vec<(UserId, Arc<str>)>, oneshot::Sender<Checked>);
-
-/// The combined store look-up: whether one runs, and what is queued for the next.
-#[derive(Default)]
-struct StoredCheck {
-    running: bool,
-    queued: Vec<CheckRequest>,
-}
-
-/// The answer to a queued look-up.
-enum Checked {
-    /// The stored messages of the drain's keys.
-    Found(Vec<Message>),
-    /// The look-up failed: code and message.
-    Failed(ErrorCode, String),
-    /// The drain runs the next look-up itself; its keys come back to be queued again.
-    Lead(Vec<(UserId, Arc<str>)>),
-}
-
-/// The turn of one combined look-up. However the look-up ends (even dropped half-way), the
-/// turn passes to the first drain that queued meanwhile, or the check goes idle.
-struct CheckTurn<'a>(&'a Mutex<StoredCheck>);
-
-impl Drop for CheckTurn<'_> {
-    fn drop(&mut self) {
-        let mut st = lock(self.0);
-        while !st.queued.is_empty() {
-            let (keys, tx) = st.queued.remove(0);
-            if tx.send(Checked::Lead(keys)).is_ok() {
-                return;
-            }
-        }
-        st.running = false;
     }
 }
 

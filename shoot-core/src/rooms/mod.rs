@@ -176,6 +176,26 @@ pub trait RoomStore: Send + Sync + 'static {
     /// One participant.
     async fn participant(&self, room: RoomId, user: UserId) -> PortResult<Option<Participant>>;
 
+    /// The participant rows of these `(room, user)` pairs, for the pairs where the user is a
+    /// participant: each once, in any order. A pair given twice yields its row once; an empty
+    /// `pairs` returns an empty list.
+    ///
+    /// The engine checks the membership of concurrent room-scoped calls (a reconnect storm's
+    /// subscriptions) with one call, so an adapter SHOULD answer in one round trip per chunk
+    /// of pairs. The default asks [`participant`](RoomStore::participant) per distinct pair.
+    async fn memberships(&self, pairs: &[(RoomId, UserId)]) -> PortResult<Vec<Participant>> {
+        let mut out = Vec::new();
+        for (i, (room, user)) in pairs.iter().enumerate() {
+            if pairs[..i].contains(&(*room, *user)) {
+                continue;
+            }
+            if let Some(p) = self.participant(*room, *user).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds participants; those already present are left unchanged. Returns the ones added.
     async fn add_participants(
         &self,

@@ -313,6 +313,32 @@ pub async fn room_store_contract(store: &dyn RoomStore) {
         ok(store.participants_of(&[]).await, "participants_of").is_empty(),
         "participants_of of no room"
     );
+    let mut got = ok(
+        store
+            .memberships(&[
+                (g.id, c),
+                (d1.id, a),
+                (d1.id, c),
+                (RoomId(fresh_id()), a),
+                (g.id, c),
+            ])
+            .await,
+        "memberships",
+    );
+    got.sort_by_key(|p| (p.room_id, p.user_id));
+    let mut want = vec![
+        ok(store.participant(g.id, c).await, "participant").expect("c is in g"),
+        ok(store.participant(d1.id, a).await, "participant").expect("a is in d1"),
+    ];
+    want.sort_by_key(|p| (p.room_id, p.user_id));
+    assert_eq!(
+        got, want,
+        "memberships: the rows of the pairs that are participants, each once"
+    );
+    assert!(
+        ok(store.memberships(&[]).await, "memberships").is_empty(),
+        "memberships of no pair"
+    );
 
     let candidates: Vec<(Room, [Participant; 2])> = (0..6)
         .map(|_| {
