@@ -334,6 +334,26 @@ impl RoomStore for MongoStore {
             .collect()
     }
 
+    async fn room_ids_of(&self, users: &[UserId]) -> PortResult<Vec<(UserId, RoomId)>> {
+        let mut ids: Vec<i64> = users.iter().map(|u| u.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<Document> = self
+            .participants
+            .find(doc! { "user_id": { "$in": &ids } })
+            .await
+            .map_err(classify)?
+            .try_collect()
+            .await
+            .map_err(classify)?;
+        docs.iter()
+            .map(|d| participant_from_doc(d).map(|p| (p.user_id, p.room_id)))
+            .collect()
+    }
+
     async fn set_favorite(
         &self,
         room: RoomId,

@@ -1120,6 +1120,27 @@ impl RoomStore for Store {
             .collect()
     }
 
+    async fn room_ids_of(&self, users: &[UserId]) -> PortResult<Vec<(UserId, RoomId)>> {
+        let mut ids: Vec<i64> = users.iter().map(|u| u.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT p.user_id, p.room_id FROM participants p WHERE p.user_id IN ({})",
+                sequential_placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(err)? {
+                out.push((UserId(col(&row, "user_id")?), RoomId(col(&row, "room_id")?)));
+            }
+        }
+        Ok(out)
+    }
+
     async fn set_favorite(
         &self,
         room: RoomId,

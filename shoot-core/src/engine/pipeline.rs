@@ -155,6 +155,8 @@ pub(crate) struct Runtime {
     pub(crate) memberships: GroupRead<(RoomId, UserId), Participant>,
     /// User look-ups by id, combined.
     pub(crate) users: GroupRead<UserId, User>,
+    /// Presence's look-ups of a user's rooms, combined.
+    pub(crate) room_ids: GroupRead<UserId, (UserId, RoomId)>,
     /// Active-user list coalescing per room.
     pub(crate) active_users: Mutex<HashMap<RoomId, ActiveUsersState>>,
     pub(crate) workers: WorkerState,
@@ -177,6 +179,7 @@ impl Runtime {
             stored_check: GroupRead::default(),
             memberships: GroupRead::default(),
             users: GroupRead::default(),
+            room_ids: GroupRead::default(),
             active_users: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),
         }

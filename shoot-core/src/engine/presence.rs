@@ -15,7 +15,7 @@ use tracing::warn;
 
 use crate::engine::ChatEngine;
 use crate::engine::pipeline::lock;
-use crate::error::Result;
+use crate::error::{ErrorCode, Result};
 use crate::events::{Event, Topic};
 use crate::identity::UserStatus;
 use crate::ids::{RoomId, UserId};
@@ -174,28 +174,51 @@ impl ChatEngine {
         eph.delete(&sessions_key(actor)).await?;
         eph.delete(&online_key(actor)).await?;
         let now = self.now();
-        if let Some(mut user) = self.p().users.get_user(actor).await? {
-            user.last_seen_at = Some(now);
-            self.p().users.update_user(&user).await?;
+        match self.user(actor).await {
+            Ok(mut user) => {
+                user.last_seen_at = Some(now);
+                self.p().users.update_user(&user).await?;
+            }
+            Err(e) if e.code() == ErrorCode::UserNotFound => {}
+            Err(e) => return Err(e),
         }
-        let rooms = self.p().rooms.rooms_of(actor).await?;
-        for (room, _) in &rooms {
+        let rooms = self.room_ids_of(actor).await?;
+        for room in &rooms {
             let event = Event::UserStatusChanged {
                 user_id: actor,
                 status: UserStatus::Offline,
                 last_seen_at: Some(now),
             };
-            self.publish(Topic::Room(room.id), event).await;
+            self.publish(Topic::Room(*room), event).await;
         }
-        self.announce_presence(actor).await
+        for room in rooms {
+            self.announce_active_users(room).await;
+        }
+        Ok(())
     }
 
     async fn announce_presence(&self, actor: UserId) -> Result<()> {
-        let rooms = self.p().rooms.rooms_of(actor).await?;
-        for (room, _) in rooms {
-            self.announce_active_users(room.id).await;
+        for room in self.room_ids_of(actor).await? {
+            self.announce_active_users(room).await;
         }
         Ok(())
+    }
+
+    /// The rooms of `actor`, looked up together with those of the other sessions connecting
+    /// or disconnecting meanwhile (one [`RoomStore::room_ids_of`] for a burst).
+    ///
+    /// [`RoomStore::room_ids_of`]: crate::rooms::RoomStore::room_ids_of
+    async fn room_ids_of(&self, actor: UserId) -> Result<Vec<RoomId>> {
+        let pairs = self
+            .runtime()
+            .room_ids
+            .read(
+                &[actor],
+                |users: Vec<UserId>| async move { Ok(self.p().rooms.room_ids_of(&users).await?) },
+                |user, (member, _): &(UserId, RoomId)| member == user,
+            )
+            .await?;
+        Ok(pairs.into_iter().map(|(_, room)| room).collect())
     }
 
     /// Sends the room's active-user list now if none went out within

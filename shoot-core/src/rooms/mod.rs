@@ -212,6 +212,28 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Rooms `user` participates in, each with the user's own participant row, in any order.
     async fn rooms_of(&self, user: UserId) -> PortResult<Vec<(Room, Participant)>>;
 
+    /// The `(user, room)` pairs of every room each of these users participates in, in any
+    /// order; a user given twice is listed once. An empty `users` returns an empty list.
+    ///
+    /// Presence asks this for concurrent connects and disconnects at once, so an adapter
+    /// SHOULD answer in one round trip per chunk of users. The default asks
+    /// [`rooms_of`](RoomStore::rooms_of) per distinct user.
+    async fn room_ids_of(&self, users: &[UserId]) -> PortResult<Vec<(UserId, RoomId)>> {
+        let mut out = Vec::new();
+        for (i, user) in users.iter().enumerate() {
+            if users[..i].contains(user) {
+                continue;
+            }
+            out.extend(
+                self.rooms_of(*user)
+                    .await?
+                    .into_iter()
+                    .map(|(room, _)| (*user, room.id)),
+            );
+        }
+        Ok(out)
+    }
+
     /// Sets or clears the favourite flag. MUST fail with `NotFound` if not a participant.
     async fn set_favorite(
         &self,

@@ -339,6 +339,24 @@ pub async fn room_store_contract(store: &dyn RoomStore) {
         ok(store.memberships(&[]).await, "memberships").is_empty(),
         "memberships of no pair"
     );
+    let mut got = ok(store.room_ids_of(&[a, c, a]).await, "room_ids_of");
+    got.sort();
+    let mut want: Vec<(UserId, RoomId)> = Vec::new();
+    for user in [a, c] {
+        for (room, _) in ok(store.rooms_of(user).await, "rooms_of") {
+            want.push((user, room.id));
+        }
+    }
+    want.sort();
+    assert!(!want.is_empty(), "a and c are in rooms");
+    assert_eq!(
+        got, want,
+        "room_ids_of: every room of each user given, each pair once"
+    );
+    assert!(
+        ok(store.room_ids_of(&[]).await, "room_ids_of").is_empty(),
+        "room_ids_of of no user"
+    );
 
     let candidates: Vec<(Room, [Participant; 2])> = (0..6)
         .map(|_| {
