@@ -262,6 +262,37 @@ impl UserStore for Store {
         }
     }
 
+    async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> PortResult<()> {
+        let mut latest: BTreeMap<i64, i64> = BTreeMap::new();
+        for (id, at) in seen {
+            let e = latest.entry(id.0).or_insert(at.0);
+            *e = (*e).max(at.0);
+        }
+        let latest: Vec<(i64, i64)> = latest.into_iter().collect();
+        for chunk in latest.chunks(CHUNK / 2) {
+            let mut sql = String::with_capacity(200 + chunk.len() * 12);
+            sql.push_str("WITH v (id, at) AS (VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                sql.push_str(&sequential_placeholders(i * 2 + 1, 2));
+                sql.push(')');
+            }
+            sql.push_str(
+                ") UPDATE users SET last_seen_at = CASE WHEN users.last_seen_at > v.at \
+                 THEN users.last_seen_at ELSE v.at END FROM v WHERE users.id = v.id",
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, at) in chunk {
+                q = q.bind(*id).bind(*at);
+            }
+            q.execute(&self.pool).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
     async fn search_users(&self, query: &str, limit: usize) -> PortResult<Vec<User>> {
         let sql = format!(
             "SELECT {USER_COLS} FROM users WHERE username_lower LIKE $1 ESCAPE '\\' \

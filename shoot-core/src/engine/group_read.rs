@@ -12,7 +12,10 @@
 //! turn to the next queued caller, and callers whose answers were lost with a cancelled
 //! look-up queue their keys again.
 
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
+
+use foldhash::{HashMap, HashMapExt};
 
 use tokio::sync::oneshot;
 
@@ -91,15 +94,16 @@ impl<K, V> Drop for Baton<K, V> {
     }
 }
 
-impl<K: Clone, V: Clone> GroupRead<K, V> {
+impl<K: Clone + Eq + Hash, V: Clone> GroupRead<K, V> {
     /// The values of `keys`, looked up with whatever other callers ask meanwhile: `fetch` gets
-    /// every queued key (possibly repeated) and returns each value found once, and `owns` tells
-    /// which values answer which key. A failed fetch fails every caller it served.
+    /// every queued key (possibly repeated) and returns the values found, and `key_of` tells
+    /// which key a value answers (several values may answer one key). A failed fetch fails
+    /// every caller it served.
     pub(crate) async fn read<F>(
         &self,
         keys: &[K],
         fetch: impl Fn(Vec<K>) -> F,
-        owns: impl Fn(&K, &V) -> bool,
+        key_of: impl Fn(&V) -> K,
     ) -> Result<Vec<V>>
     where
         F: Future<Output = Result<Vec<V>>>,
@@ -121,7 +125,7 @@ impl<K: Clone, V: Clone> GroupRead<K, V> {
                 }
             }
             if let Some(turn) = baton.take() {
-                self.run(turn, &fetch, &owns).await;
+                self.run(turn, &fetch, &key_of).await;
             }
             match rx.await {
                 Ok(Turn::Found(values)) => return Ok(values),
@@ -138,7 +142,7 @@ impl<K: Clone, V: Clone> GroupRead<K, V> {
         &self,
         _turn: Baton<K, V>,
         fetch: &impl Fn(Vec<K>) -> F,
-        owns: &impl Fn(&K, &V) -> bool,
+        key_of: &impl Fn(&V) -> K,
     ) where
         F: Future<Output = Result<Vec<V>>>,
     {
@@ -146,13 +150,25 @@ impl<K: Clone, V: Clone> GroupRead<K, V> {
         let all: Vec<K> = queued.iter().flat_map(|w| w.keys.iter().cloned()).collect();
         match fetch(all).await {
             Ok(found) => {
+                // Hashed: a storm's look-up answers thousands of callers at once.
+                let mut by_key: HashMap<K, Vec<usize>> = HashMap::with_capacity(found.len());
+                for (i, v) in found.iter().enumerate() {
+                    by_key.entry(key_of(v)).or_default().push(i);
+                }
                 for w in queued {
-                    let mine: Vec<V> = found
+                    let mut mine: Vec<usize> = w
+                        .keys
                         .iter()
-                        .filter(|v| w.keys.iter().any(|k| owns(k, v)))
-                        .cloned()
+                        .filter_map(|k| by_key.get(k))
+                        .flatten()
+                        .copied()
                         .collect();
-                    let _ = w.reply.send(Turn::Found(mine));
+                    if w.keys.len() > 1 {
+                        mine.sort_unstable();
+                        mine.dedup();
+                    }
+                    let values = mine.into_iter().map(|i| found[i].clone()).collect();
+                    let _ = w.reply.send(Turn::Found(values));
                 }
             }
             Err(e) => {
@@ -186,7 +202,7 @@ mod tests {
                 calls.fetch_add(1, Ordering::Relaxed);
                 async move { Ok(keys.iter().map(|k| k * 10).collect()) }
             },
-            |k, v| k * 10 == *v,
+            |v| v / 10,
         ))
         .unwrap();
         assert_eq!(got, vec![10, 20]);
@@ -214,11 +230,11 @@ mod tests {
                 Ok(found)
             }
         };
-        let owns = |k: &u32, v: &u32| k == v;
+        let key_of = |v: &u32| *v;
         let results = block_on(async {
-            let first = g.read(&[1], &fetch, owns);
-            let second = g.read(&[2, 3], &fetch, owns);
-            let third = g.read(&[2], &fetch, owns);
+            let first = g.read(&[1], &fetch, key_of);
+            let second = g.read(&[2, 3], &fetch, key_of);
+            let third = g.read(&[2], &fetch, key_of);
             let opener = async {
                 // Let the three queue behind the first look-up before it finishes.
                 let mut yielded = false;
@@ -250,11 +266,11 @@ mod tests {
         let err = block_on(g.read(
             &[1],
             |_: Vec<u32>| async { Err(Error::new(ErrorCode::BackendUnavailable, "down")) },
-            |k, v| k == v,
+            |v| *v,
         ))
         .unwrap_err();
         assert_eq!(err.code(), ErrorCode::BackendUnavailable);
-        let ok = block_on(g.read(&[4], |k: Vec<u32>| async { Ok(k) }, |k, v| k == v));
+        let ok = block_on(g.read(&[4], |k: Vec<u32>| async { Ok(k) }, |v| *v));
         assert_eq!(ok.unwrap(), vec![4]);
     }
 
@@ -262,10 +278,10 @@ mod tests {
     fn a_cancelled_look_up_hands_its_callers_on() {
         let g: GroupRead<u32, u32> = GroupRead::default();
         let hang = |_: Vec<u32>| std::future::pending::<Result<Vec<u32>>>();
-        let owns = |k: &u32, v: &u32| k == v;
+        let key_of = |v: &u32| *v;
         block_on(async {
-            let mut leader = Box::pin(g.read(&[1], hang, owns));
-            let mut follower = Box::pin(g.read(&[2], |k: Vec<u32>| async { Ok(k) }, owns));
+            let mut leader = Box::pin(g.read(&[1], hang, key_of));
+            let mut follower = Box::pin(g.read(&[2], |k: Vec<u32>| async { Ok(k) }, key_of));
             // The leader starts its look-up; the follower queues behind it.
             assert!(futures::poll!(&mut leader).is_pending());
             assert!(futures::poll!(&mut follower).is_pending());

@@ -293,7 +293,7 @@ impl ChatEngine {
             .read(
                 &[id],
                 |ids: Vec<UserId>| async move { Ok(self.p().users.get_users(&ids).await?) },
-                |id, user: &User| user.id == *id,
+                |user: &User| user.id,
             )
             .await?
             .pop()

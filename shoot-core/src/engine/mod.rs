@@ -182,7 +182,7 @@ impl ChatEngine {
                 |pairs: Vec<(RoomId, UserId)>| async move {
                     Ok(self.p().rooms.memberships(&pairs).await?)
                 },
-                |(room, user), p: &Participant| p.room_id == *room && p.user_id == *user,
+                |p: &Participant| (p.room_id, p.user_id),
             )
             .await?;
         if let Some(p) = found.into_iter().next() {

@@ -155,6 +155,9 @@ pub(crate) struct Runtime {
     pub(crate) memberships: GroupRead<(RoomId, UserId), Participant>,
     /// User look-ups by id, combined.
     pub(crate) users: GroupRead<UserId, User>,
+    /// Disconnects' last-seen writes, combined (a group read that returns nothing: one
+    /// `set_last_seen` for everyone who disconnected while the previous one ran).
+    pub(crate) last_seen: GroupRead<(UserId, Timestamp), ()>,
     /// Presence's look-ups of a user's rooms, combined.
     pub(crate) room_ids: GroupRead<UserId, (UserId, RoomId)>,
     /// Active-user list coalescing per room.
@@ -180,6 +183,7 @@ impl Runtime {
             memberships: GroupRead::default(),
             users: GroupRead::default(),
             room_ids: GroupRead::default(),
+            last_seen: GroupRead::default(),
             active_users: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),
         }
@@ -1046,7 +1050,7 @@ impl ChatEngine {
                     let all: Vec<(UserId, &str)> = all.iter().map(|(u, t)| (*u, &**t)).collect();
                     Ok(self.p().messages.find_by_temp_ids(&all).await?)
                 },
-                |(u, t), m: &Message| m.sender_id == *u && m.temp_id.as_deref() == Some(&**t),
+                |m: &Message| (m.sender_id, m.temp_id.clone().unwrap_or_default()),
             )
             .await
     }

@@ -15,7 +15,7 @@ use tracing::warn;
 
 use crate::engine::ChatEngine;
 use crate::engine::pipeline::lock;
-use crate::error::{ErrorCode, Result};
+use crate::error::Result;
 use crate::events::{Event, Topic};
 use crate::identity::UserStatus;
 use crate::ids::{RoomId, UserId};
@@ -174,14 +174,18 @@ impl ChatEngine {
         eph.delete(&sessions_key(actor)).await?;
         eph.delete(&online_key(actor)).await?;
         let now = self.now();
-        match self.user(actor).await {
-            Ok(mut user) => {
-                user.last_seen_at = Some(now);
-                self.p().users.update_user(&user).await?;
-            }
-            Err(e) if e.code() == ErrorCode::UserNotFound => {}
-            Err(e) => return Err(e),
-        }
+        // Combined with the other disconnects meanwhile: one write for a burst.
+        self.runtime()
+            .last_seen
+            .read(
+                &[(actor, now)],
+                |seen: Vec<(UserId, Timestamp)>| async move {
+                    self.p().users.set_last_seen(&seen).await?;
+                    Ok(Vec::new())
+                },
+                |(): &()| (actor, now),
+            )
+            .await?;
         let rooms = self.room_ids_of(actor).await?;
         for room in &rooms {
             let event = Event::UserStatusChanged {
@@ -215,7 +219,7 @@ impl ChatEngine {
             .read(
                 &[actor],
                 |users: Vec<UserId>| async move { Ok(self.p().rooms.room_ids_of(&users).await?) },
-                |user, (member, _): &(UserId, RoomId)| member == user,
+                |(member, _): &(UserId, RoomId)| *member,
             )
             .await?;
         Ok(pairs.into_iter().map(|(_, room)| room).collect())

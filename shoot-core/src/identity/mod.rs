@@ -5,7 +5,7 @@ pub mod rules;
 
 use async_trait::async_trait;
 
-use crate::error::PortResult;
+use crate::error::{PortError, PortResult};
 use crate::ids::UserId;
 use crate::time::Timestamp;
 
@@ -139,6 +139,27 @@ pub trait UserStore: Send + Sync + 'static {
     /// Replaces the stored user with the same id. MUST fail with `NotFound` if absent and
     /// with `AlreadyExists` like [`create_user`](Self::create_user) on a unique-key clash.
     async fn update_user(&self, user: &User) -> PortResult<()>;
+
+    /// Records when each user was last seen: sets `last_seen_at` to the given time unless it
+    /// is already later (of several entries for one user the latest wins). Nothing else of
+    /// the user changes; unknown users are skipped.
+    ///
+    /// Disconnects call this for a burst at once, so an adapter SHOULD write all of them in
+    /// one statement per chunk. The default reads and updates each user.
+    async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> PortResult<()> {
+        for (id, at) in seen {
+            if let Some(mut user) = self.get_user(*id).await? {
+                if user.last_seen_at.is_none_or(|t| t < *at) {
+                    user.last_seen_at = Some(*at);
+                    match self.update_user(&user).await {
+                        Ok(()) | Err(PortError::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// Users whose username or nickname contains `query` (case-insensitive), ordered by
     /// username, at most `limit`.

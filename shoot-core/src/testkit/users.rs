@@ -161,6 +161,31 @@ pub async fn user_store_contract(store: &dyn UserStore) {
         Some(a2.clone()),
         "update_user replaces"
     );
+    // set_last_seen: only last_seen_at changes, the latest time wins, unknown users are skipped.
+    let seen = Timestamp(a2.updated_at.0 + 100);
+    ok(
+        store
+            .set_last_seen(&[
+                (a.id, seen),
+                (UserId(fresh_id()), seen),
+                (a.id, Timestamp(seen.0 - 50)),
+            ])
+            .await,
+        "set_last_seen",
+    );
+    ok(
+        store
+            .set_last_seen(&[(a.id, Timestamp(seen.0 - 10))])
+            .await,
+        "set_last_seen earlier",
+    );
+    let mut a2 = a2;
+    a2.last_seen_at = Some(seen);
+    assert_eq!(
+        ok(store.get_user(a.id).await, "get_user"),
+        Some(a2.clone()),
+        "set_last_seen keeps the latest time and changes nothing else"
+    );
     let mut a3 = a2.clone();
     a3.username = format!("n{m}");
     ok(store.update_user(&a3).await, "update_user rename");
