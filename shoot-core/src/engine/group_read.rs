@@ -173,9 +173,7 @@ impl<K: Clone + Eq + Hash, V: Clone> GroupRead<K, V> {
             }
             Err(e) => {
                 for w in queued {
-                    let _ = w
-                        .reply
-                        .send(Turn::Failed(e.code(), e.message().to_owned()));
+                    let _ = w.reply.send(Turn::Failed(e.code(), e.message().to_owned()));
                 }
             }
         }

@@ -174,12 +174,9 @@ pub async fn user_store_contract(store: &dyn UserStore) {
         "set_last_seen",
     );
     ok(
-        store
-            .set_last_seen(&[(a.id, Timestamp(seen.0 - 10))])
-            .await,
+        store.set_last_seen(&[(a.id, Timestamp(seen.0 - 10))]).await,
         "set_last_seen earlier",
     );
-    let mut a2 = a2;
     a2.last_seen_at = Some(seen);
     assert_eq!(
         ok(store.get_user(a.id).await, "get_user"),
