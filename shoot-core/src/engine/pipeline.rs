@@ -153,6 +153,8 @@ pub(crate) struct Runtime {
     stored_check: GroupRead<(UserId, Arc<str>), Message>,
     /// Membership checks of room-scoped calls, combined.
     pub(crate) memberships: GroupRead<(RoomId, UserId), Participant>,
+    /// Sync's look-ups of a room's participants, combined.
+    pub(crate) participants: GroupRead<RoomId, Participant>,
     /// User look-ups by id, combined.
     pub(crate) users: GroupRead<UserId, User>,
     /// Disconnects' last-seen writes, combined (a group read that returns nothing: one
@@ -181,6 +183,7 @@ impl Runtime {
             rooms: RoomCache::default(),
             stored_check: GroupRead::default(),
             memberships: GroupRead::default(),
+            participants: GroupRead::default(),
             users: GroupRead::default(),
             room_ids: GroupRead::default(),
             last_seen: GroupRead::default(),

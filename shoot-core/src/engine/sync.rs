@@ -16,6 +16,7 @@ use crate::engine::messages::{MessageRecord, records};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::HistoryQuery;
+use crate::rooms::Participant;
 use tracing::warn;
 
 /// How long sync waits for the store to catch up with the log.
@@ -127,7 +128,18 @@ impl ChatEngine {
                 messages.truncate(page_limit);
             }
         }
-        let participants = self.p().rooms.participants(room).await?;
+        // Combined with the other syncs meanwhile (a reconnect storm syncs every room at once).
+        let participants =
+            self.runtime()
+                .participants
+                .read(
+                    &[room],
+                    |rooms: Vec<RoomId>| async move {
+                        Ok(self.p().rooms.participants_of(&rooms).await?)
+                    },
+                    |p: &Participant| p.room_id,
+                )
+                .await?;
         Ok(SyncPage {
             room_id: room,
             messages: records(messages, &participants),
