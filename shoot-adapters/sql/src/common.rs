@@ -55,6 +55,32 @@ fn sequential_placeholders(start: usize, n: usize) -> String {
     }
 }
 
+/// `SELECT {cols} FROM {from} WHERE ({a} = ? AND {b} = ?) OR …` for `n` pairs, bound in
+/// textual order: each pair is answered from an index on `(a, b)`.
+fn select_pairs(cols: &str, from: &str, a: &str, b: &str, n: usize) -> String {
+    let mut sql = String::with_capacity(32 + cols.len() + from.len() + n * 40);
+    sql.push_str("SELECT ");
+    sql.push_str(cols);
+    sql.push_str(" FROM ");
+    sql.push_str(from);
+    sql.push_str(" WHERE ");
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push('(');
+        sql.push_str(a);
+        sql.push_str(" = ");
+        sql.push_str(&sequential_placeholders(2 * i + 1, 1));
+        sql.push_str(" AND ");
+        sql.push_str(b);
+        sql.push_str(" = ");
+        sql.push_str(&sequential_placeholders(2 * i + 2, 1));
+        sql.push(')');
+    }
+    sql
+}
+
 fn err(e: sqlx::Error) -> PortError {
     crate::error::classify(BACKEND, e)
 }
@@ -1070,20 +1096,13 @@ impl RoomStore for Store {
         distinct.dedup();
         let mut out = Vec::with_capacity(distinct.len());
         for chunk in distinct.chunks(TEMP_ID_CHUNK) {
-            let mut sql = String::with_capacity(64 + PARTICIPANT_COLS.len() + chunk.len() * 40);
-            sql.push_str("SELECT ");
-            sql.push_str(PARTICIPANT_COLS);
-            sql.push_str(" FROM participants p WHERE ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(" OR ");
-                }
-                sql.push_str("(p.room_id = ");
-                sql.push_str(&sequential_placeholders(2 * i + 1, 1));
-                sql.push_str(" AND p.user_id = ");
-                sql.push_str(&sequential_placeholders(2 * i + 2, 1));
-                sql.push(')');
-            }
+            let sql = select_pairs(
+                PARTICIPANT_COLS,
+                "participants p",
+                "p.room_id",
+                "p.user_id",
+                chunk.len(),
+            );
             let mut q = sqlx::query(&sql);
             for (room, user) in chunk {
                 q = q.bind(*room).bind(*user);
@@ -1456,20 +1475,7 @@ impl MessageStore for Store {
         distinct.dedup();
         let mut out = Vec::new();
         for chunk in distinct.chunks(TEMP_ID_CHUNK) {
-            let mut sql = String::with_capacity(64 + MESSAGE_COLS.len() + chunk.len() * 40);
-            sql.push_str("SELECT ");
-            sql.push_str(MESSAGE_COLS);
-            sql.push_str(" FROM messages WHERE ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(" OR ");
-                }
-                sql.push_str("(sender_id = ");
-                sql.push_str(&sequential_placeholders(2 * i + 1, 1));
-                sql.push_str(" AND temp_id = ");
-                sql.push_str(&sequential_placeholders(2 * i + 2, 1));
-                sql.push(')');
-            }
+            let sql = select_pairs(MESSAGE_COLS, "messages", "sender_id", "temp_id", chunk.len());
             let mut q = sqlx::query(&sql);
             for (sender, temp_id) in chunk {
                 q = q.bind(*sender).bind(*temp_id);
