@@ -18,6 +18,25 @@ use crate::error::{classify, skipped_duplicates};
 const DIRECT_ROOM_ATTEMPTS: usize = 5;
 
 impl MongoStore {
+    /// The participants matching `filter`, in `sort` order if one is given.
+    async fn find_participants(
+        &self,
+        filter: Document,
+        sort: Option<Document>,
+    ) -> PortResult<Vec<Participant>> {
+        let mut find = self.participants.find(filter);
+        if let Some(sort) = sort {
+            find = find.sort(sort);
+        }
+        let docs: Vec<Document> = find
+            .await
+            .map_err(classify)?
+            .try_collect()
+            .await
+            .map_err(classify)?;
+        docs.iter().map(participant_from_doc).collect()
+    }
+
     /// Inserts the participants of `room`, skipping those already present (duplicate key on
     /// `(room_id, user_id)`); returns the user ids actually inserted, in input order.
     async fn insert_participants(
@@ -196,16 +215,11 @@ impl RoomStore for MongoStore {
     }
 
     async fn participants(&self, room: RoomId) -> PortResult<Vec<Participant>> {
-        let docs: Vec<Document> = self
-            .participants
-            .find(doc! { "room_id": room.0 })
-            .sort(doc! { "joined_at": 1, "user_id": 1 })
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
-        docs.iter().map(participant_from_doc).collect()
+        self.find_participants(
+            doc! { "room_id": room.0 },
+            Some(doc! { "joined_at": 1, "user_id": 1 }),
+        )
+        .await
     }
 
     async fn participants_of(&self, rooms: &[RoomId]) -> PortResult<Vec<Participant>> {
@@ -218,19 +232,15 @@ impl RoomStore for MongoStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let docs: Vec<Document> = self
-            .participants
-            .find(doc! { "room_id": { "$in": &ids } })
-            .sort(doc! { "room_id": 1, "joined_at": 1, "user_id": 1 })
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
+        let found = self
+            .find_participants(
+                doc! { "room_id": { "$in": &ids } },
+                Some(doc! { "room_id": 1, "joined_at": 1, "user_id": 1 }),
+            )
+            .await?;
         let mut by_room: std::collections::HashMap<i64, Vec<Participant>> =
             std::collections::HashMap::with_capacity(ids.len());
-        for d in &docs {
-            let p = participant_from_doc(d)?;
+        for p in found {
             by_room.entry(p.room_id.0).or_default().push(p);
         }
         Ok(ids
@@ -260,15 +270,7 @@ impl RoomStore for MongoStore {
             .iter()
             .map(|(room, user)| doc! { "room_id": room, "user_id": user })
             .collect();
-        let docs: Vec<Document> = self
-            .participants
-            .find(doc! { "$or": any })
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
-        docs.iter().map(participant_from_doc).collect()
+        self.find_participants(doc! { "$or": any }, None).await
     }
 
     async fn add_participants(
@@ -341,17 +343,10 @@ impl RoomStore for MongoStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let docs: Vec<Document> = self
-            .participants
-            .find(doc! { "user_id": { "$in": &ids } })
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
-        docs.iter()
-            .map(|d| participant_from_doc(d).map(|p| (p.user_id, p.room_id)))
-            .collect()
+        let found = self
+            .find_participants(doc! { "user_id": { "$in": &ids } }, None)
+            .await?;
+        Ok(found.into_iter().map(|p| (p.user_id, p.room_id)).collect())
     }
 
     async fn set_favorite(

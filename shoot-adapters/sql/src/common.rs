@@ -55,6 +55,19 @@ fn sequential_placeholders(start: usize, n: usize) -> String {
     }
 }
 
+/// Appends `(?,…,?),(?,…,?)…`: `rows` row values of `width` parameters each, numbered from 1
+/// in textual order (a `VALUES` list of a multi-row insert or of a `WITH v (…) AS` table).
+fn push_rows(sql: &mut String, rows: usize, width: usize) {
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        sql.push_str(&sequential_placeholders(i * width + 1, width));
+        sql.push(')');
+    }
+}
+
 /// `SELECT {cols} FROM {from} WHERE ({a} = ? AND {b} = ?) OR …` for `n` pairs, bound in
 /// textual order: each pair is answered from an index on `(a, b)`.
 fn select_pairs(cols: &str, from: &str, a: &str, b: &str, n: usize) -> String {
@@ -298,14 +311,7 @@ impl UserStore for Store {
         for chunk in latest.chunks(CHUNK / 2) {
             let mut sql = String::with_capacity(200 + chunk.len() * 12);
             sql.push_str("WITH v (id, at) AS (VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                sql.push_str(&sequential_placeholders(i * 2 + 1, 2));
-                sql.push(')');
-            }
+            push_rows(&mut sql, chunk.len(), 2);
             sql.push_str(
                 ") UPDATE users SET last_seen_at = CASE WHEN users.last_seen_at > v.at \
                  THEN users.last_seen_at ELSE v.at END FROM v WHERE users.id = v.id",
@@ -1009,14 +1015,7 @@ impl RoomStore for Store {
         for chunk in latest.chunks(ACTIVITY_CHUNK) {
             let mut sql = String::with_capacity(300 + chunk.len() * 24);
             sql.push_str("WITH v (room_id, seq, message_id, at) AS (VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                sql.push_str(&sequential_placeholders(i * 4 + 1, 4));
-                sql.push(')');
-            }
+            push_rows(&mut sql, chunk.len(), 4);
             sql.push_str(
                 ") UPDATE rooms SET last_seq = v.seq, last_message_id = v.message_id, \
                  last_activity_at = CASE WHEN rooms.last_activity_at > v.at \
@@ -1364,17 +1363,7 @@ impl MessageStore for Store {
             sql.push_str("INSERT INTO messages (");
             sql.push_str(MESSAGE_COLS);
             sql.push_str(") VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                sql.push_str(&sequential_placeholders(
-                    i * MESSAGE_COL_COUNT + 1,
-                    MESSAGE_COL_COUNT,
-                ));
-                sql.push(')');
-            }
+            push_rows(&mut sql, chunk.len(), MESSAGE_COL_COUNT);
             sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
             let mut q = sqlx::query(&sql);
             for (m, (preview, forwarded, mentions)) in chunk.iter().zip(enc) {
@@ -1663,14 +1652,7 @@ impl MessageStore for Store {
         // VALUES list joined to messages, each count an index range scan on (room_id, seq).
         for (chunk_no, chunk) in cursors.chunks(CHUNK).enumerate() {
             let mut sql = String::from("WITH c (idx, room_id, cur) AS (VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                sql.push_str(&sequential_placeholders(1 + i * 3, 3));
-                sql.push(')');
-            }
+            push_rows(&mut sql, chunk.len(), 3);
             let user_param = sequential_placeholders(1 + chunk.len() * 3, 1);
             sql.push_str(&format!(
                 ") SELECT c.idx AS idx, (SELECT COUNT(*) FROM messages m WHERE m.room_id = c.room_id \
@@ -1701,14 +1683,7 @@ impl MessageStore for Store {
         // Like `unread_counts`, with the user per row: one statement per 1000 cursors.
         for (chunk_no, chunk) in cursors.chunks(CHUNK).enumerate() {
             let mut sql = String::from("WITH c (idx, user_id, room_id, cur) AS (VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                sql.push_str(&sequential_placeholders(1 + i * 4, 4));
-                sql.push(')');
-            }
+            push_rows(&mut sql, chunk.len(), 4);
             sql.push_str(
                 ") SELECT c.idx AS idx, (SELECT COUNT(*) FROM messages m WHERE m.room_id = \
                  c.room_id AND m.seq > c.cur AND m.sender_id <> c.user_id AND m.is_deleted = \
@@ -2005,14 +1980,7 @@ impl NotificationStore for Store {
                 "INSERT INTO notifications (id, user_id, kind, actor_id, room_id, message_id, \
                  text, is_read, created_at) VALUES ",
             );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                sql.push_str(&sequential_placeholders(i * 9 + 1, 9));
-                sql.push(')');
-            }
+            push_rows(&mut sql, chunk.len(), 9);
             let mut q = sqlx::query(&sql);
             for n in chunk {
                 q = q

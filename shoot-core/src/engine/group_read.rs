@@ -45,7 +45,8 @@ struct State<K, V> {
 }
 
 struct Waiter<K, V> {
-    keys: Vec<K>,
+    /// Shared with the caller, which queues them again if the look-up is cancelled.
+    keys: Arc<[K]>,
     reply: oneshot::Sender<Turn<K, V>>,
 }
 
@@ -101,20 +102,21 @@ impl<K: Clone + Eq + Hash, V: Clone> GroupRead<K, V> {
     /// every caller it served.
     pub(crate) async fn read<F>(
         &self,
-        keys: &[K],
+        keys: Vec<K>,
         fetch: impl Fn(Vec<K>) -> F,
         key_of: impl Fn(&V) -> K,
     ) -> Result<Vec<V>>
     where
         F: Future<Output = Result<Vec<V>>>,
     {
+        let keys: Arc<[K]> = keys.into();
         let mut baton: Option<Baton<K, V>> = None;
         loop {
             let (tx, rx) = oneshot::channel();
             {
                 let mut st = lock(&self.state);
                 st.queued.push(Waiter {
-                    keys: keys.to_vec(),
+                    keys: keys.clone(),
                     reply: tx,
                 });
                 if baton.is_none() && !std::mem::replace(&mut st.running, true) {
@@ -180,6 +182,27 @@ impl<K: Clone + Eq + Hash, V: Clone> GroupRead<K, V> {
     }
 }
 
+impl<K: Clone + Eq + Hash> GroupRead<K, ()> {
+    /// A combined write: `write` gets every key queued while the previous write ran; each
+    /// caller learns whether the write that carried its keys succeeded.
+    pub(crate) async fn write<F>(&self, keys: Vec<K>, write: impl Fn(Vec<K>) -> F) -> Result<()>
+    where
+        F: Future<Output = Result<()>>,
+    {
+        self.read(
+            keys,
+            |all| {
+                let done = write(all);
+                async move { done.await.map(|()| Vec::new()) }
+            },
+            // A write answers with no values, so no value is ever matched to a key.
+            |(): &()| unreachable!("a combined write returns no values"),
+        )
+        .await
+        .map(drop)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -195,7 +218,7 @@ mod tests {
         let g: GroupRead<u32, u32> = GroupRead::default();
         let calls = AtomicUsize::new(0);
         let got = block_on(g.read(
-            &[1, 2],
+            vec![1, 2],
             |keys: Vec<u32>| {
                 calls.fetch_add(1, Ordering::Relaxed);
                 async move { Ok(keys.iter().map(|k| k * 10).collect()) }
@@ -230,9 +253,9 @@ mod tests {
         };
         let key_of = |v: &u32| *v;
         let results = block_on(async {
-            let first = g.read(&[1], &fetch, key_of);
-            let second = g.read(&[2, 3], &fetch, key_of);
-            let third = g.read(&[2], &fetch, key_of);
+            let first = g.read(vec![1], &fetch, key_of);
+            let second = g.read(vec![2, 3], &fetch, key_of);
+            let third = g.read(vec![2], &fetch, key_of);
             let opener = async {
                 // Let the three queue behind the first look-up before it finishes.
                 let mut yielded = false;
@@ -262,13 +285,13 @@ mod tests {
     fn a_failed_look_up_fails_its_callers_and_the_next_one_runs() {
         let g: GroupRead<u32, u32> = GroupRead::default();
         let err = block_on(g.read(
-            &[1],
+            vec![1],
             |_: Vec<u32>| async { Err(Error::new(ErrorCode::BackendUnavailable, "down")) },
             |v| *v,
         ))
         .unwrap_err();
         assert_eq!(err.code(), ErrorCode::BackendUnavailable);
-        let ok = block_on(g.read(&[4], |k: Vec<u32>| async { Ok(k) }, |v| *v));
+        let ok = block_on(g.read(vec![4], |k: Vec<u32>| async { Ok(k) }, |v| *v));
         assert_eq!(ok.unwrap(), vec![4]);
     }
 
@@ -278,8 +301,8 @@ mod tests {
         let hang = |_: Vec<u32>| std::future::pending::<Result<Vec<u32>>>();
         let key_of = |v: &u32| *v;
         block_on(async {
-            let mut leader = Box::pin(g.read(&[1], hang, key_of));
-            let mut follower = Box::pin(g.read(&[2], |k: Vec<u32>| async { Ok(k) }, key_of));
+            let mut leader = Box::pin(g.read(vec![1], hang, key_of));
+            let mut follower = Box::pin(g.read(vec![2], |k: Vec<u32>| async { Ok(k) }, key_of));
             // The leader starts its look-up; the follower queues behind it.
             assert!(futures::poll!(&mut leader).is_pending());
             assert!(futures::poll!(&mut follower).is_pending());

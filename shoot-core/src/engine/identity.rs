@@ -291,7 +291,7 @@ impl ChatEngine {
         self.runtime()
             .users
             .read(
-                &[id],
+                vec![id],
                 |ids: Vec<UserId>| async move { Ok(self.p().users.get_users(&ids).await?) },
                 |user: &User| user.id,
             )

@@ -178,7 +178,7 @@ impl ChatEngine {
             .runtime()
             .memberships
             .read(
-                &[(room, actor)],
+                vec![(room, actor)],
                 |pairs: Vec<(RoomId, UserId)>| async move {
                     Ok(self.p().rooms.memberships(&pairs).await?)
                 },

@@ -157,8 +157,8 @@ pub(crate) struct Runtime {
     pub(crate) participants: GroupRead<RoomId, Participant>,
     /// User look-ups by id, combined.
     pub(crate) users: GroupRead<UserId, User>,
-    /// Disconnects' last-seen writes, combined (a group read that returns nothing: one
-    /// `set_last_seen` for everyone who disconnected while the previous one ran).
+    /// Disconnects' last-seen writes, combined ([`GroupRead::write`]: one `set_last_seen`
+    /// for everyone who disconnected while the previous one ran).
     pub(crate) last_seen: GroupRead<(UserId, Timestamp), ()>,
     /// Presence's look-ups of a user's rooms, combined.
     pub(crate) room_ids: GroupRead<UserId, (UserId, RoomId)>,
@@ -955,7 +955,7 @@ impl ChatEngine {
                 .iter()
                 .filter_map(|m| m.temp_id.clone().map(|t| (m.sender_id, t)))
                 .collect();
-            self.find_stored(&keys).await
+            self.find_stored(keys).await
         };
         match stored {
             Ok(found) if found.is_empty() => {}
@@ -1044,7 +1044,7 @@ impl ChatEngine {
     /// few large look-ups instead of one per lane drain.
     ///
     /// [`MessageStore::find_by_temp_ids`]: crate::messages::MessageStore::find_by_temp_ids
-    async fn find_stored(&self, keys: &[(UserId, Arc<str>)]) -> Result<Vec<Message>> {
+    async fn find_stored(&self, keys: Vec<(UserId, Arc<str>)>) -> Result<Vec<Message>> {
         self.runtime()
             .stored_check
             .read(

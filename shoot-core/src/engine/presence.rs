@@ -177,13 +177,11 @@ impl ChatEngine {
         // Combined with the other disconnects meanwhile: one write for a burst.
         self.runtime()
             .last_seen
-            .read(
-                &[(actor, now)],
+            .write(
+                vec![(actor, now)],
                 |seen: Vec<(UserId, Timestamp)>| async move {
-                    self.p().users.set_last_seen(&seen).await?;
-                    Ok(Vec::new())
+                    Ok(self.p().users.set_last_seen(&seen).await?)
                 },
-                |(): &()| (actor, now),
             )
             .await?;
         let rooms = self.room_ids_of(actor).await?;
@@ -217,7 +215,7 @@ impl ChatEngine {
             .runtime()
             .room_ids
             .read(
-                &[actor],
+                vec![actor],
                 |users: Vec<UserId>| async move { Ok(self.p().rooms.room_ids_of(&users).await?) },
                 |(member, _): &(UserId, RoomId)| *member,
             )

@@ -133,7 +133,7 @@ impl ChatEngine {
             self.runtime()
                 .participants
                 .read(
-                    &[room],
+                    vec![room],
                     |rooms: Vec<RoomId>| async move {
                         Ok(self.p().rooms.participants_of(&rooms).await?)
                     },
