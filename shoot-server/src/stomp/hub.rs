@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use shoot_core::events::{Event, Topic};
 use shoot_core::ports::EventStream;
 use shoot_core::{Error, ErrorCode};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 
@@ -117,10 +117,51 @@ enum Ready {
     Failed(ErrorCode, String),
 }
 
+/// Whether a topic's bus subscription is open, and a wake-up for those waiting on it.
+///
+/// One per topic, so kept small: a `tokio::sync::watch` channel costs several hundred bytes,
+/// which an idle connection's personal topic would pay in full.
+struct ReadyCell {
+    state: Mutex<Ready>,
+    changed: Notify,
+}
+
+impl ReadyCell {
+    fn new() -> ReadyCell {
+        ReadyCell {
+            state: Mutex::new(Ready::Pending),
+            changed: Notify::new(),
+        }
+    }
+
+    fn get(&self) -> Ready {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, ready: Ready) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = ready;
+        self.changed.notify_waiters();
+    }
+
+    /// The state once it is no longer pending.
+    async fn settled(&self) -> Ready {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let ready = self.get();
+            if ready != Ready::Pending {
+                return ready;
+            }
+            changed.await;
+        }
+    }
+}
+
 struct TopicEntry {
     topic: Topic,
     subscribers: RwLock<Vec<Arc<Subscriber>>>,
-    ready: watch::Sender<Ready>,
+    ready: ReadyCell,
     task: Mutex<Option<AbortHandle>>,
 }
 
@@ -248,7 +289,7 @@ impl Hub {
                     let entry = Arc::new(TopicEntry {
                         topic,
                         subscribers: RwLock::new(Vec::new()),
-                        ready: watch::Sender::new(Ready::Pending),
+                        ready: ReadyCell::new(),
                         task: Mutex::new(None),
                     });
                     let task = tokio::spawn(forward(
@@ -274,15 +315,7 @@ impl Hub {
             entry: entry.clone(),
             subscriber,
         };
-        let mut ready = entry.ready.subscribe();
-        let state = ready
-            .wait_for(|r| *r != Ready::Pending)
-            .await
-            .map(|r| r.clone())
-            .unwrap_or(Ready::Failed(
-                ErrorCode::BackendUnavailable,
-                "bus closed".into(),
-            ));
+        let state = entry.ready.settled().await;
         match state {
             Ready::Failed(code, message) => Err(Error::new(code, message)),
             _ => Ok(subscription),
@@ -349,7 +382,7 @@ async fn forward(hub: Weak<HubInner>, entry: Arc<TopicEntry>, source: TopicSourc
     loop {
         match source(topic).await {
             Ok(mut stream) => {
-                entry.ready.send_replace(Ready::Ok);
+                entry.ready.set(Ready::Ok);
                 backoff = Duration::from_millis(100);
                 while let Some(event) = stream.next().await {
                     let delivery = entry.deliver(&event, &mut routes);
@@ -360,13 +393,13 @@ async fn forward(hub: Weak<HubInner>, entry: Arc<TopicEntry>, source: TopicSourc
                 warn!(?topic, "bus subscription ended; reopening");
             }
             Err(e) => {
-                if *entry.ready.borrow() == Ready::Pending {
+                if entry.ready.get() == Ready::Pending {
                     // Nobody received anything yet: fail the waiting subscribers and forget
                     // the entry so that a later subscribe tries again.
                     debug!(?topic, error = %e, "bus subscribe failed");
                     entry
                         .ready
-                        .send_replace(Ready::Failed(e.code(), e.message().to_owned()));
+                        .set(Ready::Failed(e.code(), e.message().to_owned()));
                     if let Some(hub) = hub.upgrade() {
                         let mut topics = hub.lock_topics();
                         if topics.get(&topic).is_some_and(|x| Arc::ptr_eq(x, &entry)) {

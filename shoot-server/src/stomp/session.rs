@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{Buf, Bytes, BytesMut};
-use futures::stream::SplitSink;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use shoot_core::events::Topic;
 use shoot_core::{Error, ErrorCode, UserId};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -250,48 +251,61 @@ struct Session {
 }
 
 /// Runs one session to its end.
-pub(crate) async fn run(
+///
+/// Not `async` itself: the socket is split and the session set up before the returned
+/// future exists, so the future (which lives as long as the connection) holds only what the
+/// session loop uses, not the unsplit socket and the set-up's temporaries.
+pub(crate) fn run(
     socket: WebSocket,
     state: AppState,
     hub: Hub,
     settings: Arc<StompSettings>,
     handshake_auth: Option<Result<UserId, Error>>,
-) {
-    let (sink, mut stream) = socket.split();
+) -> impl Future<Output = ()> + Send + 'static {
+    let (sink, stream) = socket.split();
     let shared = Arc::new(Shared {
         outbox: Arc::new(Outbox::new(settings.outbox_capacity)),
         heartbeat_ms: AtomicU64::new(0),
         acks: Mutex::new(VecDeque::new()),
         max_pending_acks: settings.outbox_capacity.max(64),
     });
-    let metrics = state.metrics.clone();
-    metrics.stomp_connections.inc();
-    let mut writer_task = tokio::spawn(writer(
+    state.metrics.stomp_connections.inc();
+    let writer_task = tokio::spawn(writer(
         sink,
         shared.clone(),
-        metrics.clone(),
+        state.metrics.clone(),
         settings.slow_consumer_grace,
     ));
-    let mut writer_done = false;
     let now = Instant::now();
-    let mut session = Session {
-        state: state.clone(),
+    let connect_deadline = now + settings.connect_timeout;
+    let session = Session {
+        state,
         hub,
-        settings: settings.clone(),
-        shared: shared.clone(),
+        next_presence: now + settings.presence_refresh,
+        settings,
+        shared,
         handshake_auth,
         user: None,
         subs: HashMap::new(),
         buf: BytesMut::new(),
         read_timeout: None,
         last_read: now,
-        next_presence: now + settings.presence_refresh,
         closing: false,
     };
-    let connect_deadline = now + settings.connect_timeout;
+    drive(session, stream, writer_task, connect_deadline)
+}
+
+/// The session loop: frames in, timers, shutdown; then the teardown.
+async fn drive(
+    mut session: Session,
+    mut stream: SplitStream<WebSocket>,
+    mut writer_task: JoinHandle<()>,
+    connect_deadline: Instant,
+) {
+    let mut writer_done = false;
     let timer = tokio::time::sleep_until(connect_deadline);
     tokio::pin!(timer);
-    let shutdown = state.shutdown.clone();
+    let shutdown = session.state.shutdown.clone();
     while !session.closing {
         let deadline = session.deadline(connect_deadline);
         if timer.deadline() != deadline {
@@ -310,8 +324,8 @@ pub(crate) async fn run(
                 Some(Ok(msg)) => {
                     session.last_read = Instant::now();
                     match msg {
-                        Message::Text(t) => session.on_data(Bytes::from(t)).await,
-                        Message::Binary(b) => session.on_data(b).await,
+                        Message::Text(t) => Box::pin(session.on_data(Bytes::from(t))).await,
+                        Message::Binary(b) => Box::pin(session.on_data(b)).await,
                         Message::Ping(_) | Message::Pong(_) => {}
                         Message::Close(_) => break,
                     }
@@ -335,19 +349,20 @@ pub(crate) async fn run(
 
     // Tear down: subscriptions first (no more fan-out), then let the writer flush.
     session.subs.clear();
-    shared.outbox.close();
+    session.shared.outbox.close();
     if !writer_done {
         match tokio::time::timeout(Duration::from_secs(5), &mut writer_task).await {
             Ok(_) => {}
             Err(_) => writer_task.abort(),
         }
     }
+    let state = session.state;
     if let Some(user) = session.user {
-        if let Err(e) = state.engine.session_disconnected(user).await {
+        if let Err(e) = Box::pin(state.engine.session_disconnected(user)).await {
             warn!(user_id = %user, error = %e, "presence disconnect failed");
         }
     }
-    metrics.stomp_connections.dec();
+    state.metrics.stomp_connections.dec();
 }
 
 impl Session {
