@@ -11,7 +11,7 @@
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! let config = shoot_server::config::Config::from_env()?;
-//! let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
+//! let listener = shoot_server::listen(config.http_addr)?;
 //! let server = shoot_server::serve(config, listener).await?;
 //! println!("listening on {}", server.addr);
 //! server.shutdown().await?;
@@ -34,5 +34,7 @@ pub mod stomp;
 pub mod views;
 pub mod web;
 
-pub use server::{ServerHandle, app, build_engine, build_engine_with_readiness, serve};
+pub use server::{
+    LISTEN_BACKLOG, ServerHandle, app, build_engine, build_engine_with_readiness, listen, serve,
+};
 pub use state::AppState;

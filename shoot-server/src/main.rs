@@ -86,8 +86,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
+    let listener = shoot_server::listen(config.http_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
     tracing::info!(
         instance = %config.instance_id,
