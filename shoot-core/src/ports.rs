@@ -128,6 +128,22 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn durable_seq(&self, _room: RoomId) -> PortResult<Option<Seq>> {
         Ok(None)
     }
+
+    /// [`durable_seq`](Self::durable_seq) of several rooms: `(room, seq)` of each of `rooms`
+    /// whose durable seq the log knows exactly, in any order; a room given twice is listed
+    /// once. Concurrent syncs are combined into one call.
+    async fn durable_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, Seq)>> {
+        let mut out = Vec::with_capacity(rooms.len());
+        for (i, room) in rooms.iter().enumerate() {
+            if rooms[..i].contains(room) {
+                continue;
+            }
+            if let Some(seq) = self.durable_seq(*room).await? {
+                out.push((*room, seq));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A consumer of the message log.

@@ -26,7 +26,7 @@ use shoot_core::identity::UserStore;
 use shoot_core::memory::{MemoryStores, SnowflakeIds};
 use shoot_core::messages::Message;
 use shoot_core::ports::{Clock, LogConsumer, LogEntry, MessageLog, Spawner};
-use shoot_core::{PortResult, UserId};
+use shoot_core::{PortResult, RoomId, Seq, UserId};
 use shoot_kafka::{KafkaConfig, KafkaMessageLog};
 use shoot_mongodb::MongoStore;
 use shoot_redis::{Redis, RedisBusConfig};
@@ -382,5 +382,13 @@ impl MessageLog for TopicScopedGroups {
 
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
         self.inner.dead_letter(entry, reason).await
+    }
+
+    async fn durable_seq(&self, room: RoomId) -> PortResult<Option<Seq>> {
+        self.inner.durable_seq(room).await
+    }
+
+    async fn durable_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, Seq)>> {
+        self.inner.durable_seqs(rooms).await
     }
 }

@@ -419,4 +419,33 @@ impl MessageStore for MongoStore {
             None => Ok(Seq::ZERO),
         }
     }
+
+    async fn max_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, Seq)>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<i64> = rooms.iter().map(|r| r.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let ids: Vec<Bson> = ids.into_iter().map(Bson::Int64).collect();
+        // Sorted along `ix_messages_room_seq` (backwards) and grouped with `$first`: the
+        // server can answer it with one index entry per room (a DISTINCT_SCAN) instead of
+        // reading every message of every room, as `$max` would.
+        let groups: Vec<Document> = self
+            .messages
+            .aggregate([
+                doc! { "$match": { "room_id": { "$in": ids } } },
+                doc! { "$sort": { "room_id": -1, "seq": -1 } },
+                doc! { "$group": { "_id": "$room_id", "seq": { "$first": "$seq" } } },
+            ])
+            .await
+            .map_err(classify)?
+            .try_collect()
+            .await
+            .map_err(classify)?;
+        groups
+            .iter()
+            .map(|g| Ok((RoomId(codec::int(g, "_id")?), Seq(codec::int(g, "seq")?))))
+            .collect()
+    }
 }

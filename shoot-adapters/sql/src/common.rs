@@ -1716,6 +1716,35 @@ impl MessageStore for Store {
             .map_err(err)?;
         Ok(Seq(col(&row, "s")?))
     }
+
+    async fn max_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, Seq)>> {
+        let mut ids: Vec<i64> = rooms.iter().map(|r| r.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            // One correlated MAX per room: each is answered from the (room_id, seq) index
+            // (a GROUP BY over the rooms would read every message of every room).
+            let mut sql = String::with_capacity(128 + chunk.len() * 8);
+            sql.push_str(
+                "SELECT r.column1 AS room_id, \
+                 (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = r.column1) AS s \
+                 FROM (VALUES ",
+            );
+            push_rows(&mut sql, chunk.len(), 1);
+            sql.push_str(") AS r");
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(err)? {
+                if let Some(seq) = col::<Option<i64>>(&row, "s")? {
+                    out.push((RoomId(col(&row, "room_id")?), Seq(seq)));
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -306,6 +306,29 @@ impl MessageLog for SqliteMessageLog {
             .transpose()
     }
 
+    async fn durable_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, Seq)>> {
+        let mut ids: Vec<i64> = rooms.iter().map(|r| r.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let mut sql =
+                String::from("SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (");
+            sql.push_str(&vec!["?"; chunk.len()].join(","));
+            sql.push(')');
+            let mut q = sqlx::query(&sql);
+            for room in chunk {
+                q = q.bind(*room);
+            }
+            for row in q.fetch_all(&self.inner.readers).await.map_err(err)? {
+                let room = row.try_get::<i64, _>("room_id").map_err(err)?;
+                let seq = row.try_get::<i64, _>("last_seq").map_err(err)?;
+                out.push((RoomId(room), Seq(seq)));
+            }
+        }
+        Ok(out)
+    }
+
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
         let entry = Box::new(entry.clone());
         let reason = reason.to_owned();

@@ -162,6 +162,10 @@ pub(crate) struct Runtime {
     pub(crate) last_seen: GroupRead<(UserId, Timestamp), ()>,
     /// Presence's look-ups of a user's rooms, combined.
     pub(crate) room_ids: GroupRead<UserId, (UserId, RoomId)>,
+    /// Sync's look-ups of the store's highest seq of a room, combined.
+    pub(crate) store_seqs: GroupRead<RoomId, (RoomId, Seq)>,
+    /// Sync's look-ups of the log's durable seq of a room, combined.
+    pub(crate) log_seqs: GroupRead<RoomId, (RoomId, Seq)>,
     /// Active-user list coalescing per room.
     pub(crate) active_users: Mutex<HashMap<RoomId, ActiveUsersState>>,
     pub(crate) workers: WorkerState,
@@ -186,6 +190,8 @@ impl Runtime {
             participants: GroupRead::default(),
             users: GroupRead::default(),
             room_ids: GroupRead::default(),
+            store_seqs: GroupRead::default(),
+            log_seqs: GroupRead::default(),
             last_seen: GroupRead::default(),
             active_users: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),

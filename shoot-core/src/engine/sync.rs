@@ -154,7 +154,7 @@ impl ChatEngine {
     /// whether the store advanced while it was waited for.
     async fn wait_for_store(&self, room: RoomId) -> Result<(Seq, Option<Seq>, bool)> {
         let own = self.runtime().durable_seq(room);
-        let logged = match self.p().log.durable_seq(room).await {
+        let logged = match self.logged_seq(room).await {
             Ok(seq) => seq,
             Err(e) => {
                 warn!(room_id = %room, error = %e, "reading the log's durable seq failed");
@@ -166,7 +166,7 @@ impl ChatEngine {
         let mut pause = Duration::from_millis(2);
         let mut first: Option<Seq> = None;
         loop {
-            let stored = self.p().messages.max_seq(room).await?;
+            let stored = self.stored_seq(room).await?;
             let initial = *first.get_or_insert(stored);
             if target.is_none_or(|t| stored >= t) || self.now() >= deadline {
                 return Ok((stored, target, stored > initial));
@@ -174,5 +174,35 @@ impl ChatEngine {
             self.p().clock.sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+
+    /// The store's highest seq of `room`, read together with the other syncs' rooms meanwhile
+    /// (one [`MessageStore::max_seqs`](crate::messages::MessageStore::max_seqs) per round).
+    async fn stored_seq(&self, room: RoomId) -> Result<Seq> {
+        let found = self
+            .runtime()
+            .store_seqs
+            .read(
+                vec![room],
+                |rooms: Vec<RoomId>| async move { Ok(self.p().messages.max_seqs(&rooms).await?) },
+                |(room, _): &(RoomId, Seq)| *room,
+            )
+            .await?;
+        Ok(found.first().map_or(Seq::ZERO, |(_, seq)| *seq))
+    }
+
+    /// The log's durable seq of `room`, read together with the other syncs' rooms meanwhile
+    /// (one [`MessageLog::durable_seqs`](crate::ports::MessageLog::durable_seqs) per round).
+    async fn logged_seq(&self, room: RoomId) -> Result<Option<Seq>> {
+        let found = self
+            .runtime()
+            .log_seqs
+            .read(
+                vec![room],
+                |rooms: Vec<RoomId>| async move { Ok(self.p().log.durable_seqs(&rooms).await?) },
+                |(room, _): &(RoomId, Seq)| *room,
+            )
+            .await?;
+        Ok(found.first().map(|(_, seq)| *seq))
     }
 }

@@ -198,6 +198,17 @@ impl MessageLog for MemoryLog {
             .map(|s| crate::ids::Seq(*s)))
     }
 
+    async fn durable_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, crate::ids::Seq)>> {
+        let st = lock(&self.shared.state);
+        let mut out: Vec<(RoomId, crate::ids::Seq)> = rooms
+            .iter()
+            .filter_map(|room| st.seqs.get(room).map(|s| (*room, crate::ids::Seq(*s))))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
     async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> PortResult<()> {
         lock(&self.shared.state)
             .dead

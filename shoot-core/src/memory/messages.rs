@@ -361,4 +361,15 @@ impl MessageStore for MemoryMessageStore {
             .last()
             .map_or(Seq::ZERO, |m| m.seq))
     }
+
+    async fn max_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, Seq)>> {
+        let st = read(&self.state);
+        let mut out: Vec<(RoomId, Seq)> = rooms
+            .iter()
+            .filter_map(|room| st.room(*room).last().map(|m| (*room, m.seq)))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
 }

@@ -362,4 +362,23 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// The highest stored seq of the room (`Seq(0)` if none).
     async fn max_seq(&self, room: RoomId) -> PortResult<Seq>;
+
+    /// [`max_seq`](Self::max_seq) of several rooms: `(room, highest stored seq)` of each of
+    /// `rooms` that holds a message, in any order; a room without messages is absent and a
+    /// room given twice is listed once. Concurrent syncs are combined into one call (a
+    /// reconnect storm syncs thousands of rooms at once), so adapters should answer it with
+    /// one query.
+    async fn max_seqs(&self, rooms: &[RoomId]) -> PortResult<Vec<(RoomId, Seq)>> {
+        let mut out = Vec::with_capacity(rooms.len());
+        for (i, room) in rooms.iter().enumerate() {
+            if rooms[..i].contains(room) {
+                continue;
+            }
+            let seq = self.max_seq(*room).await?;
+            if seq > Seq::ZERO {
+                out.push((*room, seq));
+            }
+        }
+        Ok(out)
+    }
 }

@@ -137,6 +137,32 @@ pub async fn message_log_contract(log: &dyn MessageLog, clock: &dyn Clock) {
         vec![2, 4],
         "append continues from the highest seq assigned in the room"
     );
+    // Durable seqs: a log that knows a room's seq knows it exactly (the last appended), and
+    // the batched form agrees with the single one; a room never appended to is unknown.
+    let expected = [(r1, Seq(4)), (r2, Seq(2))];
+    let known = ok(log.durable_seqs(&[r2, r1, r4, r1]).await, "durable_seqs");
+    for (room, seq) in expected {
+        match ok(log.durable_seq(room).await, "durable_seq") {
+            Some(s) => {
+                assert_eq!(s, seq, "durable_seq is the last appended seq");
+                assert_eq!(
+                    known.iter().filter(|k| **k == (room, seq)).count(),
+                    1,
+                    "durable_seqs lists a known room once, with its durable_seq"
+                );
+            }
+            None => assert!(
+                known.iter().all(|k| k.0 != room),
+                "durable_seqs lists only rooms durable_seq knows"
+            ),
+        }
+    }
+    assert!(
+        known.iter().all(|k| k.0 != r4),
+        "a room never appended to has no durable seq"
+    );
+    assert_eq!(ok(log.durable_seq(r4).await, "durable_seq"), None);
+    assert!(ok(log.durable_seqs(&[]).await, "durable_seqs").is_empty());
     let appends = join_all((0..8).map(|_| log.append(vec![log_message(r3)]))).await;
     let r3_msgs: Vec<Message> = appends
         .into_iter()

@@ -541,6 +541,12 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
 
     assert_eq!(ok(store.max_seq(room).await, "max_seq"), Seq(14));
     assert_eq!(ok(store.max_seq(empty_room).await, "max_seq"), Seq::ZERO);
+    assert_eq!(
+        ok(store.max_seqs(&[empty_room, room, room]).await, "max_seqs"),
+        vec![(room, Seq(14))],
+        "max_seqs: the rooms holding messages, each once, with their highest seq"
+    );
+    assert!(ok(store.max_seqs(&[]).await, "max_seqs").is_empty());
 
     // Concurrent inserts of one message or one (sender, temp id): exactly one insertion.
     let one = message(room, 15, s, "race", at(15));
