@@ -7,6 +7,7 @@
 // Every statement uses `$n` placeholders, which both sqlx drivers accept.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use shoot_core::bookmarks::{Bookmark, BookmarkStore};
@@ -34,6 +35,8 @@ type DbRow = <Db as sqlx::Database>::Row;
 /// Largest number of rows in one multi-row statement (20 columns × 1000 rows stays under
 /// SQLite's 32 766 bound variables and PostgreSQL's 65 535).
 const CHUNK: usize = 1000;
+/// Pages per `histories` statement (SQLite allows at most 500 terms in a compound SELECT).
+const HISTORY_CHUNK: usize = 200;
 
 /// Largest number of `(sender_id, temp_id)` keys in one `find_by_temp_ids` statement (two
 /// parameters each).
@@ -1496,6 +1499,72 @@ impl MessageStore for Store {
             .await?;
         page.reverse();
         Ok(page)
+    }
+
+    async fn histories(
+        &self,
+        queries: &[(RoomId, HistoryQuery)],
+    ) -> PortResult<Vec<Vec<Message>>> {
+        let mut pages: Vec<Vec<Message>> = vec![Vec::new(); queries.len()];
+        for (c, chunk) in queries.chunks(HISTORY_CHUNK).enumerate() {
+            // One page per subquery (each answered from the (room_id, seq) index like
+            // `history`), tagged with its position; the reactions of all pages in one query.
+            let mut sql = String::with_capacity(chunk.len() * (MESSAGE_COLS.len() + 160));
+            let mut binds: Vec<i64> = Vec::with_capacity(chunk.len() * 4);
+            for (i, (room, query)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" UNION ALL ");
+                }
+                let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+                let before = query.before.map_or(i64::MAX, |s| s.0);
+                let ph = |k: usize| sequential_placeholders(binds.len() + k, 1);
+                let _ = write!(
+                    sql,
+                    "SELECT * FROM (SELECT CAST({i} AS BIGINT) AS q, {MESSAGE_COLS} FROM messages \
+                     WHERE room_id = {}",
+                    ph(1)
+                );
+                match query.after {
+                    Some(after) => {
+                        let _ = write!(
+                            sql,
+                            " AND seq > {} AND seq < {} ORDER BY seq ASC LIMIT {}) AS h{i}",
+                            ph(2),
+                            ph(3),
+                            ph(4)
+                        );
+                        binds.extend([room.0, after.0, before, limit]);
+                    }
+                    None => {
+                        let _ = write!(
+                            sql,
+                            " AND seq < {} ORDER BY seq DESC LIMIT {}) AS h{i}",
+                            ph(2),
+                            ph(3)
+                        );
+                        binds.extend([room.0, before, limit]);
+                    }
+                }
+            }
+            let mut q = sqlx::query(&sql);
+            for b in &binds {
+                q = q.bind(*b);
+            }
+            let rows = q.fetch_all(&self.pool).await.map_err(err)?;
+            let positions = rows
+                .iter()
+                .map(|r| col::<i64>(r, "q").map(|i| c * HISTORY_CHUNK + i as usize))
+                .collect::<PortResult<Vec<usize>>>()?;
+            for (at, message) in positions.into_iter().zip(self.messages_from_rows(rows).await?) {
+                if let Some(page) = pages.get_mut(at) {
+                    page.push(message);
+                }
+            }
+        }
+        for page in &mut pages {
+            page.sort_unstable_by_key(|m| m.seq);
+        }
+        Ok(pages)
     }
 
     async fn update_message(&self, message: &Message) -> PortResult<()> {

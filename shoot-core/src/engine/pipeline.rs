@@ -49,9 +49,15 @@ use crate::identity::User;
 use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::mentions::parse_mentions;
 use crate::messages::status::{self, StatusEvent};
-use crate::messages::{ForwardedFrom, Message, MessageStatus, MessageType, UrlPreview, rules};
+use crate::messages::{
+    ForwardedFrom, HistoryQuery, Message, MessageStatus, MessageType, UrlPreview, rules,
+};
 use crate::rooms::{Participant, RoomType};
 use crate::time::Timestamp;
+
+/// A history page read for sync: its request and its messages (shared by the syncs that
+/// asked for the same page).
+pub(crate) type HistoryPage = ((RoomId, HistoryQuery), Arc<Vec<Message>>);
 
 /// A claim left `p:` (in flight) for this long is considered abandoned (its instance died
 /// before the append, or the append failed with a possibly unknown outcome) and may be
@@ -166,6 +172,8 @@ pub(crate) struct Runtime {
     pub(crate) store_seqs: GroupRead<RoomId, (RoomId, Seq)>,
     /// Sync's look-ups of the log's durable seq of a room, combined.
     pub(crate) log_seqs: GroupRead<RoomId, (RoomId, Seq)>,
+    /// Sync's history pages, combined.
+    pub(crate) pages: GroupRead<(RoomId, HistoryQuery), HistoryPage>,
     /// Active-user list coalescing per room.
     pub(crate) active_users: Mutex<HashMap<RoomId, ActiveUsersState>>,
     pub(crate) workers: WorkerState,
@@ -192,6 +200,7 @@ impl Runtime {
             room_ids: GroupRead::default(),
             store_seqs: GroupRead::default(),
             log_seqs: GroupRead::default(),
+            pages: GroupRead::default(),
             last_seen: GroupRead::default(),
             active_users: Mutex::new(HashMap::new()),
             workers: WorkerState::new(),

@@ -9,13 +9,15 @@
 //! durable by another instance are covered by the same rule on the client side: a seq gap in
 //! what it received (live or by sync) means "sync again after the last contiguous seq".
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::ChatEngine;
 use crate::engine::messages::{MessageRecord, records};
+use crate::engine::pipeline::HistoryPage;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{MessageId, RoomId, Seq, UserId};
-use crate::messages::HistoryQuery;
+use crate::messages::{HistoryQuery, Message};
 use crate::rooms::Participant;
 use tracing::warn;
 
@@ -107,7 +109,7 @@ impl ChatEngine {
         let (stored, durable, progressing) = self.wait_for_store(room).await?;
         let latest_seq = stored.max(durable.unwrap_or(Seq::ZERO));
         let page_limit = query.limit - 1;
-        let mut messages = self.p().messages.history(room, query).await?;
+        let mut messages = self.history_page(room, query).await?;
         let last_seen = messages
             .iter()
             .map(|m| m.seq)
@@ -174,6 +176,33 @@ impl ChatEngine {
             self.p().clock.sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+
+    /// A page of `room`'s history, read together with the other syncs' pages meanwhile (one
+    /// [`MessageStore::histories`](crate::messages::MessageStore::histories) per round).
+    async fn history_page(&self, room: RoomId, query: HistoryQuery) -> Result<Vec<Message>> {
+        let found = self
+            .runtime()
+            .pages
+            .read(
+                vec![(room, query)],
+                |mut wanted: Vec<(RoomId, HistoryQuery)>| async move {
+                    wanted.sort_unstable_by_key(|(room, q)| (*room, q.before, q.after, q.limit));
+                    wanted.dedup();
+                    let pages = self.p().messages.histories(&wanted).await?;
+                    Ok(wanted
+                        .into_iter()
+                        .zip(pages.into_iter().map(Arc::new))
+                        .collect())
+                },
+                |(key, _): &HistoryPage| *key,
+            )
+            .await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|(_, page)| Arc::unwrap_or_clone(page))
+            .unwrap_or_default())
     }
 
     /// The store's highest seq of `room`, read together with the other syncs' rooms meanwhile

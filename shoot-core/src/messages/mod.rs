@@ -236,7 +236,7 @@ impl Message {
 }
 
 /// A page request over a room's history by sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HistoryQuery {
     /// Only messages with `seq < before`.
     pub before: Option<Seq>,
@@ -289,6 +289,18 @@ pub trait MessageStore: Send + Sync + 'static {
     /// With `after`: the oldest `limit` messages after it (and before `before` if given).
     /// Otherwise: the newest `limit` messages (before `before` if given).
     async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>>;
+
+    /// [`history`](Self::history) of several pages at once: one page per `(room, query)`, in
+    /// input order (a query given twice gets its page twice). Concurrent syncs are combined
+    /// into one call (a reconnect storm asks for thousands of pages at once), so adapters
+    /// should answer it with few queries.
+    async fn histories(&self, queries: &[(RoomId, HistoryQuery)]) -> PortResult<Vec<Vec<Message>>> {
+        let mut pages = Vec::with_capacity(queries.len());
+        for (room, query) in queries {
+            pages.push(self.history(*room, *query).await?);
+        }
+        Ok(pages)
+    }
 
     /// Replaces the mutable fields of the stored message with the same id: `text`,
     /// `is_edited`, `is_deleted`, `url_preview`, `mentions`, `updated_at`. MUST fail with

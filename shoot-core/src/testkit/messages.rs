@@ -193,6 +193,25 @@ pub async fn message_store_contract(store: &dyn MessageStore) {
         "nothing after the last"
     );
     assert!(ok(h(None, None, 0).await, "history").is_empty(), "limit 0");
+    let queries = [
+        (room, q(None, None, 3)),
+        (room, q(None, Some(5), 3)),
+        (empty_room, q(None, None, 10)),
+        (room, q(Some(6), Some(2), 10)),
+        (room, q(Some(5), None, 3)),
+        (room, q(None, None, 3)),
+        (room, q(None, None, 0)),
+    ];
+    let pages = ok(store.histories(&queries).await, "histories");
+    assert_eq!(pages.len(), queries.len(), "histories: one page per query");
+    for ((room, query), page) in queries.iter().zip(&pages) {
+        assert_eq!(
+            page,
+            &ok(store.history(*room, *query).await, "history"),
+            "histories: each page as history returns it ({query:?})"
+        );
+    }
+    assert!(ok(store.histories(&[]).await, "histories").is_empty());
     assert!(
         ok(
             store.history(empty_room, q(None, None, 10)).await,
