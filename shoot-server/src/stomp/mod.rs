@@ -53,7 +53,10 @@ pub struct StompSettings {
     pub connect_timeout: Duration,
     /// How often a connected session refreshes its presence.
     pub presence_refresh: Duration,
-    /// WebSocket read buffer per connection (bytes).
+    /// WebSocket read buffer per connection (bytes). Every connection holds it while idle;
+    /// a frame larger than it is still read whole (in several reads). Chat frames are a few
+    /// hundred bytes, so 1 KiB reads them in one go and saves 1 KiB per idle connection over
+    /// 2 KiB (BENCHMARKS.md).
     pub ws_read_buffer: usize,
     /// WebSocket write buffer target per connection (bytes).
     pub ws_write_buffer: usize,
@@ -70,7 +73,7 @@ impl Default for StompSettings {
             max_subscriptions: 1000,
             connect_timeout: Duration::from_secs(10),
             presence_refresh: Duration::from_secs(20),
-            ws_read_buffer: 2 * 1024,
+            ws_read_buffer: 1024,
             ws_write_buffer: 16 * 1024,
         }
     }
