@@ -323,6 +323,9 @@ async fn drive(
             msg = stream.next() => match msg {
                 Some(Ok(msg)) => {
                     session.last_read = Instant::now();
+                    // Boxed, like every engine call below: the loop's future lives as long
+                    // as the connection, and would otherwise reserve room for the largest of
+                    // them while idle.
                     match msg {
                         Message::Text(t) => Box::pin(session.on_data(Bytes::from(t))).await,
                         Message::Binary(b) => Box::pin(session.on_data(b)).await,
