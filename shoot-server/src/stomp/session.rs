@@ -337,7 +337,7 @@ async fn drive(
                 }
                 Some(Err(e)) => {
                     debug!(error = %e, "websocket read failed");
-                    if is_io_error(&e) {
+                    if peer_gone(&e) {
                         break;
                     }
                     // A WebSocket-level violation (message over the size limit, text that
@@ -870,11 +870,25 @@ async fn resolve(
 
 /// Whether a WebSocket read error is the transport failing (as opposed to the client
 /// breaking the protocol).
-fn is_io_error(e: &axum::Error) -> bool {
+/// Whether a WebSocket read error means the peer is gone — an I/O failure, or a connection
+/// closed or reset without the closing handshake (a client killed, a network drop) — rather
+/// than a frame it got wrong: the session then ends quietly, without an ERROR frame nobody
+/// would read and without counting a STOMP error.
+fn peer_gone(e: &axum::Error) -> bool {
+    use tungstenite::error::{Error as WsError, ProtocolError};
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {
         if s.is::<std::io::Error>() {
             return true;
+        }
+        if let Some(ws) = s.downcast_ref::<WsError>() {
+            return matches!(
+                ws,
+                WsError::Io(_)
+                    | WsError::ConnectionClosed
+                    | WsError::AlreadyClosed
+                    | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            );
         }
         source = s.source();
     }
@@ -940,6 +954,31 @@ mod tests {
         assert_eq!(negotiate_version(Some("1.1, 1.0")), Some("1.1"));
         assert_eq!(negotiate_version(None), Some("1.0"));
         assert_eq!(negotiate_version(Some("2.0")), None);
+    }
+
+    #[test]
+    fn a_reset_or_closed_peer_is_gone_a_bad_frame_is_not() {
+        use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+        let gone = |e: WsError| peer_gone(&axum::Error::new(e));
+        assert!(gone(WsError::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake
+        )));
+        assert!(gone(WsError::ConnectionClosed));
+        assert!(gone(WsError::AlreadyClosed));
+        assert!(gone(WsError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        ))));
+        assert!(peer_gone(&axum::Error::new(std::io::Error::from(
+            std::io::ErrorKind::BrokenPipe
+        ))));
+        assert!(!gone(WsError::Protocol(
+            ProtocolError::UnmaskedFrameFromClient
+        )));
+        assert!(!gone(WsError::Capacity(CapacityError::MessageTooLong {
+            size: 2,
+            max_size: 1
+        })));
+        assert!(!gone(WsError::Utf8("bad".into())));
     }
 
     #[test]
