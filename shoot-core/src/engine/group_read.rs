@@ -148,6 +148,9 @@ impl<K: Clone + Eq + Hash, V: Clone> GroupRead<K, V> {
     ) where
         F: Future<Output = Result<Vec<V>>>,
     {
+        // Let the other runnable tasks go first: those about to ask join this look-up instead
+        // of waiting for the next one (under load a look-up then serves a whole burst).
+        YieldOnce(false).await;
         let queued = std::mem::take(&mut lock(&self.state).queued);
         let all: Vec<K> = queued.iter().flat_map(|w| w.keys.iter().cloned()).collect();
         match fetch(all).await {
@@ -203,6 +206,27 @@ impl<K: Clone + Eq + Hash> GroupRead<K, ()> {
     }
 }
 
+/// A future that is pending once (waking itself at once), so that the executor runs the
+/// other ready tasks first; runtime-agnostic (`tokio::task::yield_now` would tie the engine
+/// to tokio's runtime).
+pub(crate) struct YieldOnce(pub(crate) bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -252,12 +276,30 @@ mod tests {
             }
         };
         let key_of = |v: &u32| *v;
+        // Resolves once the first look-up has started (its keys were fetched).
+        let started = || {
+            futures::future::poll_fn(|cx| {
+                if lock(&fetched).is_empty() {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(())
+                }
+            })
+        };
         let results = block_on(async {
             let first = g.read(vec![1], &fetch, key_of);
-            let second = g.read(vec![2, 3], &fetch, key_of);
-            let third = g.read(vec![2], &fetch, key_of);
+            let second = async {
+                started().await;
+                g.read(vec![2, 3], &fetch, key_of).await
+            };
+            let third = async {
+                started().await;
+                g.read(vec![2], &fetch, key_of).await
+            };
             let opener = async {
-                // Let the three queue behind the first look-up before it finishes.
+                // Let the two queue behind the first look-up before it finishes.
+                started().await;
                 let mut yielded = false;
                 futures::future::poll_fn(|cx| {
                     if std::mem::replace(&mut yielded, true) {
@@ -274,10 +316,41 @@ mod tests {
             (a.unwrap(), b.unwrap(), c.unwrap())
         });
         assert_eq!(results, (vec![1], vec![2], vec![2]));
+        let mut fetched = std::mem::take(&mut *lock(&fetched));
+        for keys in &mut fetched {
+            keys.sort_unstable();
+        }
         assert_eq!(
-            *lock(&fetched),
+            fetched,
             vec![vec![1], vec![2, 2, 3]],
             "the second look-up served both late callers"
+        );
+    }
+
+    #[test]
+    fn callers_asking_in_one_scheduling_round_share_one_look_up() {
+        let g: GroupRead<u32, u32> = GroupRead::default();
+        let calls = AtomicUsize::new(0);
+        let fetch = |keys: Vec<u32>| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            async move { Ok(keys) }
+        };
+        let key_of = |v: &u32| *v;
+        let (a, b, c) = block_on(async {
+            futures::join!(
+                g.read(vec![1], &fetch, key_of),
+                g.read(vec![2], &fetch, key_of),
+                g.read(vec![3], &fetch, key_of)
+            )
+        });
+        assert_eq!(
+            (a.unwrap(), b.unwrap(), c.unwrap()),
+            (vec![1], vec![2], vec![3])
+        );
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "the first caller yields once before looking up, so the others join it"
         );
     }
 

@@ -39,7 +39,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::engine::ChatEngine;
-use crate::engine::group_read::GroupRead;
+use crate::engine::group_read::{GroupRead, YieldOnce};
 use crate::engine::presence::ActiveUsersState;
 use crate::engine::room_cache::{RoomCache, SendRoom};
 use crate::engine::workers::WorkerState;
@@ -1225,27 +1225,6 @@ impl Lane {
             keys: Vec::with_capacity(n),
             replies: Vec::with_capacity(n),
         }
-    }
-}
-
-/// A future that is pending once (waking itself at once), so that the executor runs the
-/// other ready tasks first; runtime-agnostic (`tokio::task::yield_now` would tie the engine
-/// to tokio's runtime).
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
     }
 }
 
