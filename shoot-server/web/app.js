@@ -94,7 +94,9 @@ const state = {
   rooms: new Map(),
   users: new Map(), // id → {nickname, username}
   reactionTypes: [],
-  room: null, // the open room: {id, messages: Map key→msg, oldestSeq, lastSeq, hasMore, unsub[]}
+  // The open room: {id, messages: Map key→msg, oldestSeq, lastSeq, contiguousSeq, ahead: Set of
+  // seqs received beyond a gap, syncing, stalls, hasMore, unsub[]}.
+  room: null,
   thread: null, // {rootId, unsub}
   pending: new Map(), // tempId → {roomId, text, threadId, status}
   typing: new Map(), // userId → timer
@@ -191,7 +193,10 @@ function connect() {
     if (everConnected) {
       // Catch up on what was missed while disconnected.
       stomp.send('/app/rooms', {}).catch(() => {});
-      if (state.room) requestSync(state.room.id, state.room.lastSeq);
+      if (state.room) {
+        state.room.syncing = false; // a sync asked before the drop has no answer coming
+        requestSync(state.room);
+      }
     }
     if (state.room) stomp.send('/app/active', { roomId: state.room.id }).catch(() => {});
     everConnected = true;
@@ -448,7 +453,10 @@ async function openRoom(roomId) {
   closeThread();
   const r = state.rooms.get(roomId) ?? (await api('GET', `/chatrooms/${roomId}`));
   for (const p of r.participants || []) rememberUser({ id: p.userId, ...p });
-  state.room = { id: roomId, messages: new Map(), oldestSeq: null, lastSeq: 0, hasMore: true, unsub: [] };
+  state.room = {
+    id: roomId, messages: new Map(), oldestSeq: null, lastSeq: 0, contiguousSeq: 0, ahead: new Set(),
+    loaded: false, syncing: false, stalls: 0, hasMore: true, unsub: [],
+  };
   state.typing.clear();
   $('chat-empty').hidden = true;
   $('chat-main').hidden = false;
@@ -468,7 +476,12 @@ async function openRoom(roomId) {
     const page = await api('GET', `/messages/${roomId}?limit=50`);
     if (room !== state.room) return;
     room.hasMore = page.length >= 50;
+    // The newest page: everything up to its last message is known (older ones are history).
+    room.contiguousSeq = Math.max(room.contiguousSeq, ...page.map((m) => m.seq || 0));
+    room.loaded = true;
     for (const m of page) upsert(m);
+    // Live messages that arrived while the page loaded, beyond a gap after it.
+    noteSeq(room, 0);
     scrollToEnd();
     markRead();
     loadPins();
@@ -513,17 +526,48 @@ $('messages').addEventListener('scroll', async () => {
   }
 });
 
-function requestSync(roomId, lastSeq) {
-  stomp.send('/app/sync', { roomId, lastSeq, direction: 'AFTER' }).catch(() => {});
+// Gaps: `contiguousSeq` is the seq up to which the open room has no hole (set by its first page
+// and by sync pages, which return every message after their cursor). A live message beyond
+// `contiguousSeq + 1` means some were missed (a reconnect, or a message published while this
+// subscription was being set up): sync from `contiguousSeq`, not from the highest seq seen.
+function noteSeq(room, seq) {
+  if (seq > room.contiguousSeq) room.ahead.add(seq);
+  if (!room.loaded) return; // the first page sets where the room starts
+  for (const s of room.ahead) if (s <= room.contiguousSeq) room.ahead.delete(s);
+  while (room.ahead.delete(room.contiguousSeq + 1)) room.contiguousSeq += 1;
+  if (room.ahead.size) requestSync(room);
+}
+
+function requestSync(room) {
+  if (room.syncing) return; // onSync asks again if there is still a gap
+  room.syncing = true;
+  stomp
+    .send('/app/sync', { roomId: room.id, lastSeq: room.contiguousSeq, direction: 'AFTER' })
+    .catch(() => { room.syncing = false; });
 }
 
 function onSync(page) {
-  if (!state.room || page.roomId !== state.room.id) return;
+  const room = state.room;
+  if (!room || page.roomId !== room.id) return;
+  room.syncing = false;
   const atEnd = nearEnd();
+  // The page holds every message after the cursor up to its last one.
+  const last = Math.max(0, ...page.messages.map((m) => m.seq || 0));
+  room.contiguousSeq = Math.max(room.contiguousSeq, last);
   for (const m of page.messages) upsert(m);
+  for (const seq of room.ahead) if (seq <= room.contiguousSeq) room.ahead.delete(seq);
+  while (room.ahead.delete(room.contiguousSeq + 1)) room.contiguousSeq += 1;
   if (atEnd) scrollToEnd();
-  if (page.hasMore && state.room.lastSeq < page.latestSeq) requestSync(page.roomId, state.room.lastSeq);
-  else markRead();
+  if (page.hasMore || room.ahead.size) {
+    requestSync(room);
+  } else if (page.latestSeq > room.contiguousSeq && room.stalls < 5) {
+    // Durable but not stored yet (the store lags behind the log): ask again shortly.
+    room.stalls += 1;
+    setTimeout(() => room === state.room && requestSync(room), 500 * room.stalls);
+  } else {
+    room.stalls = 0;
+    markRead();
+  }
 }
 
 const nearEnd = () => {
@@ -598,6 +642,7 @@ function upsert(m) {
   const room = state.room;
   if (!room || m.roomId !== room.id) return;
   room.lastSeq = Math.max(room.lastSeq, m.seq || 0);
+  noteSeq(room, m.seq);
   if (m.seq && (room.oldestSeq === null || m.seq < room.oldestSeq)) room.oldestSeq = m.seq;
   if (m.threadId) return; // replies live in the thread panel
   const list = $('messages');
