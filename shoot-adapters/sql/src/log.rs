@@ -312,10 +312,7 @@ impl MessageLog for SqliteMessageLog {
         ids.dedup();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(INSERT_CHUNK) {
-            let mut sql =
-                String::from("SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (");
-            sql.push_str(&vec!["?"; chunk.len()].join(","));
-            sql.push(')');
+            let sql = room_seqs_sql(chunk.len());
             let mut q = sqlx::query(&sql);
             for room in chunk {
                 q = q.bind(*room);
@@ -589,6 +586,15 @@ impl Script {
 
 type Written = Vec<Vec<Message>>;
 
+/// `SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (?, …)` for `n` rooms: the
+/// seq counters of the rooms that have one.
+fn room_seqs_sql(n: usize) -> String {
+    let mut sql = String::from("SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (");
+    sql.push_str(&vec!["?"; n].join(","));
+    sql.push(')');
+    sql
+}
+
 /// Writes every request in one transaction, sent to SQLite as one script (one hand-off to
 /// the connection's thread; a look-up of rooms not seen before is the only other). Returns
 /// the numbered batches, one per append, in order. `state` is updated only on success.
@@ -613,10 +619,7 @@ async fn write(
     }
     let mut loaded: HashMap<i64, i64> = HashMap::new();
     for chunk in unknown.chunks(INSERT_CHUNK) {
-        let mut sql =
-            String::from("SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (");
-        sql.push_str(&vec!["?"; chunk.len()].join(","));
-        sql.push(')');
+        let sql = room_seqs_sql(chunk.len());
         let mut q = sqlx::query(&sql);
         for room in chunk {
             q = q.bind(*room);

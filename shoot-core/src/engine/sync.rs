@@ -9,10 +9,12 @@
 //! durable by another instance are covered by the same rule on the client side: a seq gap in
 //! what it received (live or by sync) means "sync again after the last contiguous seq".
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::ChatEngine;
+use crate::engine::group_read::GroupRead;
 use crate::engine::messages::{MessageRecord, records};
 use crate::engine::pipeline::HistoryPage;
 use crate::error::{Error, ErrorCode, Result};
@@ -208,30 +210,30 @@ impl ChatEngine {
     /// The store's highest seq of `room`, read together with the other syncs' rooms meanwhile
     /// (one [`MessageStore::max_seqs`](crate::messages::MessageStore::max_seqs) per round).
     async fn stored_seq(&self, room: RoomId) -> Result<Seq> {
-        let found = self
-            .runtime()
-            .store_seqs
-            .read(
-                vec![room],
-                |rooms: Vec<RoomId>| async move { Ok(self.p().messages.max_seqs(&rooms).await?) },
-                |(room, _): &(RoomId, Seq)| *room,
-            )
-            .await?;
-        Ok(found.first().map_or(Seq::ZERO, |(_, seq)| *seq))
+        let fetch =
+            |rooms: Vec<RoomId>| async move { Ok(self.p().messages.max_seqs(&rooms).await?) };
+        let seq = seq_of(&self.runtime().store_seqs, room, fetch).await?;
+        Ok(seq.unwrap_or(Seq::ZERO))
     }
 
     /// The log's durable seq of `room`, read together with the other syncs' rooms meanwhile
     /// (one [`MessageLog::durable_seqs`](crate::ports::MessageLog::durable_seqs) per round).
     async fn logged_seq(&self, room: RoomId) -> Result<Option<Seq>> {
-        let found = self
-            .runtime()
-            .log_seqs
-            .read(
-                vec![room],
-                |rooms: Vec<RoomId>| async move { Ok(self.p().log.durable_seqs(&rooms).await?) },
-                |(room, _): &(RoomId, Seq)| *room,
-            )
-            .await?;
-        Ok(found.first().map(|(_, seq)| *seq))
+        let fetch =
+            |rooms: Vec<RoomId>| async move { Ok(self.p().log.durable_seqs(&rooms).await?) };
+        seq_of(&self.runtime().log_seqs, room, fetch).await
     }
+}
+
+/// `room`'s entry of a combined per-room seq look-up (`fetch` answers `(room, seq)` pairs).
+async fn seq_of<F>(
+    reads: &GroupRead<RoomId, (RoomId, Seq)>,
+    room: RoomId,
+    fetch: impl Fn(Vec<RoomId>) -> F,
+) -> Result<Option<Seq>>
+where
+    F: Future<Output = Result<Vec<(RoomId, Seq)>>>,
+{
+    let found = reads.read(vec![room], fetch, |(room, _)| *room).await?;
+    Ok(found.first().map(|(_, seq)| *seq))
 }
