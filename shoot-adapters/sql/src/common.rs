@@ -1004,7 +1004,7 @@ impl RoomStore for Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// One statement per [`ACTIVITY_CHUNK`] rooms: an `UPDATE … FROM` a `VALUES` list, with
+    /// One statement per `ACTIVITY_CHUNK` rooms: an `UPDATE … FROM` a `VALUES` list, with
     /// each room's highest seq picked here (a row of the target may join only one value row).
     async fn record_activity(&self, activity: &[RoomActivity]) -> PortResult<()> {
         let mut latest: BTreeMap<i64, &RoomActivity> = BTreeMap::new();

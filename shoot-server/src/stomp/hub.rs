@@ -3,9 +3,9 @@
 //! For every bus [`Topic`] with at least one local subscriber the hub holds exactly one
 //! engine subscription (one task reading one [`EventStream`]); it is dropped when the last
 //! local subscriber leaves. Each event is routed to the destination kinds it belongs to
-//! ([`routing`](super::routing)) and rendered to its JSON body ONCE per destination kind,
+//! ([`routing`]) and rendered to its JSON body ONCE per destination kind,
 //! lazily (only if some subscriber wants it); the shared [`Payload`] is then pushed to each
-//! matching subscriber's bounded [`Outbox`]. Per-subscriber headers (`subscription`,
+//! matching subscriber's bounded `Outbox`. Per-subscriber headers (`subscription`,
 //! `destination`, `message-id`, `ack`) are prefixed by the session's writer.
 //!
 //! Locks on the delivery path: a read lock on the topic's subscriber list for the duration
