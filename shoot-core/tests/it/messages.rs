@@ -1,6 +1,7 @@
 //! Message use cases (read, edit, delete, reactions, pins, threads, forwarding, search),
 //! read state and sync, over the memory ports.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use shoot_core::engine::{ReadTarget, SyncDirection, SyncRequest};
@@ -12,7 +13,7 @@ use shoot_core::rooms::{Role, RoomStore};
 use shoot_core::{ErrorCode, RoomId, UserId};
 
 use crate::pipeline::{Harness, code, wait_for};
-use crate::support::newest;
+use crate::support::{SpyMessages, newest};
 
 /// A started harness with a group (alice owner, bob, carol) and one outsider (eve).
 async fn setup() -> (Harness, [UserId; 4], RoomId) {
@@ -462,6 +463,68 @@ async fn read_cursors_move_forward_only_and_push_updates() {
                 .await
         ),
         ErrorCode::MessageNotFound
+    );
+}
+
+#[tokio::test]
+async fn concurrent_syncs_share_their_store_reads_and_each_gets_its_own_page() {
+    let store = Arc::new(SpyMessages::default());
+    let s = store.clone();
+    let h = Harness::custom(|l| l.sync_page_limit = 3, move |p| p.messages = s);
+    h.engine.start().await.unwrap();
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let mut rooms: Vec<(RoomId, i64)> = Vec::new();
+    for r in 0..5 {
+        let room = h.group(alice, &[bob]).await;
+        let n = r + 2;
+        for i in 1..=n {
+            let sent = h.send(alice, room, &format!("room {r} message {i}")).await;
+            // Stored through the spy (the harness's own store is not the one in use).
+            let store = &store;
+            h.until(|| async move { store.inner.get_message(sent.message_id).await.unwrap() })
+                .await;
+        }
+        rooms.push((room, n));
+    }
+    // Every room from every cursor, two of them asked twice, all at once.
+    let mut asks: Vec<(RoomId, i64, i64)> = rooms
+        .iter()
+        .flat_map(|(room, n)| (0..=*n).map(move |cursor| (*room, cursor, *n)))
+        .collect();
+    asks.push(asks[3]);
+    asks.push(asks[0]);
+    store.history_pages.lock().unwrap().clear();
+    let pages = futures::future::join_all(asks.iter().map(|(room, cursor, _)| {
+        h.engine.sync(
+            bob,
+            SyncRequest {
+                room_id: *room,
+                last_seq: Some(Seq(*cursor)),
+                last_message_id: None,
+                direction: SyncDirection::After,
+            },
+        )
+    }))
+    .await;
+    for ((room, cursor, n), page) in asks.iter().zip(pages) {
+        let page = page.unwrap();
+        let got: Vec<(RoomId, i64)> = page
+            .messages
+            .iter()
+            .map(|r| (r.message.room_id, r.message.seq.0))
+            .collect();
+        let expect: Vec<(RoomId, i64)> = (cursor + 1..=*n).take(3).map(|s| (*room, s)).collect();
+        assert_eq!(got, expect, "room {room}, after {cursor}");
+        assert_eq!(page.room_id, *room);
+        assert_eq!(page.has_more, n - cursor > 3, "room {room}, after {cursor}");
+        assert_eq!(page.latest_seq, Seq(*n));
+    }
+    let calls = store.history_pages.lock().unwrap().clone();
+    let distinct = asks.len() - 2;
+    assert!(
+        calls.iter().any(|pages| *pages > 1) && calls.iter().sum::<usize>() <= distinct,
+        "the pages were read together, each distinct page once: {calls:?} for {} syncs",
+        asks.len()
     );
 }
 

@@ -73,8 +73,8 @@ pub(crate) fn newest(limit: usize) -> HistoryQuery {
     }
 }
 
-/// A memory message store that records the temp-id look-ups and inserts made through it and
-/// fails them on demand; every other method goes straight to `inner`.
+/// A memory message store that records the temp-id look-ups, inserts and history pages asked
+/// of it and fails the first two on demand; every other method goes straight to `inner`.
 #[derive(Default)]
 pub(crate) struct SpyMessages {
     pub(crate) inner: MemoryMessageStore,
@@ -88,6 +88,8 @@ pub(crate) struct SpyMessages {
     pub(crate) lookup_gate: Option<Arc<tokio::sync::Semaphore>>,
     /// Number of messages of each `insert_messages` call, in call order.
     pub(crate) inserts: Mutex<Vec<usize>>,
+    /// Number of pages of each `histories` call, in call order.
+    pub(crate) history_pages: Mutex<Vec<usize>>,
     /// How many more `insert_messages` calls fail with a backend error.
     pub(crate) insert_failures_left: AtomicUsize,
     /// Inserts of a batch holding a message with this text fail with a conflict (a poison
@@ -133,6 +135,10 @@ impl MessageStore for SpyMessages {
     }
     async fn history(&self, room: RoomId, query: HistoryQuery) -> PortResult<Vec<Message>> {
         self.inner.history(room, query).await
+    }
+    async fn histories(&self, queries: &[(RoomId, HistoryQuery)]) -> PortResult<Vec<Vec<Message>>> {
+        self.history_pages.lock().unwrap().push(queries.len());
+        self.inner.histories(queries).await
     }
     async fn update_message(&self, message: &Message) -> PortResult<()> {
         self.inner.update_message(message).await
