@@ -1,7 +1,12 @@
 //! Classification of driver errors at the adapter boundary.
 
+use std::future::IntoFuture;
+
+use futures::TryStreamExt;
+use mongodb::Cursor;
+use mongodb::bson::Document;
 use mongodb::error::{Error, ErrorKind, WriteFailure};
-use shoot_core::PortError;
+use shoot_core::{PortError, PortResult};
 
 use crate::codec::duplicate_key_name;
 
@@ -56,4 +61,17 @@ pub(crate) fn skipped_duplicates(e: Error) -> Result<Vec<(usize, String)>, PortE
         }
     }
     Err(PortError::backend("mongodb", e))
+}
+
+/// Runs a `find` or `aggregate` and reads its whole cursor.
+pub(crate) async fn all_docs<Q>(query: Q) -> PortResult<Vec<Document>>
+where
+    Q: IntoFuture<Output = Result<Cursor<Document>, Error>>,
+{
+    query
+        .await
+        .map_err(classify)?
+        .try_collect()
+        .await
+        .map_err(classify)
 }

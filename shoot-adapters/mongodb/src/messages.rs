@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::UpdateModifications;
 use shoot_core::ids::{MessageId, RoomId, Seq, UserId};
@@ -12,7 +11,7 @@ use shoot_core::time::Timestamp;
 use shoot_core::{PortError, PortResult};
 
 use crate::codec::{self, message_from_doc, message_to_doc, reaction_path, unread_plan};
-use crate::error::{classify, skipped_duplicates};
+use crate::error::{all_docs, classify, skipped_duplicates};
 use crate::{IX_MESSAGES_ROOM_SEQ, MongoStore};
 
 /// A page size as the driver's limit; `None` for 0 (the driver reads 0 as "no limit", so
@@ -32,12 +31,7 @@ impl MongoStore {
         if let Some(n) = limit {
             find = find.limit(n);
         }
-        let docs: Vec<Document> = find
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
+        let docs = all_docs(find).await?;
         docs.iter().map(message_from_doc).collect()
     }
 
@@ -79,23 +73,17 @@ impl MongoStore {
             return Ok(());
         }
         let ids: Vec<Bson> = roots.iter().map(|r| Bson::Int64(r.0)).collect();
-        let groups: Vec<Document> = self
-            .messages
-            .aggregate([
-                doc! { "$match": { "thread_id": { "$in": ids } } },
-                // Only indexed fields: the recount is served by `ix_messages_thread` alone.
-                doc! { "$project": { "_id": 0, "thread_id": 1, "created_at": 1 } },
-                doc! { "$group": {
-                    "_id": "$thread_id",
-                    "n": { "$sum": 1 },
-                    "last": { "$max": "$created_at" },
-                } },
-            ])
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
+        let groups = all_docs(self.messages.aggregate([
+            doc! { "$match": { "thread_id": { "$in": ids } } },
+            // Only indexed fields: the recount is served by `ix_messages_thread` alone.
+            doc! { "$project": { "_id": 0, "thread_id": 1, "created_at": 1 } },
+            doc! { "$group": {
+                "_id": "$thread_id",
+                "n": { "$sum": 1 },
+                "last": { "$max": "$created_at" },
+            } },
+        ]))
+        .await?;
         for g in &groups {
             let root = codec::int(g, "_id")?;
             let n = codec::int(g, "n")?;
@@ -395,14 +383,7 @@ impl MessageStore for MongoStore {
             return Ok(Vec::new());
         }
         let plan = unread_plan(user, cursors);
-        let groups: Vec<Document> = self
-            .messages
-            .aggregate(plan.pipeline.clone())
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
+        let groups = all_docs(self.messages.aggregate(plan.pipeline.clone())).await?;
         plan.counts(&groups)
     }
 
@@ -431,18 +412,12 @@ impl MessageStore for MongoStore {
         // Sorted along `ix_messages_room_seq` (backwards) and grouped with `$first`: the
         // server can answer it with one index entry per room (a DISTINCT_SCAN) instead of
         // reading every message of every room, as `$max` would.
-        let groups: Vec<Document> = self
-            .messages
-            .aggregate([
-                doc! { "$match": { "room_id": { "$in": ids } } },
-                doc! { "$sort": { "room_id": -1, "seq": -1 } },
-                doc! { "$group": { "_id": "$room_id", "seq": { "$first": "$seq" } } },
-            ])
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
+        let groups = all_docs(self.messages.aggregate([
+            doc! { "$match": { "room_id": { "$in": ids } } },
+            doc! { "$sort": { "room_id": -1, "seq": -1 } },
+            doc! { "$group": { "_id": "$room_id", "seq": { "$first": "$seq" } } },
+        ]))
+        .await?;
         groups
             .iter()
             .map(|g| Ok((RoomId(codec::int(g, "_id")?), Seq(codec::int(g, "seq")?))))

@@ -1,7 +1,6 @@
 //! [`RoomStore`] for [`MongoStore`].
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 use shoot_core::ids::{RoomId, Seq, UserId};
@@ -11,7 +10,7 @@ use shoot_core::{PortError, PortResult};
 
 use crate::MongoStore;
 use crate::codec::{self, direct_key, participant_from_doc, participant_to_doc, room_from_doc};
-use crate::error::{classify, skipped_duplicates};
+use crate::error::{all_docs, classify, skipped_duplicates};
 
 /// How often `create_direct_room` retries when the pair's room vanished between the
 /// duplicate-key error and the read (deleted concurrently).
@@ -28,12 +27,7 @@ impl MongoStore {
         if let Some(sort) = sort {
             find = find.sort(sort);
         }
-        let docs: Vec<Document> = find
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
+        let docs = all_docs(find).await?;
         docs.iter().map(participant_from_doc).collect()
     }
 
@@ -317,14 +311,7 @@ impl RoomStore for MongoStore {
             } },
             doc! { "$unwind": "$room" },
         ];
-        let docs: Vec<Document> = self
-            .participants
-            .aggregate(pipeline)
-            .await
-            .map_err(classify)?
-            .try_collect()
-            .await
-            .map_err(classify)?;
+        let docs = all_docs(self.participants.aggregate(pipeline)).await?;
         docs.iter()
             .map(|d| {
                 let room = match d.get("room") {
