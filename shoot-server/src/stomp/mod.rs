@@ -6,7 +6,7 @@
 //! - [`routing`]: subscribable destinations, their authorisation, and event → destination
 //!   routing and JSON bodies (the wire contract, documented there).
 //! - [`app`]: the `SEND /app/...` handlers (documented there).
-//! - `session`: one reader loop and one writer task per connection.
+//! - `session`: one task per connection, reading and writing.
 //!
 //! Authentication: `?token=` or `Authorization: Bearer` on the handshake, or the CONNECT
 //! frame's `Authorization: Bearer …` (also `passcode` / `login`). Sub-protocols `v12.stomp`,

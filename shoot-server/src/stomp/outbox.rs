@@ -1,21 +1,23 @@
 //! The bounded outbound queue of one STOMP session, with the slow-consumer policy.
 //!
-//! Producers (the hub's topic tasks, the session's reader) push [`Out`] items; the session's
-//! writer task takes everything queued in one short critical section and writes it as a
-//! batch. An idle session's queue holds no allocation.
+//! Producers (the hub's topic tasks, the session itself) push [`Out`] items; the session's
+//! task takes everything queued in one short critical section and writes it as a batch. An
+//! idle session's queue holds no allocation.
 //!
 //! Slow-consumer policy, when the queue holds `capacity` items:
 //! 1. a droppable item (typing, active users, presence) is dropped;
 //! 2. any other item evicts the oldest queued droppable item;
 //! 3. if nothing is droppable, the session is marked overflowed, everything pending is
-//!    discarded and the writer sends an `ERROR` ("slow consumer") and closes the socket. A
-//!    writer blocked on a socket the client stopped reading is woken by [`Outbox::overflowed`]
-//!    so that a dead consumer cannot keep its session (and socket) forever.
+//!    discarded and the session sends an `ERROR` ("slow consumer") and closes the socket. A
+//!    session blocked writing to a socket the client stopped reading is woken by the overflow
+//!    (see [`Outbox::is_overflowed`]) so that a dead consumer cannot keep its session (and
+//!    socket) forever.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 
-use tokio::sync::Notify;
+use futures::task::AtomicWaker;
 
 use super::hub::{Payload, Subscriber};
 
@@ -71,9 +73,8 @@ struct State {
 /// The bounded outbound queue of one session.
 pub(crate) struct Outbox {
     state: Mutex<State>,
-    notify: Notify,
-    /// Signalled (one stored permit) when the queue overflows.
-    overflow: Notify,
+    /// The session's task, woken when the queue becomes non-empty, closes or overflows.
+    waker: AtomicWaker,
     capacity: usize,
 }
 
@@ -85,8 +86,7 @@ impl Outbox {
                 queue: VecDeque::new(),
                 closed: None,
             }),
-            notify: Notify::new(),
-            overflow: Notify::new(),
+            waker: AtomicWaker::new(),
             capacity: capacity.max(1),
         }
     }
@@ -117,13 +117,12 @@ impl Outbox {
             st.closed = Some(Closed::SlowConsumer);
             st.queue = VecDeque::new();
             drop(st);
-            self.notify.notify_one();
-            self.overflow.notify_one();
+            self.waker.wake();
             return Pushed::Overflow;
         }
         drop(st);
         if was_empty {
-            self.notify.notify_one();
+            self.waker.wake();
         }
         Pushed::Queued
     }
@@ -136,7 +135,7 @@ impl Outbox {
         st.closed
     }
 
-    /// Stops accepting items (the session is over) and wakes the writer.
+    /// Stops accepting items (the session is over) and wakes the session's task.
     pub(crate) fn close(&self) {
         let mut st = self.lock();
         if st.closed.is_none() {
@@ -144,7 +143,7 @@ impl Outbox {
             st.queue.push_back(Out::Close);
         }
         drop(st);
-        self.notify.notify_one();
+        self.waker.wake();
     }
 
     /// Whether the outbox stopped accepting items.
@@ -153,15 +152,17 @@ impl Outbox {
         self.lock().closed.is_some()
     }
 
-    /// Completes when items may have been queued since the last [`take`](Self::take).
-    pub(crate) async fn wait(&self) {
-        self.notify.notified().await;
+    /// Wakes `waker` on the next push into an empty queue, close or overflow. Register
+    /// before [`take`](Self::take) or [`is_overflowed`](Self::is_overflowed), so that nothing
+    /// that happens in between goes unnoticed.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
     }
 
-    /// Completes once the queue has overflowed (immediately if it already did while nobody
-    /// was waiting). Raced against socket writes by the writer.
-    pub(crate) async fn overflowed(&self) {
-        self.overflow.notified().await;
+    /// Whether the queue overflowed (the client stopped reading): checked by a session
+    /// whose socket write is blocked, so that a dead consumer cannot keep it forever.
+    pub(crate) fn is_overflowed(&self) -> bool {
+        self.lock().closed == Some(Closed::SlowConsumer)
     }
 
     /// Items queued now.
@@ -241,28 +242,37 @@ mod tests {
         assert_eq!(tags(&o), ["a", "F", "b", "CLOSE"]);
     }
 
-    #[tokio::test]
-    async fn overflowed_completes_after_an_overflow_only() {
-        let o = Arc::new(Outbox::new(1));
-        o.push(item(&o, false, "a"));
-        // Not overflowed yet: the wait does not complete.
-        let pending =
-            tokio::time::timeout(std::time::Duration::from_millis(20), o.overflowed()).await;
-        assert!(pending.is_err());
-        assert_eq!(o.push(item(&o, false, "b")), Pushed::Overflow);
-        tokio::time::timeout(std::time::Duration::from_secs(5), o.overflowed())
-            .await
-            .unwrap();
+    /// A waker counting its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
-    #[tokio::test]
-    async fn wait_wakes_on_push_made_before_waiting() {
-        let o = Arc::new(Outbox::new(8));
-        o.push(Out::Frame("x".into()));
-        // The permit stored by the push completes the wait immediately.
-        tokio::time::timeout(std::time::Duration::from_secs(5), o.wait())
-            .await
-            .unwrap();
-        assert_eq!(tags(&o), ["x"]);
+    #[test]
+    fn the_registered_waker_is_woken_by_the_first_push_close_and_overflow() {
+        let count = Arc::new(Count(Default::default()));
+        let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        let waker = Waker::from(count.clone());
+        let o = Arc::new(Outbox::new(2));
+        o.register(&waker);
+        o.push(item(&o, false, "a"));
+        assert_eq!(woken(), 1);
+        // The queue was not empty: no second wake-up for the same batch.
+        o.register(&waker);
+        o.push(item(&o, false, "b"));
+        assert_eq!(woken(), 1);
+        assert!(!o.is_overflowed());
+        assert_eq!(o.push(item(&o, false, "c")), Pushed::Overflow);
+        assert_eq!(woken(), 2);
+        assert!(o.is_overflowed());
+
+        let o = Arc::new(Outbox::new(2));
+        o.register(&waker);
+        o.close();
+        assert_eq!(woken(), 3);
+        assert!(!o.is_overflowed());
+        assert_eq!(tags(&o), ["CLOSE"]);
     }
 }

@@ -1,10 +1,11 @@
-//! One STOMP session over one WebSocket: a reader loop (this task) and a writer task.
+//! One STOMP session over one WebSocket, run by one task.
 //!
-//! The reader decodes frames, authenticates, authorises subscriptions, runs `SEND`s against
-//! the engine one at a time (so a connection's requests are processed in order) and queues
-//! replies; the writer drains the session's [`Outbox`] in batches (one flush per batch) and
-//! sends heart-beats. No other per-connection task exists; an idle session holds the socket,
-//! two small task states, an empty queue and its subscriptions.
+//! The task reads and decodes frames, authenticates, authorises subscriptions, runs `SEND`s
+//! against the engine one at a time (so a connection's requests are processed in order) and
+//! queues replies; meanwhile — also while an engine call is in progress — it drains the
+//! session's [`Outbox`] into the socket in batches (one flush per batch) and sends
+//! heart-beats. No other per-connection task exists; an idle session holds the socket, one
+//! small task state, an empty queue and its subscriptions.
 //!
 //! Errors: a malformed or oversized frame, a missing/invalid token, a frame before CONNECT,
 //! a missing required header, or a client that stops heart-beating ends the session (ERROR
@@ -15,17 +16,17 @@
 //! [`app`](super::app)).
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{Buf, Bytes, BytesMut};
-use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use shoot_core::events::Topic;
 use shoot_core::{Error, ErrorCode, UserId};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -38,7 +39,7 @@ use super::routing::{self, Access, ErrorView, Filter, UserQueue, to_json};
 use crate::state::AppState;
 use crate::views::StatusView;
 
-/// State shared by the reader and the writer of one session.
+/// State shared by the session and its subscribers' fan-out.
 pub(crate) struct Shared {
     /// The outbound queue (also held by every subscriber of the session).
     outbox: Arc<Outbox>,
@@ -50,36 +51,169 @@ pub(crate) struct Shared {
     max_pending_acks: usize,
 }
 
-/// What became of one socket write.
-enum Io {
-    /// Written.
-    Done,
+/// Why the writing side of a session stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriteEnd {
+    /// Everything up to a queued `Close` was written and the socket closed.
+    Closed,
     /// The socket failed.
     Failed,
-    /// The outbox overflowed while the write was blocked (the client stopped reading).
-    Overflow,
+    /// The outbox overflowed (the client stopped reading).
+    SlowConsumer,
 }
 
-/// Runs one socket write unless the outbox overflows first: a client that stopped reading
-/// blocks writes forever, and only the overflow ends that wait.
-async fn write_io<F>(outbox: &Outbox, op: F) -> Io
-where
-    F: Future<Output = Result<(), axum::Error>>,
-{
-    tokio::select! {
-        biased;
-        r = op => if r.is_ok() { Io::Done } else { Io::Failed },
-        () = outbox.overflowed() => Io::Overflow,
+/// The writing side of a session: drains the outbox into the socket in batches (one flush per
+/// batch) and keeps the heart-beat. Driven by the session's own task
+/// ([`poll_write`](Self::poll_write)), alongside the reads and the engine calls, so that a
+/// session is one task and an unsplit socket.
+struct Writer {
+    shared: Arc<Shared>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Taken from the outbox, not yet fed to the socket.
+    batch: VecDeque<Out>,
+    next_id: u64,
+    last_write: Instant,
+    /// Something was fed since the last flush.
+    unflushed: bool,
+    /// Frames (heart-beats aside) fed since the last flush.
+    frames: u64,
+    /// A heart-beat is due.
+    heartbeat: bool,
+    /// A `Close` was reached: close the socket once the rest is flushed.
+    closing: bool,
+}
+
+impl Writer {
+    fn new(shared: Arc<Shared>, metrics: Arc<crate::metrics::Metrics>) -> Writer {
+        Writer {
+            shared,
+            metrics,
+            batch: VecDeque::new(),
+            next_id: 0,
+            last_write: Instant::now(),
+            unflushed: false,
+            frames: 0,
+            heartbeat: false,
+            closing: false,
+        }
+    }
+
+    /// When the next heart-beat is due, if the session sends them.
+    fn heartbeat_at(&self) -> Option<Instant> {
+        let hb = self.shared.heartbeat_ms.load(Ordering::Relaxed);
+        (hb > 0 && !self.heartbeat).then(|| self.last_write + Duration::from_millis(hb))
+    }
+
+    /// Notes that the heart-beat timer fired; sends one if nothing was written meanwhile.
+    fn on_timer(&mut self, now: Instant) {
+        if self.heartbeat_at().is_some_and(|at| now >= at) {
+            self.heartbeat = true;
+        }
+    }
+
+    /// Writes whatever is queued. Pending while there is nothing to write or the socket is
+    /// busy; ready only when the writing is over.
+    fn poll_write(&mut self, ws: &mut WebSocket, cx: &mut Context<'_>) -> Poll<WriteEnd> {
+        loop {
+            while !self.closing && (!self.batch.is_empty() || self.heartbeat) {
+                match ws.poll_ready_unpin(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(WriteEnd::Failed),
+                    Poll::Pending => return self.blocked(cx),
+                }
+                let msg = match self.batch.pop_front() {
+                    Some(out) => match self.encode(out) {
+                        Some(msg) => {
+                            self.frames += 1;
+                            msg
+                        }
+                        None => {
+                            self.closing = true;
+                            break;
+                        }
+                    },
+                    // Any write would do as a heart-beat; nothing else is queued.
+                    None => Message::Text("\n".into()),
+                };
+                self.heartbeat = false;
+                if ws.start_send_unpin(msg).is_err() {
+                    return Poll::Ready(WriteEnd::Failed);
+                }
+                self.unflushed = true;
+            }
+            if self.unflushed {
+                match ws.poll_flush_unpin(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(WriteEnd::Failed),
+                    Poll::Pending => return self.blocked(cx),
+                }
+                self.metrics.stomp_frames_out.add(self.frames);
+                self.frames = 0;
+                self.unflushed = false;
+                self.last_write = Instant::now();
+                if self.batch.capacity() > 256 {
+                    self.batch = VecDeque::new();
+                }
+            }
+            if self.closing {
+                self.batch.clear();
+                return match ws.poll_close_unpin(cx) {
+                    Poll::Ready(_) => Poll::Ready(WriteEnd::Closed),
+                    Poll::Pending => self.blocked(cx),
+                };
+            }
+            let outbox = &self.shared.outbox;
+            outbox.register(cx.waker());
+            let closed = outbox.take(&mut self.batch);
+            if self.batch.is_empty() {
+                return match closed {
+                    Some(Closed::SlowConsumer) => Poll::Ready(WriteEnd::SlowConsumer),
+                    // The `Close` item was written already.
+                    Some(Closed::Normal) => {
+                        self.closing = true;
+                        continue;
+                    }
+                    None => Poll::Pending,
+                };
+            }
+        }
+    }
+
+    /// The socket cannot take more now: pending, unless the outbox overflowed meanwhile (a
+    /// client that stopped reading blocks writes forever, and only the overflow ends that).
+    fn blocked(&mut self, cx: &mut Context<'_>) -> Poll<WriteEnd> {
+        let outbox = &self.shared.outbox;
+        outbox.register(cx.waker());
+        if outbox.is_overflowed() {
+            return Poll::Ready(WriteEnd::SlowConsumer);
+        }
+        Poll::Pending
+    }
+
+    /// The WebSocket message of one queued item; `None` for `Close`.
+    fn encode(&mut self, out: Out) -> Option<Message> {
+        Some(match out {
+            Out::Message { sub, payload } => {
+                self.next_id += 1;
+                if sub.ack != AckMode::Auto {
+                    let shared = &self.shared;
+                    let mut acks = shared.acks.lock().unwrap_or_else(|e| e.into_inner());
+                    if acks.len() >= shared.max_pending_acks {
+                        acks.pop_front();
+                    }
+                    acks.push_back((self.next_id, sub.clone()));
+                }
+                Message::Text(message_frame(&sub, self.next_id, &payload).into())
+            }
+            Out::Frame(text) => Message::Text(text.into()),
+            Out::Close => return None,
+        })
     }
 }
 
 /// The slow-consumer ending: an ERROR frame and a close, given at most `grace` (a dead
 /// client never takes them; the caller then drops the socket).
-async fn slow_consumer(
-    sink: &mut SplitSink<WebSocket, Message>,
-    metrics: &crate::metrics::Metrics,
-    grace: Duration,
-) {
+async fn slow_consumer(ws: &mut WebSocket, metrics: &crate::metrics::Metrics, grace: Duration) {
     metrics.stomp_errors.inc();
     let error = error_frame(
         "slow consumer",
@@ -87,107 +221,11 @@ async fn slow_consumer(
         None,
     );
     let _ = tokio::time::timeout(grace, async {
-        if sink.send(Message::Text(error.into())).await.is_ok() {
-            let _ = sink.close().await;
+        if ws.send(Message::Text(error.into())).await.is_ok() {
+            let _ = ws.close().await;
         }
     })
     .await;
-}
-
-/// The writer task: drains the outbox in batches and keeps the heart-beat.
-async fn writer(
-    mut sink: SplitSink<WebSocket, Message>,
-    shared: Arc<Shared>,
-    metrics: Arc<crate::metrics::Metrics>,
-    grace: Duration,
-) {
-    let mut batch: VecDeque<Out> = VecDeque::new();
-    let mut next_id: u64 = 0;
-    let mut last_write = Instant::now();
-    let outbox = shared.outbox.clone();
-    loop {
-        let closed = outbox.take(&mut batch);
-        if batch.is_empty() {
-            match closed {
-                Some(Closed::SlowConsumer) => {
-                    slow_consumer(&mut sink, &metrics, grace).await;
-                    return;
-                }
-                Some(Closed::Normal) => {
-                    let _ = sink.close().await;
-                    return;
-                }
-                None => {}
-            }
-            let hb = shared.heartbeat_ms.load(Ordering::Relaxed);
-            if hb == 0 {
-                outbox.wait().await;
-            } else {
-                let due = last_write + Duration::from_millis(hb);
-                tokio::select! {
-                    () = outbox.wait() => {}
-                    () = tokio::time::sleep_until(due) => {
-                        match write_io(&outbox, sink.send(Message::Text("\n".into()))).await {
-                            Io::Done => last_write = Instant::now(),
-                            Io::Failed => return,
-                            // Handled by the next `take`.
-                            Io::Overflow => {}
-                        }
-                    }
-                }
-            }
-            continue;
-        }
-        let mut close = false;
-        let mut written = 0u64;
-        let mut io = Io::Done;
-        while let Some(out) = batch.pop_front() {
-            let msg = match out {
-                Out::Message { sub, payload } => {
-                    next_id += 1;
-                    if sub.ack != AckMode::Auto {
-                        let mut acks = shared.acks.lock().unwrap_or_else(|e| e.into_inner());
-                        if acks.len() >= shared.max_pending_acks {
-                            acks.pop_front();
-                        }
-                        acks.push_back((next_id, sub.clone()));
-                    }
-                    Message::Text(message_frame(&sub, next_id, &payload).into())
-                }
-                Out::Frame(text) => Message::Text(text.into()),
-                Out::Close => {
-                    close = true;
-                    break;
-                }
-            };
-            io = write_io(&outbox, sink.feed(msg)).await;
-            if !matches!(io, Io::Done) {
-                break;
-            }
-            written += 1;
-        }
-        batch.clear();
-        if matches!(io, Io::Done) {
-            io = write_io(&outbox, sink.flush()).await;
-        }
-        metrics.stomp_frames_out.add(written);
-        match io {
-            Io::Done => {}
-            Io::Failed => return,
-            Io::Overflow => {
-                slow_consumer(&mut sink, &metrics, grace).await;
-                return;
-            }
-        }
-        last_write = Instant::now();
-        if close {
-            let _ = sink.close().await;
-            return;
-        }
-        if batch.capacity() > 256 {
-            batch = VecDeque::new();
-        }
-    }
 }
 
 /// `MESSAGE` + per-subscriber headers + the shared tail.
@@ -252,9 +290,9 @@ struct Session {
 
 /// Runs one session to its end.
 ///
-/// Not `async` itself: the socket is split and the session set up before the returned
-/// future exists, so the future (which lives as long as the connection) holds only what the
-/// session loop uses, not the unsplit socket and the set-up's temporaries.
+/// Not `async` itself: the session is set up before the returned future exists, so the
+/// future (which lives as long as the connection) holds only what the session loop uses, not
+/// the set-up's temporaries.
 pub(crate) fn run(
     socket: WebSocket,
     state: AppState,
@@ -262,7 +300,6 @@ pub(crate) fn run(
     settings: Arc<StompSettings>,
     handshake_auth: Option<Result<UserId, Error>>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let (sink, stream) = socket.split();
     let shared = Arc::new(Shared {
         outbox: Arc::new(Outbox::new(settings.outbox_capacity)),
         heartbeat_ms: AtomicU64::new(0),
@@ -270,12 +307,7 @@ pub(crate) fn run(
         max_pending_acks: settings.outbox_capacity.max(64),
     });
     state.metrics.stomp_connections.inc();
-    let writer_task = tokio::spawn(writer(
-        sink,
-        shared.clone(),
-        state.metrics.clone(),
-        settings.slow_consumer_grace,
-    ));
+    let writer = Writer::new(shared.clone(), state.metrics.clone());
     let now = Instant::now();
     let connect_deadline = now + settings.connect_timeout;
     let session = Session {
@@ -292,80 +324,174 @@ pub(crate) fn run(
         last_read: now,
         closing: false,
     };
-    drive(session, stream, writer_task, connect_deadline)
+    drive(session, socket, writer, connect_deadline)
 }
 
-/// The session loop: frames in, timers, shutdown; then the teardown.
-async fn drive(
+/// What woke the session loop.
+enum Step {
+    Shutdown,
+    Wrote(WriteEnd),
+    Read(Option<Result<Message, axum::Error>>),
+    Timer,
+}
+
+/// The session loop: frames in, queued frames out, timers, shutdown; then the teardown.
+///
+/// An `async` block rather than an `async fn`: a future keeps an `async fn`'s arguments apart
+/// from its locals, so the session, socket and writer would take their room twice for the
+/// whole connection.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
+fn drive(
     mut session: Session,
-    mut stream: SplitStream<WebSocket>,
-    mut writer_task: JoinHandle<()>,
+    mut ws: WebSocket,
+    mut writer: Writer,
     connect_deadline: Instant,
-) {
-    let mut writer_done = false;
-    let timer = tokio::time::sleep_until(connect_deadline);
-    tokio::pin!(timer);
-    let shutdown = session.state.shutdown.clone();
-    while !session.closing {
-        let deadline = session.deadline(connect_deadline);
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        tokio::select! {
-            biased;
-            _ = &mut writer_task => {
-                writer_done = true;
-                break;
-            }
-            () = shutdown.cancelled() => {
-                session.fail("server shutting down", "the server is shutting down", None);
-            }
-            msg = stream.next() => match msg {
-                Some(Ok(msg)) => {
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut ended: Option<WriteEnd> = None;
+        let timer = tokio::time::sleep_until(connect_deadline);
+        tokio::pin!(timer);
+        let shutdown = session.state.shutdown.clone();
+        while !session.closing {
+            let session_deadline = session.deadline(connect_deadline);
+            let step = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Step::Shutdown,
+                step = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(end) = writer.poll_write(&mut ws, cx) {
+                        return Poll::Ready(Step::Wrote(end));
+                    }
+                    if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                        return Poll::Ready(Step::Read(msg));
+                    }
+                    // After the writes: each one moves the next heart-beat.
+                    let deadline = match writer.heartbeat_at() {
+                        Some(at) => at.min(session_deadline),
+                        None => session_deadline,
+                    };
+                    if timer.deadline() != deadline {
+                        timer.as_mut().reset(deadline);
+                    }
+                    timer.as_mut().poll(cx).map(|()| Step::Timer)
+                }) => step,
+            };
+            match step {
+                Step::Shutdown => {
+                    session.fail("server shutting down", "the server is shutting down", None);
+                }
+                Step::Wrote(end) => {
+                    ended = Some(end);
+                    break;
+                }
+                Step::Read(Some(Ok(msg))) => {
                     session.last_read = Instant::now();
-                    // Boxed, like every engine call below: the loop's future lives as long
-                    // as the connection, and would otherwise reserve room for the largest of
-                    // them while idle.
-                    match msg {
-                        Message::Text(t) => Box::pin(session.on_data(Bytes::from(t))).await,
-                        Message::Binary(b) => Box::pin(session.on_data(b)).await,
-                        Message::Ping(_) | Message::Pong(_) => {}
+                    let data = match msg {
+                        Message::Text(t) => Bytes::from(t),
+                        Message::Binary(b) => b,
+                        Message::Ping(_) | Message::Pong(_) => continue,
                         Message::Close(_) => break,
+                    };
+                    // Boxed, like every engine call below: the loop's future lives as long as
+                    // the connection, and would otherwise reserve room for the largest of them
+                    // while idle.
+                    let work = Box::pin(session.on_data(data));
+                    alongside(work, &mut writer, &mut ws, timer.as_mut(), &mut ended).await;
+                    if ended.is_some() {
+                        break;
                     }
                     // Time spent in engine calls does not count against the client.
                     session.last_read = Instant::now();
                 }
-                Some(Err(e)) => {
+                Step::Read(Some(Err(e))) => {
                     debug!(error = %e, "websocket read failed");
                     if peer_gone(&e) {
                         break;
                     }
-                    // A WebSocket-level violation (message over the size limit, text that
-                    // is not UTF-8, bad framing): the socket still writes, so say why.
+                    // A WebSocket-level violation (message over the size limit, text that is not
+                    // UTF-8, bad framing): the socket still writes, so say why.
                     session.fail("malformed frame", &format!("websocket: {e}"), None);
                 }
-                None => break,
-            },
-            () = &mut timer => session.on_timer(connect_deadline).await,
+                Step::Read(None) => break,
+                Step::Timer => {
+                    writer.on_timer(Instant::now());
+                    let work = Box::pin(session.on_timer(connect_deadline));
+                    alongside(work, &mut writer, &mut ws, timer.as_mut(), &mut ended).await;
+                    if ended.is_some() {
+                        break;
+                    }
+                }
+            }
         }
-    }
 
-    // Tear down: subscriptions first (no more fan-out), then let the writer flush.
+        // Boxed: the teardown's futures need no room in the loop's future.
+        Box::pin(teardown(session, ws, writer, ended)).await;
+    }
+}
+
+/// Subscriptions first (no more fan-out), then what is queued is flushed and the socket
+/// closed (an ERROR frame first for a slow consumer), then presence hears of the disconnect.
+async fn teardown(
+    mut session: Session,
+    mut ws: WebSocket,
+    mut writer: Writer,
+    mut ended: Option<WriteEnd>,
+) {
     session.subs.clear();
     session.shared.outbox.close();
-    if !writer_done {
-        match tokio::time::timeout(Duration::from_secs(5), &mut writer_task).await {
-            Ok(_) => {}
-            Err(_) => writer_task.abort(),
-        }
+    let metrics = session.state.metrics.clone();
+    if ended.is_none() {
+        let flush = std::future::poll_fn(|cx| writer.poll_write(&mut ws, cx));
+        ended = tokio::time::timeout(Duration::from_secs(5), flush)
+            .await
+            .ok();
     }
+    if ended == Some(WriteEnd::SlowConsumer) {
+        slow_consumer(&mut ws, &metrics, session.settings.slow_consumer_grace).await;
+    }
+    drop(ws);
     let state = session.state;
     if let Some(user) = session.user {
-        if let Err(e) = Box::pin(state.engine.session_disconnected(user)).await {
+        if let Err(e) = state.engine.session_disconnected(user).await {
             warn!(user_id = %user, error = %e, "presence disconnect failed");
         }
     }
     state.metrics.stomp_connections.dec();
+}
+
+/// Runs `work` (frame handling, engine calls) to its end while writing what it and the
+/// fan-out queue, heart-beats included: replies go out before a slow request finishes. When
+/// the writing ends meanwhile, `ended` says why and `work` still runs to its end.
+async fn alongside<F: Future<Output = ()>>(
+    mut work: Pin<Box<F>>,
+    writer: &mut Writer,
+    ws: &mut WebSocket,
+    mut timer: Pin<&mut tokio::time::Sleep>,
+    ended: &mut Option<WriteEnd>,
+) {
+    std::future::poll_fn(|cx| {
+        if work.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if ended.is_some() {
+            return Poll::Pending;
+        }
+        if let Some(at) = writer.heartbeat_at() {
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                writer.on_timer(Instant::now());
+            }
+        }
+        if let Poll::Ready(end) = writer.poll_write(ws, cx) {
+            *ended = Some(end);
+        }
+        Poll::Pending
+    })
+    .await;
 }
 
 impl Session {

@@ -795,7 +795,7 @@ async fn dead_consumer_is_dropped_after_the_grace() {
         (connections(&server) == 1 && !fast_task.is_finished()).then_some(())
     })
     .await;
-    // Her reader and writer tasks are gone (the fast reader task was added since).
+    // Her session's task is gone (the fast reader task was added since).
     eventually(30, || async {
         (alive_tasks() < baseline_tasks).then_some(())
     })
