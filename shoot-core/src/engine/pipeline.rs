@@ -41,7 +41,7 @@ use tracing::{debug, warn};
 use crate::engine::ChatEngine;
 use crate::engine::group_read::{GroupRead, YieldOnce};
 use crate::engine::presence::ActiveUsersState;
-use crate::engine::room_cache::{RoomCache, SendRoom};
+use crate::engine::room_cache::{RoomCache, SMALL_ROOM, SendRoom};
 use crate::engine::workers::WorkerState;
 use crate::error::{Error, ErrorCode, Result, fail};
 use crate::events::{Event, StatusUpdate, Topic};
@@ -391,7 +391,8 @@ impl ChatEngine {
         rules::validate_client_type(cmd.message_type)?;
         let limits = self.limits();
         let text: Arc<str> = rules::checked_content(&cmd.text, limits)?.into();
-        let room = self.room_for_send(actor, cmd.room_id).await?;
+        let needs_list = !cmd.mentions.is_empty() || text.contains('@');
+        let room = self.room_for_send(actor, cmd.room_id, needs_list).await?;
         let validated = self.validate_send(actor, cmd, text, &room).await?;
 
         // Single flight per (sender, tempId) on this instance: a concurrent retry waits for
@@ -677,12 +678,33 @@ impl ChatEngine {
     /// The room's type and participants (cached for [`SEND_ROOM_TTL`](super::room_cache)),
     /// after checking the room exists and `actor` is one of them. A cached room without
     /// `actor` is re-read: they may have been added on another instance.
-    async fn room_for_send(&self, actor: UserId, room_id: RoomId) -> Result<Arc<SendRoom>> {
+    ///
+    /// Past the TTL, a big room whose participant list this message does not need
+    /// (`needs_list`: mentions) keeps its cached entry and checks only `actor`'s membership,
+    /// one row instead of the whole list on every message of a room that sends less than once
+    /// per TTL.
+    async fn room_for_send(
+        &self,
+        actor: UserId,
+        room_id: RoomId,
+        needs_list: bool,
+    ) -> Result<Arc<SendRoom>> {
         let now = self.now();
         let cache = &self.runtime().rooms;
-        if let Some(room) = cache.get(room_id, now) {
-            if room.has(actor) {
+        if let Some((room, fresh)) = cache.get(room_id, now) {
+            if fresh && room.has(actor) {
                 return Ok(room);
+            }
+            if !fresh && !needs_list && room.participants.len() > SMALL_ROOM {
+                if self.p().rooms.participant(room_id, actor).await?.is_some() {
+                    return Ok(room);
+                }
+                cache.forget(room_id);
+                self.require_participant(actor, room_id).await?;
+                return fail(
+                    ErrorCode::NotRoomParticipant,
+                    "not a participant of this room",
+                );
             }
         }
         let participants = self.p().rooms.participants(room_id).await?;

@@ -5,7 +5,9 @@
 //! `RoomChanged` on the room's topic, and [`ChatEngine::publish`] drops the room's entry then.
 //! Changes made by *another* instance are seen after at most [`SEND_ROOM_TTL`]: for that long
 //! a participant removed elsewhere may still send here (and a participant added elsewhere is
-//! looked up in the store at once, because a cache miss on membership always re-reads).
+//! looked up in the store at once, because a cache miss on membership always re-reads). Past
+//! the TTL a big room's entry stays, and each send checks the sender's membership alone
+//! (see [`SMALL_ROOM`]) unless it needs the whole list.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +20,10 @@ use foldhash::HashMap;
 
 /// How long a cached room is trusted without a local change.
 pub(crate) const SEND_ROOM_TTL: Duration = Duration::from_secs(1);
+/// Rooms with at most this many participants are re-read whole when their entry is past the
+/// TTL; bigger ones check only the sender's membership (one row) unless the message needs the
+/// participant list.
+pub(crate) const SMALL_ROOM: usize = 64;
 /// Rooms kept at most; beyond it the cache starts over.
 const MAX_ROOMS: usize = 100_000;
 
@@ -41,11 +47,11 @@ pub(crate) struct RoomCache {
 }
 
 impl RoomCache {
-    /// The cached room if it was loaded less than [`SEND_ROOM_TTL`] ago.
-    pub(crate) fn get(&self, room: RoomId, now: Timestamp) -> Option<Arc<SendRoom>> {
+    /// The cached room, and whether it was loaded less than [`SEND_ROOM_TTL`] ago.
+    pub(crate) fn get(&self, room: RoomId, now: Timestamp) -> Option<(Arc<SendRoom>, bool)> {
         let rooms = lock(&self.rooms);
         let (entry, at) = rooms.get(&room)?;
-        (now.since(*at) < SEND_ROOM_TTL).then(|| entry.clone())
+        Some((entry.clone(), now.since(*at) < SEND_ROOM_TTL))
     }
 
     pub(crate) fn put(&self, room: RoomId, entry: Arc<SendRoom>, now: Timestamp) {

@@ -963,6 +963,38 @@ async fn a_removed_participant_cannot_send_right_after_sending() {
 }
 
 #[tokio::test]
+async fn a_big_rooms_cached_entry_past_its_ttl_still_sees_membership_changed_elsewhere() {
+    // Past the TTL the send path keeps a big room's cached list and checks the sender alone;
+    // removals and additions made by another instance must still take effect.
+    let h = Harness::started().await;
+    let [alice, bob, dan] = h.users(["alice", "bob", "dan"]).await;
+    let mut members = vec![bob];
+    for i in 0..70 {
+        members.push(h.user(&format!("member{i}")).await);
+    }
+    let room = h.group(alice, &members).await;
+    h.send(bob, room, "cached").await;
+    let other = h.sibling("other");
+    other.remove_participant(alice, room, bob).await.unwrap();
+    other
+        .add_participants(alice, room, vec![dan])
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        code(h.engine.send_message(bob, h.cmd(room, "gone")).await),
+        ErrorCode::NotRoomParticipant
+    );
+    h.send(alice, room, "still here").await;
+    h.send(dan, room, "new here").await;
+    // A message that needs the list (a mention) reads it again: dan is in it.
+    let mut cmd = h.cmd(room, "hi @dan");
+    cmd.mentions = vec![dan];
+    h.clock.advance(Duration::from_secs(2));
+    h.engine.send_message(alice, cmd).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_duplicate_temp_id_that_reaches_the_log_is_retracted_for_the_stored_message() {
     // A send reported FAILED whose record reached the log anyway, then retried: two log
     // records for one (sender, tempId). The store keeps the first; the second is retracted
