@@ -15,7 +15,7 @@
 //! to one room keeps its other subscriptions. Failed `SEND`s never produce ERROR frames (see
 //! [`app`](super::app)).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -266,6 +266,7 @@ fn error_frame(message: &str, detail: &str, receipt: Option<&str>) -> String {
 }
 
 struct SubEntry {
+    id: Box<str>,
     subscription: Subscription,
     topic: Topic,
 }
@@ -279,7 +280,8 @@ struct Session {
     /// Result of `?token=` / `Authorization` on the handshake, if one was given.
     handshake_auth: Option<Result<UserId, Error>>,
     user: Option<UserId>,
-    subs: HashMap<Box<str>, SubEntry>,
+    /// Subscriptions, few per session: a vector takes less room than a map.
+    subs: Vec<SubEntry>,
     buf: BytesMut,
     /// Close if nothing arrives for this long (2× the client's heart-beat), once connected.
     read_timeout: Option<Duration>,
@@ -318,7 +320,7 @@ pub(crate) fn run(
         shared,
         handshake_auth,
         user: None,
-        subs: HashMap::new(),
+        subs: Vec::new(),
         buf: BytesMut::new(),
         read_timeout: None,
         last_read: now,
@@ -814,7 +816,7 @@ impl Session {
     /// Delivers a reply to this session's subscriptions of `filter` on `topic` (and, for user
     /// queues, to its `/queue/user/{me}` alias subscription).
     fn reply(&self, topic: Topic, filter: Filter, payload: Arc<Payload>) {
-        for entry in self.subs.values() {
+        for entry in &self.subs {
             let sub = entry.subscription.subscriber();
             let wanted = sub.filter == filter
                 || (sub.filter == Filter::UserAll && matches!(filter, Filter::User(_)));
@@ -837,7 +839,7 @@ impl Session {
             );
             return;
         };
-        if self.subs.contains_key(id) {
+        if self.subs.iter().any(|s| &*s.id == id) {
             self.refuse(
                 "duplicate subscription",
                 &format!("subscription id {id:?} is already in use"),
@@ -899,13 +901,13 @@ impl Session {
         ));
         match self.hub.subscribe(topic, subscriber).await {
             Ok(subscription) => {
-                self.subs.insert(
-                    id.into(),
-                    SubEntry {
-                        subscription,
-                        topic,
-                    },
-                );
+                // Exactly the room needed: most sessions hold two or three subscriptions.
+                self.subs.reserve_exact(1);
+                self.subs.push(SubEntry {
+                    id: id.into(),
+                    subscription,
+                    topic,
+                });
                 self.receipt(&frame, &[]);
             }
             Err(e) => {
@@ -927,7 +929,8 @@ impl Session {
             );
             return;
         };
-        if let Some(entry) = self.subs.remove(id) {
+        if let Some(i) = self.subs.iter().position(|s| &*s.id == id) {
+            let entry = self.subs.swap_remove(i);
             let sub = entry.subscription.subscriber().clone();
             self.shared
                 .acks
