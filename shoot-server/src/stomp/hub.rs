@@ -375,44 +375,58 @@ impl HubInner {
 
 /// The task of one topic: opens the bus subscription and fans out its events; reopens it
 /// with backoff if the stream ends while local subscribers remain.
-async fn forward(hub: Weak<HubInner>, entry: Arc<TopicEntry>, source: TopicSource) {
-    let topic = entry.topic;
-    let mut routes = Vec::with_capacity(4);
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match source(topic).await {
-            Ok(mut stream) => {
-                entry.ready.set(Ready::Ok);
-                backoff = Duration::from_millis(100);
-                while let Some(event) = stream.next().await {
-                    let delivery = entry.deliver(&event, &mut routes);
-                    if let Some(hub) = hub.upgrade() {
-                        hub.record(delivery);
-                    }
-                }
-                warn!(?topic, "bus subscription ended; reopening");
-            }
-            Err(e) => {
-                if entry.ready.get() == Ready::Pending {
-                    // Nobody received anything yet: fail the waiting subscribers and forget
-                    // the entry so that a later subscribe tries again.
-                    debug!(?topic, error = %e, "bus subscribe failed");
-                    entry
-                        .ready
-                        .set(Ready::Failed(e.code(), e.message().to_owned()));
-                    if let Some(hub) = hub.upgrade() {
-                        let mut topics = hub.lock_topics();
-                        if topics.get(&topic).is_some_and(|x| Arc::ptr_eq(x, &entry)) {
-                            topics.remove(&topic);
+///
+/// An `async` block rather than an `async fn` (which would keep its arguments apart from its
+/// locals), and the backoff's timer boxed: every connected user has such a task for their
+/// personal topic, so its idle size counts per connection.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
+fn forward(
+    hub: Weak<HubInner>,
+    entry: Arc<TopicEntry>,
+    source: TopicSource,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let topic = entry.topic;
+        let mut routes = Vec::new();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match source(topic).await {
+                Ok(mut stream) => {
+                    entry.ready.set(Ready::Ok);
+                    backoff = Duration::from_millis(100);
+                    while let Some(event) = stream.next().await {
+                        let delivery = entry.deliver(&event, &mut routes);
+                        if let Some(hub) = hub.upgrade() {
+                            hub.record(delivery);
                         }
                     }
-                    return;
+                    warn!(?topic, "bus subscription ended; reopening");
                 }
-                warn!(?topic, error = %e, "bus resubscribe failed");
+                Err(e) => {
+                    if entry.ready.get() == Ready::Pending {
+                        // Nobody received anything yet: fail the waiting subscribers and
+                        // forget the entry so that a later subscribe tries again.
+                        debug!(?topic, error = %e, "bus subscribe failed");
+                        entry
+                            .ready
+                            .set(Ready::Failed(e.code(), e.message().to_owned()));
+                        if let Some(hub) = hub.upgrade() {
+                            let mut topics = hub.lock_topics();
+                            if topics.get(&topic).is_some_and(|x| Arc::ptr_eq(x, &entry)) {
+                                topics.remove(&topic);
+                            }
+                        }
+                        return;
+                    }
+                    warn!(?topic, error = %e, "bus resubscribe failed");
+                }
             }
+            Box::pin(tokio::time::sleep(backoff)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
