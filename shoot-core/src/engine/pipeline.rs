@@ -159,7 +159,7 @@ pub(crate) struct Runtime {
     stored_check: GroupRead<(UserId, Arc<str>), Message>,
     /// Membership checks of room-scoped calls, combined.
     pub(crate) memberships: GroupRead<(RoomId, UserId), Participant>,
-    /// Sync's look-ups of a room's participants, combined.
+    /// Look-ups of a room's participants by sync and presence, combined.
     pub(crate) participants: GroupRead<RoomId, Participant>,
     /// User look-ups by id, combined.
     pub(crate) users: GroupRead<UserId, User>,

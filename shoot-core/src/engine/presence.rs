@@ -270,8 +270,10 @@ impl ChatEngine {
     }
 
     /// Publishes the room's online participants (skipped above `active_users_max_room`).
+    /// The participants are read together with other rooms' (a burst of connects announces
+    /// many rooms at once, and their delayed lists fall due together).
     async fn publish_active_users(&self, room: RoomId) {
-        let participants = match self.p().rooms.participants(room).await {
+        let participants = match self.participants_combined(room).await {
             Ok(p) => p,
             Err(e) => {
                 warn!(room_id = %room, error = %e, "loading participants for presence failed");

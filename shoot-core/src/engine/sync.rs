@@ -133,7 +133,21 @@ impl ChatEngine {
             }
         }
         // Combined with the other syncs meanwhile (a reconnect storm syncs every room at once).
-        let participants =
+        let participants = self.participants_combined(room).await?;
+        Ok(SyncPage {
+            room_id: room,
+            messages: records(messages, &participants),
+            has_more,
+            latest_seq,
+        })
+    }
+
+    /// The participants of `room`, read together with the other rooms asked for meanwhile
+    /// (one [`RoomStore::participants_of`] for a burst of syncs or presence updates).
+    ///
+    /// [`RoomStore::participants_of`]: crate::rooms::RoomStore::participants_of
+    pub(crate) async fn participants_combined(&self, room: RoomId) -> Result<Vec<Participant>> {
+        Ok(
             self.runtime()
                 .participants
                 .read(
@@ -143,13 +157,8 @@ impl ChatEngine {
                     },
                     |p: &Participant| p.room_id,
                 )
-                .await?;
-        Ok(SyncPage {
-            room_id: room,
-            messages: records(messages, &participants),
-            has_more,
-            latest_seq,
-        })
+                .await?,
+        )
     }
 
     /// Waits until the store holds every message known to be durable in `room` — what this
