@@ -147,18 +147,14 @@ impl ChatEngine {
     ///
     /// [`RoomStore::participants_of`]: crate::rooms::RoomStore::participants_of
     pub(crate) async fn participants_combined(&self, room: RoomId) -> Result<Vec<Participant>> {
-        Ok(
-            self.runtime()
-                .participants
-                .read(
-                    vec![room],
-                    |rooms: Vec<RoomId>| async move {
-                        Ok(self.p().rooms.participants_of(&rooms).await?)
-                    },
-                    |p: &Participant| p.room_id,
-                )
-                .await?,
-        )
+        self.runtime()
+            .participants
+            .read(
+                vec![room],
+                |rooms: Vec<RoomId>| async move { Ok(self.p().rooms.participants_of(&rooms).await?) },
+                |p: &Participant| p.room_id,
+            )
+            .await
     }
 
     /// Waits until the store holds every message known to be durable in `room` — what this
