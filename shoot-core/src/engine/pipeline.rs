@@ -699,12 +699,7 @@ impl ChatEngine {
                 if self.p().rooms.participant(room_id, actor).await?.is_some() {
                     return Ok(room);
                 }
-                cache.forget(room_id);
-                self.require_participant(actor, room_id).await?;
-                return fail(
-                    ErrorCode::NotRoomParticipant,
-                    "not a participant of this room",
-                );
+                return self.refuse_sender(actor, room_id).await;
             }
         }
         let participants = self.p().rooms.participants(room_id).await?;
@@ -722,7 +717,13 @@ impl ChatEngine {
             cache.put(room_id, room.clone(), now);
             return Ok(room);
         }
-        cache.forget(room_id);
+        self.refuse_sender(actor, room_id).await
+    }
+
+    /// `actor` is not (or no longer) in `room_id`: forgets the cached room and fails with
+    /// the error a room-scoped call gives (room not found, or not a participant).
+    async fn refuse_sender(&self, actor: UserId, room_id: RoomId) -> Result<Arc<SendRoom>> {
+        self.runtime().rooms.forget(room_id);
         self.require_participant(actor, room_id).await?;
         fail(
             ErrorCode::NotRoomParticipant,

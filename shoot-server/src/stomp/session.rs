@@ -39,7 +39,7 @@ use super::routing::{self, Access, ErrorView, Filter, UserQueue, to_json};
 use crate::state::AppState;
 use crate::views::StatusView;
 
-/// State shared by the session and its subscribers' fan-out.
+/// State shared by a session's frame handling ([`Session`]) and its [`Writer`].
 pub(crate) struct Shared {
     /// The outbound queue (also held by every subscriber of the session).
     outbox: Arc<Outbox>,
@@ -271,7 +271,7 @@ struct SubEntry {
     topic: Topic,
 }
 
-/// The reader side of one session.
+/// The frame-handling side of one session (its writing side is the [`Writer`]).
 struct Session {
     state: AppState,
     hub: Hub,
@@ -374,10 +374,7 @@ fn drive(
                         Some(at) => at.min(session_deadline),
                         None => session_deadline,
                     };
-                    if timer.deadline() != deadline {
-                        timer.as_mut().reset(deadline);
-                    }
-                    timer.as_mut().poll(cx).map(|()| Step::Timer)
+                    poll_deadline(timer.as_mut(), deadline, cx).map(|()| Step::Timer)
                 }) => step,
             };
             match step {
@@ -418,7 +415,12 @@ fn drive(
                 }
                 Step::Read(None) => break,
                 Step::Timer => {
-                    writer.on_timer(Instant::now());
+                    let now = Instant::now();
+                    writer.on_timer(now);
+                    if now < session_deadline {
+                        // Only the heart-beat was due.
+                        continue;
+                    }
                     let work = Box::pin(session.on_timer(connect_deadline));
                     alongside(work, &mut writer, &mut ws, timer.as_mut(), &mut ended).await;
                     if ended.is_some() {
@@ -481,10 +483,7 @@ async fn alongside<F: Future<Output = ()>>(
             return Poll::Pending;
         }
         if let Some(at) = writer.heartbeat_at() {
-            if timer.deadline() != at {
-                timer.as_mut().reset(at);
-            }
-            if timer.as_mut().poll(cx).is_ready() {
+            if poll_deadline(timer.as_mut(), at, cx).is_ready() {
                 writer.on_timer(Instant::now());
             }
         }
@@ -494,6 +493,18 @@ async fn alongside<F: Future<Output = ()>>(
         Poll::Pending
     })
     .await;
+}
+
+/// Polls `timer` set to `deadline` (moved there first if it was set elsewhere).
+fn poll_deadline(
+    mut timer: Pin<&mut tokio::time::Sleep>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if timer.deadline() != deadline {
+        timer.as_mut().reset(deadline);
+    }
+    timer.poll(cx)
 }
 
 impl Session {
