@@ -99,6 +99,22 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
     s
 }
 
+/// `[1,2,3]`: a list of ids as one JSON parameter, read back by SQLite's `json_each`.
+#[cfg(feature = "sqlite")]
+pub(crate) fn json_ids(ids: &[i64]) -> String {
+    let mut json = String::with_capacity(2 + ids.len() * 8);
+    json.push('[');
+    let mut buf = itoa::Buffer::new();
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(buf.format(*id));
+    }
+    json.push(']');
+    json
+}
+
 /// The unordered-pair key of a direct room.
 pub(crate) fn direct_key(a: i64, b: i64) -> String {
     format!("{}:{}", a.min(b), a.max(b))
@@ -118,6 +134,13 @@ mod tests {
     fn placeholder_lists() {
         assert_eq!(placeholders(3, 3), "$3,$4,$5");
         assert_eq!(placeholders(1, 0), "");
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn id_lists_as_json() {
+        assert_eq!(json_ids(&[]), "[]");
+        assert_eq!(json_ids(&[7, -3, i64::MAX]), "[7,-3,9223372036854775807]");
     }
 
     #[test]

@@ -58,6 +58,20 @@ fn sequential_placeholders(start: usize, n: usize) -> String {
     }
 }
 
+/// Statements built for a number of rows (multi-row inserts, `VALUES` tables, pairs, pages)
+/// of up to this many rows stay in the connection's statement cache; a larger one is prepared
+/// for its one execution. Each row count is a new statement text and its prepared program
+/// grows with it: cached, the batch sizes seen would fill each connection's cache with large
+/// programs (≈ 1 KiB of heap per connected client at 15 000 clients) and evict the small
+/// statements that are run again and again.
+const CACHED_ROWS: usize = 4;
+
+/// `sqlx::query(sql)` for a statement built for `rows` rows: cached only when small
+/// ([`CACHED_ROWS`]).
+fn sized_query(sql: &str, rows: usize) -> sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments<'_>> {
+    sqlx::query(sql).persistent(rows <= CACHED_ROWS)
+}
+
 /// Appends `(?,…,?),(?,…,?)…`: `rows` row values of `width` parameters each, numbered from 1
 /// in textual order (a `VALUES` list of a multi-row insert or of a `WITH v (…) AS` table).
 fn push_rows(sql: &mut String, rows: usize, width: usize) {
@@ -245,13 +259,10 @@ impl UserStore for Store {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "SELECT {USER_COLS} FROM users WHERE id IN ({})",
-                sequential_placeholders(1, chunk.len())
+                "SELECT {USER_COLS} FROM users WHERE id {IN_IDS}"
             );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.0);
-            }
+            let ids: Vec<i64> = chunk.iter().map(|id| id.0).collect();
+            let q = bind_ids(sqlx::query(&sql), &ids);
             for row in q.fetch_all(&self.pool).await.map_err(err)? {
                 out.push(user_from_row(&row)?);
             }
@@ -319,7 +330,7 @@ impl UserStore for Store {
                 ") UPDATE users SET last_seen_at = CASE WHEN users.last_seen_at > v.at \
                  THEN users.last_seen_at ELSE v.at END FROM v WHERE users.id = v.id",
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for (id, at) in chunk {
                 q = q.bind(*id).bind(*at);
             }
@@ -458,14 +469,11 @@ impl Store {
         let mut members: HashMap<i64, Vec<UserId>> = HashMap::new();
         for chunk in groups.chunks(CHUNK) {
             let sql = format!(
-                "SELECT group_id, member_id FROM friend_group_members WHERE group_id IN ({}) \
-                 ORDER BY group_id, position",
-                sequential_placeholders(1, chunk.len())
+                "SELECT group_id, member_id FROM friend_group_members WHERE group_id {IN_IDS} \
+                 ORDER BY group_id, position"
             );
-            let mut q = sqlx::query(&sql);
-            for g in chunk {
-                q = q.bind(g.id.0);
-            }
+            let ids: Vec<i64> = chunk.iter().map(|g| g.id.0).collect();
+            let q = bind_ids(sqlx::query(&sql), &ids);
             for r in q.fetch_all(&self.pool).await.map_err(err)? {
                 members
                     .entry(col(&r, "group_id")?)
@@ -660,14 +668,10 @@ impl SocialStore for Store {
             .collect();
         for chunk in distinct.chunks(CHUNK) {
             let sql = format!(
-                "SELECT user_id, friend_id FROM friendships WHERE user_id IN ({}) \
-                 ORDER BY user_id, friend_id",
-                sequential_placeholders(1, chunk.len())
+                "SELECT user_id, friend_id FROM friendships WHERE user_id {IN_IDS} \
+                 ORDER BY user_id, friend_id"
             );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
+            let q = bind_ids(sqlx::query(&sql), chunk);
             for r in q.fetch_all(&self.pool).await.map_err(err)? {
                 by_user
                     .entry(col(&r, "user_id")?)
@@ -1025,7 +1029,7 @@ impl RoomStore for Store {
                  THEN rooms.last_activity_at ELSE v.at END \
                  FROM v WHERE rooms.id = v.room_id AND rooms.last_seq < v.seq",
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for a in chunk {
                 q = q.bind(a.room.0).bind(a.seq.0).bind(a.message.0).bind(a.at.0);
             }
@@ -1057,14 +1061,10 @@ impl RoomStore for Store {
         let mut by_room: HashMap<i64, Vec<Participant>> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "SELECT {PARTICIPANT_COLS} FROM participants p WHERE p.room_id IN ({}) \
-                 ORDER BY p.room_id, p.joined_at, p.user_id",
-                sequential_placeholders(1, chunk.len())
+                "SELECT {PARTICIPANT_COLS} FROM participants p WHERE p.room_id {IN_IDS} \
+                 ORDER BY p.room_id, p.joined_at, p.user_id"
             );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
+            let q = bind_ids(sqlx::query(&sql), chunk);
             for row in q.fetch_all(&self.pool).await.map_err(err)? {
                 let p = participant_from_row(&row)?;
                 by_room.entry(p.room_id.0).or_default().push(p);
@@ -1105,7 +1105,7 @@ impl RoomStore for Store {
                 "p.user_id",
                 chunk.len(),
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for (room, user) in chunk {
                 q = q.bind(*room).bind(*user);
             }
@@ -1179,13 +1179,9 @@ impl RoomStore for Store {
         let mut out = Vec::new();
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "SELECT p.user_id, p.room_id FROM participants p WHERE p.user_id IN ({})",
-                sequential_placeholders(1, chunk.len())
+                "SELECT p.user_id, p.room_id FROM participants p WHERE p.user_id {IN_IDS}"
             );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
+            let q = bind_ids(sqlx::query(&sql), chunk);
             for row in q.fetch_all(&self.pool).await.map_err(err)? {
                 out.push((UserId(col(&row, "user_id")?), RoomId(col(&row, "room_id")?)));
             }
@@ -1302,13 +1298,10 @@ impl Store {
         for chunk in messages.chunks(CHUNK) {
             let sql = format!(
                 "SELECT message_id, code, user_id FROM message_reactions \
-                 WHERE message_id IN ({}) ORDER BY ord",
-                sequential_placeholders(1, chunk.len())
+                 WHERE message_id {IN_IDS} ORDER BY ord"
             );
-            let mut q = sqlx::query(&sql);
-            for m in chunk {
-                q = q.bind(m.id.0);
-            }
+            let ids: Vec<i64> = chunk.iter().map(|m| m.id.0).collect();
+            let q = bind_ids(sqlx::query(&sql), &ids);
             for r in q.fetch_all(&self.pool).await.map_err(err)? {
                 reactions
                     .entry(col(&r, "message_id")?)
@@ -1368,7 +1361,7 @@ impl MessageStore for Store {
             sql.push_str(") VALUES ");
             push_rows(&mut sql, chunk.len(), MESSAGE_COL_COUNT);
             sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for (m, (preview, forwarded, mentions)) in chunk.iter().zip(enc) {
                 q = q
                     .bind(m.id.0)
@@ -1439,12 +1432,13 @@ impl MessageStore for Store {
     async fn get_messages(&self, ids: &[MessageId]) -> PortResult<Vec<Message>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT {MESSAGE_COLS} FROM messages WHERE id IN ({})",
-                sequential_placeholders(1, chunk.len())
-            );
-            let binds: Vec<i64> = chunk.iter().map(|m| m.0).collect();
-            out.extend(self.message_query(&sql, &binds, None).await?);
+            let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE id {IN_IDS}");
+            let ids: Vec<i64> = chunk.iter().map(|m| m.0).collect();
+            let rows = bind_ids(sqlx::query(&sql), &ids)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            out.extend(self.messages_from_rows(rows).await?);
         }
         Ok(out)
     }
@@ -1468,7 +1462,7 @@ impl MessageStore for Store {
         let mut out = Vec::new();
         for chunk in distinct.chunks(TEMP_ID_CHUNK) {
             let sql = select_pairs(MESSAGE_COLS, "messages", "sender_id", "temp_id", chunk.len());
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for (sender, temp_id) in chunk {
                 q = q.bind(*sender).bind(*temp_id);
             }
@@ -1546,7 +1540,7 @@ impl MessageStore for Store {
                     }
                 }
             }
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for b in &binds {
                 q = q.bind(*b);
             }
@@ -1728,7 +1722,7 @@ impl MessageStore for Store {
                  AND m.seq > c.cur AND m.sender_id <> {user_param} AND m.is_deleted = FALSE) AS n \
                  FROM c"
             ));
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for (i, (room, seq)) in chunk.iter().enumerate() {
                 q = q
                     .bind((chunk_no * CHUNK + i) as i64)
@@ -1758,7 +1752,7 @@ impl MessageStore for Store {
                  c.room_id AND m.seq > c.cur AND m.sender_id <> c.user_id AND m.is_deleted = \
                  FALSE) AS n FROM c",
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for (i, (user, room, seq)) in chunk.iter().enumerate() {
                 q = q
                     .bind((chunk_no * CHUNK + i) as i64)
@@ -1802,7 +1796,7 @@ impl MessageStore for Store {
             );
             push_rows(&mut sql, chunk.len(), 1);
             sql.push_str(") AS r");
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -2079,7 +2073,7 @@ impl NotificationStore for Store {
                  text, is_read, created_at) VALUES ",
             );
             push_rows(&mut sql, chunk.len(), 9);
-            let mut q = sqlx::query(&sql);
+            let mut q = sized_query(&sql, chunk.len());
             for n in chunk {
                 q = q
                     .bind(n.id.0)

@@ -312,11 +312,7 @@ impl MessageLog for SqliteMessageLog {
         ids.dedup();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(INSERT_CHUNK) {
-            let sql = room_seqs_sql(chunk.len());
-            let mut q = sqlx::query(&sql);
-            for room in chunk {
-                q = q.bind(*room);
-            }
+            let q = sqlx::query(ROOM_SEQS_SQL).bind(crate::codec::json_ids(chunk));
             for row in q.fetch_all(&self.inner.readers).await.map_err(err)? {
                 let room = row.try_get::<i64, _>("room_id").map_err(err)?;
                 let seq = row.try_get::<i64, _>("last_seq").map_err(err)?;
@@ -586,14 +582,10 @@ impl Script {
 
 type Written = Vec<Vec<Message>>;
 
-/// `SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (?, …)` for `n` rooms: the
-/// seq counters of the rooms that have one.
-fn room_seqs_sql(n: usize) -> String {
-    let mut sql = String::from("SELECT room_id, last_seq FROM log_room_seqs WHERE room_id IN (");
-    sql.push_str(&vec!["?"; n].join(","));
-    sql.push(')');
-    sql
-}
+/// The seq counters of the rooms (of a JSON array bound as its one parameter) that have one:
+/// one statement text whatever the number of rooms, so one prepared statement.
+const ROOM_SEQS_SQL: &str = "SELECT room_id, last_seq FROM log_room_seqs \
+     WHERE room_id IN (SELECT value FROM json_each(?))";
 
 /// Writes every request in one transaction, sent to SQLite as one script (one hand-off to
 /// the connection's thread; a look-up of rooms not seen before is the only other). Returns
@@ -619,11 +611,7 @@ async fn write(
     }
     let mut loaded: HashMap<i64, i64> = HashMap::new();
     for chunk in unknown.chunks(INSERT_CHUNK) {
-        let sql = room_seqs_sql(chunk.len());
-        let mut q = sqlx::query(&sql);
-        for room in chunk {
-            q = q.bind(*room);
-        }
+        let q = sqlx::query(ROOM_SEQS_SQL).bind(crate::codec::json_ids(chunk));
         for row in q.fetch_all(&mut *conn).await? {
             loaded.insert(row.try_get("room_id")?, row.try_get("last_seq")?);
         }

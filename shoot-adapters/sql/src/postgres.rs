@@ -19,6 +19,18 @@ const BACKEND: &str = "postgres";
 /// PostgreSQL only has `$n` placeholders.
 const ANONYMOUS_PARAMS: bool = false;
 
+/// `IN` a list of ids bound as one parameter (`$1`, see [`bind_ids`]): one statement text
+/// whatever the list's length, so one prepared statement in each connection's cache.
+const IN_IDS: &str = "= ANY($1)";
+
+/// Binds `ids` as the one parameter of [`IN_IDS`]: a `bigint[]`.
+fn bind_ids<'q>(
+    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+    ids: &[i64],
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+    q.bind(ids.to_vec())
+}
+
 const MIGRATIONS: Embedded = Embedded(&[
     (
         1,

@@ -30,6 +30,18 @@ pub(crate) const MMAP_SIZE: &str = "268435456";
 /// Large statements bound in order use `?` (see `sequential_placeholders`).
 const ANONYMOUS_PARAMS: bool = true;
 
+/// `IN` a list of ids bound as one parameter (`$1`, see [`bind_ids`]): one statement text
+/// whatever the list's length, so one prepared statement in each connection's cache.
+const IN_IDS: &str = "IN (SELECT value FROM json_each($1))";
+
+/// Binds `ids` as the one parameter of [`IN_IDS`]: a JSON array.
+fn bind_ids<'q>(
+    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+    ids: &[i64],
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+    q.bind(crate::codec::json_ids(ids))
+}
+
 const MIGRATIONS: Embedded = Embedded(&[
     (
         1,
