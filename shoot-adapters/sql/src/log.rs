@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, ConnectOptions, Connection, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::sqlite::{BUSY_TIMEOUT, MMAP_SIZE, PAGE_CACHE_KIB};
+use crate::sqlite::{BUSY_TIMEOUT, MMAP_SIZE, PAGE_CACHE_KIB, ROW_CHANNEL};
 
 const BACKEND: &str = "sqlite";
 
@@ -152,7 +152,8 @@ impl SqliteMessageLog {
         // Reads through a memory map instead of a `pread` per page; a bounded page cache.
         .pragma("mmap_size", MMAP_SIZE)
         .pragma("cache_size", PAGE_CACHE_KIB)
-        .pragma("temp_store", "memory");
+        .pragma("temp_store", "memory")
+        .row_buffer_size(ROW_CHANNEL);
         let mut writer = options.connect().await.map_err(err)?;
         sqlx::raw_sql(SCHEMA)
             .execute(&mut writer)
