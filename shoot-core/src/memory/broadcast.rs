@@ -59,7 +59,47 @@ struct State<T> {
     senders: usize,
     next_id: u64,
     /// Receivers waiting for a value.
-    waiting: Vec<(u64, Waker)>,
+    waiting: Waiters,
+}
+
+/// The receivers waiting for a value, by receiver id. The first is kept inline: the fan-out
+/// hub is the only receiver of most channels (one per connected user's topic), so they never
+/// allocate for it, neither while idle nor on each value.
+#[derive(Default)]
+struct Waiters {
+    first: Option<(u64, Waker)>,
+    more: Vec<(u64, Waker)>,
+}
+
+impl Waiters {
+    /// Records that receiver `id` waits, with `waker` (replacing its earlier waker).
+    fn register(&mut self, id: u64, waker: &Waker) {
+        if let Some((_, w)) = self.first.as_mut().filter(|(i, _)| *i == id) {
+            w.clone_from(waker);
+        } else if let Some((_, w)) = self.more.iter_mut().find(|(i, _)| *i == id) {
+            w.clone_from(waker);
+        } else if self.first.is_none() {
+            self.first = Some((id, waker.clone()));
+        } else {
+            self.more.push((id, waker.clone()));
+        }
+    }
+
+    /// Forgets receiver `id`.
+    fn remove(&mut self, id: u64) {
+        if self.first.as_ref().is_some_and(|(i, _)| *i == id) {
+            self.first = self.more.pop();
+        } else {
+            self.more.retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// Wakes every waiting receiver (call with the state's lock released).
+    fn wake_all(self) {
+        for (_, waker) in self.first.into_iter().chain(self.more) {
+            waker.wake();
+        }
+    }
 }
 
 /// A channel that buffers at most `capacity` values (at least 1) per slowest receiver.
@@ -73,7 +113,7 @@ pub fn channel<T: Clone>(capacity: usize) -> Sender<T> {
                 receivers: 0,
                 senders: 1,
                 next_id: 0,
-                waiting: Vec::new(),
+                waiting: Waiters::default(),
             }),
         }),
     }
@@ -95,9 +135,7 @@ impl<T: Clone> Sender<T> {
         }
         let waiting = std::mem::take(&mut st.waiting);
         drop(st);
-        for (_, waker) in waiting {
-            waker.wake();
-        }
+        waiting.wake_all();
         Ok(())
     }
 
@@ -147,9 +185,7 @@ impl<T> Drop for Sender<T> {
         if st.senders == 0 {
             let waiting = std::mem::take(&mut st.waiting);
             drop(st);
-            for (_, waker) in waiting {
-                waker.wake();
-            }
+            waiting.wake_all();
         }
     }
 }
@@ -191,11 +227,7 @@ impl<T: Clone> Receiver<T> {
         if st.senders == 0 {
             return Poll::Ready(Recv::Closed);
         }
-        let id = self.id;
-        match st.waiting.iter_mut().find(|(w, _)| *w == id) {
-            Some((_, waker)) => waker.clone_from(cx.waker()),
-            None => st.waiting.push((id, cx.waker().clone())),
-        }
+        st.waiting.register(self.id, cx.waker());
         Poll::Pending
     }
 }
@@ -210,8 +242,7 @@ impl<T> Drop for Receiver<T> {
             *left -= 1;
         }
         st.trim();
-        let id = self.id;
-        st.waiting.retain(|(w, _)| *w != id);
+        st.waiting.remove(self.id);
     }
 }
 
@@ -287,6 +318,39 @@ mod tests {
         assert_eq!(tx.receiver_count(), 1);
         drop(a);
         assert_eq!(tx.send(9), Err(9));
+    }
+
+    #[test]
+    fn every_waiting_receiver_is_woken_whichever_left_first() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let tx = channel::<u32>(4);
+        let mut rxs: Vec<Receiver<u32>> = (0..3).map(|_| tx.subscribe()).collect();
+        let counts: Vec<Arc<Count>> = (0..3)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        for (rx, count) in rxs.iter_mut().zip(&counts) {
+            let waker = Waker::from(count.clone());
+            let mut cx = Context::from_waker(&waker);
+            assert!(rx.poll_recv(&mut cx).is_pending());
+            // Registering again replaces the waker instead of adding one.
+            assert!(rx.poll_recv(&mut cx).is_pending());
+        }
+        // The inline waiter leaves: the others still are woken, once each.
+        rxs.remove(0);
+        tx.send(1).unwrap();
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken, vec![0, 1, 1]);
+        for rx in &mut rxs {
+            assert_eq!(now(rx), Some(Recv::Value(1)));
+        }
     }
 
     #[test]
