@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 
 use crate::error::PortResult;
 use crate::events::{Event, Topic};
-use crate::ids::{RoomId, Seq};
+use crate::ids::{RoomId, Seq, UserId};
 use crate::messages::{Message, UrlPreview};
 use crate::time::Timestamp;
 
@@ -40,6 +40,10 @@ pub trait Spawner: Send + Sync + 'static {
 
 /// A stream of events from one subscription.
 pub type EventStream = BoxStream<'static, Arc<Event>>;
+
+/// A stream of the events of every user topic, each with its user
+/// ([`EventBus::subscribe_user_feed`]).
+pub type UserFeed = BoxStream<'static, (UserId, Arc<Event>)>;
 
 /// Publish/subscribe of events per topic, across every instance of the cluster.
 #[async_trait]
@@ -78,6 +82,17 @@ pub trait EventBus: Send + Sync + 'static {
     /// Subscribes to `topic`. Every event published after this returns is delivered, until
     /// the stream is dropped. A subscriber that falls too far behind MAY miss events.
     async fn subscribe(&self, topic: Topic) -> PortResult<EventStream>;
+
+    /// Subscribes to every user topic ([`Topic::User`]) at once: every event published to
+    /// a user topic after this returns is delivered with its user, in each topic's publish
+    /// order, until the stream is dropped; events of other topics are not. A server serves
+    /// all its connected users' personal topics from this one subscription instead of one
+    /// per user. A subscriber that falls too far behind MAY miss events.
+    ///
+    /// `Ok(None)` (the default) when the bus does not offer it: subscribe per topic.
+    async fn subscribe_user_feed(&self) -> PortResult<Option<UserFeed>> {
+        Ok(None)
+    }
 }
 
 /// Position of a record in the durable log.

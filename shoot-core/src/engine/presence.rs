@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::events::{Event, Topic};
 use crate::identity::UserStatus;
 use crate::ids::{RoomId, UserId};
-use crate::ports::EventStream;
+use crate::ports::{EventStream, UserFeed};
 use crate::rooms::Participant;
 use crate::time::Timestamp;
 
@@ -337,5 +337,12 @@ impl ChatEngine {
     /// Any topic, unchecked: for a server's internal hub that authorises by itself.
     pub async fn subscribe_topic(&self, topic: Topic) -> Result<EventStream> {
         Ok(self.p().bus.subscribe(topic).await?)
+    }
+
+    /// Every user topic's events with their user, unchecked: for a server's internal hub
+    /// serving its connected users' personal topics from one subscription. `None` when the
+    /// bus does not offer it ([`EventBus::subscribe_user_feed`](crate::ports::EventBus::subscribe_user_feed)).
+    pub async fn subscribe_user_feed(&self) -> Result<Option<UserFeed>> {
+        Ok(self.p().bus.subscribe_user_feed().await?)
     }
 }

@@ -11,7 +11,8 @@ use super::broadcast::{self, Recv};
 use super::lock;
 use crate::error::PortResult;
 use crate::events::{Event, Topic};
-use crate::ports::{EventBus, EventStream};
+use crate::ids::UserId;
+use crate::ports::{EventBus, EventStream, UserFeed};
 
 /// Default buffer of a room topic: a subscriber this many events behind starts missing events.
 /// Buffers hold only what some subscriber has not read yet (see [`broadcast`]): an idle topic
@@ -21,6 +22,10 @@ pub const DEFAULT_BUS_CAPACITY: usize = 4096;
 /// Default buffer of a user topic.
 pub const DEFAULT_USER_TOPIC_CAPACITY: usize = 1024;
 
+/// Default buffer of the user feed ([`EventBus::subscribe_user_feed`]), which carries every
+/// user topic's events: a big room's message alone makes one room-list update per member.
+pub const DEFAULT_USER_FEED_CAPACITY: usize = 1 << 18;
+
 /// In-process [`EventBus`]: one broadcast channel per topic with subscribers.
 ///
 /// Topics without subscribers hold no channel: publishing to them is free, and channels
@@ -29,11 +34,14 @@ pub const DEFAULT_USER_TOPIC_CAPACITY: usize = 1024;
 pub struct MemoryBus {
     capacity: usize,
     user_capacity: usize,
+    feed_capacity: usize,
     state: Mutex<BusState>,
 }
 
 struct BusState {
     topics: HashMap<Topic, broadcast::Sender<Arc<Event>>>,
+    /// Every user topic's events, while the user feed has subscribers.
+    users: Option<broadcast::Sender<(UserId, Arc<Event>)>>,
     sweep_at: usize,
 }
 
@@ -41,6 +49,16 @@ const MIN_SWEEP: usize = 64;
 
 impl BusState {
     fn send(&mut self, topic: Topic, event: Arc<Event>) {
+        if let Topic::User(user) = topic {
+            let gone = self
+                .users
+                .as_ref()
+                .is_some_and(|feed| feed.send((user, event.clone())).is_err());
+            if gone {
+                // Every subscriber of the feed is gone.
+                self.users = None;
+            }
+        }
         if let Some(tx) = self.topics.get(&topic) {
             if tx.send(event).is_err() {
                 // Every subscriber is gone.
@@ -56,17 +74,20 @@ impl MemoryBus {
     pub fn new() -> MemoryBus {
         MemoryBus {
             user_capacity: DEFAULT_USER_TOPIC_CAPACITY,
+            feed_capacity: DEFAULT_USER_FEED_CAPACITY,
             ..MemoryBus::with_capacity(DEFAULT_BUS_CAPACITY)
         }
     }
 
-    /// A bus buffering up to `capacity` events per topic (at least 1).
+    /// A bus buffering up to `capacity` events per topic and in the user feed (at least 1).
     pub fn with_capacity(capacity: usize) -> MemoryBus {
         MemoryBus {
             capacity: capacity.max(1),
             user_capacity: capacity.max(1),
+            feed_capacity: capacity.max(1),
             state: Mutex::new(BusState {
                 topics: HashMap::new(),
+                users: None,
                 sweep_at: MIN_SWEEP,
             }),
         }
@@ -141,5 +162,27 @@ impl EventBus for MemoryBus {
             }
         });
         Ok(stream.boxed())
+    }
+
+    async fn subscribe_user_feed(&self) -> PortResult<Option<UserFeed>> {
+        let rx = {
+            let mut st = lock(&self.state);
+            let capacity = self.feed_capacity;
+            st.users
+                .get_or_insert_with(|| broadcast::channel(capacity))
+                .subscribe()
+        };
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Recv::Value(item) => return Some((item, rx)),
+                    Recv::Lagged(missed) => {
+                        debug!(missed, "user feed subscriber lagged; events dropped");
+                    }
+                    Recv::Closed => return None,
+                }
+            }
+        });
+        Ok(Some(stream.boxed()))
     }
 }

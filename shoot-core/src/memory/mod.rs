@@ -32,7 +32,9 @@ mod users;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use bookmarks::MemoryBookmarkStore;
-pub use bus::{DEFAULT_BUS_CAPACITY, DEFAULT_USER_TOPIC_CAPACITY, MemoryBus};
+pub use bus::{
+    DEFAULT_BUS_CAPACITY, DEFAULT_USER_FEED_CAPACITY, DEFAULT_USER_TOPIC_CAPACITY, MemoryBus,
+};
 pub use clock::ManualClock;
 pub use ids::{SequentialIds, SnowflakeIds};
 pub use locks::{MemoryEphemeral, MemoryLocks};

@@ -14,7 +14,7 @@ use crate::ids::{MessageId, RoomId, Seq, UserId};
 use crate::messages::{Message, MessageStatus};
 use crate::ports::{
     Clock, EphemeralStore, EventBus, EventStream, LockManager, LogConsumer, LogEntry, LogPosition,
-    MessageLog,
+    MessageLog, UserFeed,
 };
 use crate::time::Timestamp;
 
@@ -663,8 +663,86 @@ fn typing(room: RoomId, n: i64) -> Event {
     }
 }
 
+async fn next_of_feed(
+    feed: &mut UserFeed,
+    clock: &dyn Clock,
+    limit: Duration,
+) -> Option<(UserId, Arc<Event>)> {
+    match select(feed.next(), clock.sleep(limit)).await {
+        Either::Left((item, _)) => item,
+        Either::Right(_) => None,
+    }
+}
+
+/// The user feed part of the [`EventBus`] contract, where the bus offers one: every user
+/// topic's events with their user, in each topic's order, and no other topic's events.
+async fn user_feed_contract(bus: &dyn EventBus, clock: &dyn Clock) {
+    let Some(mut feed) = ok(bus.subscribe_user_feed().await, "subscribe_user_feed") else {
+        return;
+    };
+    let wait = Duration::from_secs(10);
+    let room = RoomId(fresh_id());
+    let (u1, u2) = (UserId(fresh_id()), UserId(fresh_id()));
+    let mut per_topic = ok(bus.subscribe(Topic::User(u1)).await, "subscribe");
+    ok(
+        bus.publish(Topic::User(u1), typing(room, 1)).await,
+        "publish",
+    );
+    ok(
+        bus.publish(Topic::Room(room), typing(room, 2)).await,
+        "publish",
+    );
+    ok(
+        bus.publish(Topic::User(u2), typing(room, 3)).await,
+        "publish",
+    );
+    let shared = Arc::new(typing(room, 4));
+    ok(
+        bus.publish_all(vec![
+            (Topic::User(u1), shared.clone()),
+            (Topic::Room(room), shared.clone()),
+            (Topic::User(u2), shared.clone()),
+        ])
+        .await,
+        "publish_all",
+    );
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let Some((user, event)) = next_of_feed(&mut feed, clock, wait).await else {
+            break;
+        };
+        // A shared bus may carry other users' events too.
+        if user == u1 || user == u2 {
+            got.push((user, (*event).clone()));
+        }
+    }
+    // Order is promised per topic, not across topics.
+    let of = |u: UserId| -> Vec<Event> {
+        got.iter()
+            .filter(|(user, _)| *user == u)
+            .map(|(_, e)| e.clone())
+            .collect()
+    };
+    assert_eq!(
+        (of(u1), of(u2)),
+        (
+            vec![typing(room, 1), typing(room, 4)],
+            vec![typing(room, 3), typing(room, 4)]
+        ),
+        "the user feed carries every user topic's events with their user, in order"
+    );
+    for n in [1, 4] {
+        assert_eq!(
+            next_event(&mut per_topic, clock, wait).await.as_deref(),
+            Some(&typing(room, n)),
+            "a user topic's own subscribers still receive its events"
+        );
+    }
+}
+
 /// Runs the [`EventBus`] contract. `clock` is the (real-time) clock used to wait.
 pub async fn event_bus_contract(bus: &dyn EventBus, clock: &dyn Clock) {
+    user_feed_contract(bus, clock).await;
     let room = RoomId(fresh_id());
     let user = UserId(fresh_id());
     let (t1, t2) = (Topic::Room(room), Topic::User(user));

@@ -8,9 +8,13 @@
 //! matching subscriber's bounded `Outbox`. Per-subscriber headers (`subscription`,
 //! `destination`, `message-id`, `ack`) are prefixed by the session's writer.
 //!
+//! User topics (one per connected user) are served, where the bus offers it, by one
+//! subscription to every user topic at once ([`shoot_core::ports::UserFeed`]) and one task
+//! routing each event to its topic's entry, instead of a subscription and a task per user.
+//!
 //! Locks on the delivery path: a read lock on the topic's subscriber list for the duration
-//! of one event's fan-out, and each outbox's short mutex. The topic map's mutex is only
-//! taken on subscribe and unsubscribe.
+//! of one event's fan-out, and each outbox's short mutex. The topic map's mutex is taken on
+//! subscribe and unsubscribe, and by the user feed's task to find an event's entry.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -19,7 +23,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use shoot_core::events::{Event, Topic};
-use shoot_core::ports::EventStream;
+use shoot_core::ports::{EventStream, UserFeed};
 use shoot_core::{Error, ErrorCode};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -32,6 +36,11 @@ use crate::metrics::Metrics;
 /// Opens a bus subscription for a topic (the engine's `subscribe_topic` in production).
 pub type TopicSource =
     Arc<dyn Fn(Topic) -> BoxFuture<'static, shoot_core::Result<EventStream>> + Send + Sync>;
+
+/// Opens the bus's feed of every user topic, `None` if the bus has none (the engine's
+/// `subscribe_user_feed` in production).
+pub type UserFeedSource =
+    Arc<dyn Fn() -> BoxFuture<'static, shoot_core::Result<Option<UserFeed>>> + Send + Sync>;
 
 /// A rendered event for one destination kind, shared by every recipient.
 #[derive(Debug)]
@@ -217,6 +226,24 @@ struct HubInner {
     source: TopicSource,
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
     metrics: Arc<Metrics>,
+    /// The user feed, if the hub was given a source for it: `Ok` once it is open (user
+    /// topics are then served by it), `Failed` if the bus has none (a task per topic then).
+    feed: Option<Feed>,
+}
+
+struct Feed {
+    ready: ReadyCell,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for HubInner {
+    fn drop(&mut self) {
+        if let Some(feed) = &self.feed {
+            if let Some(task) = feed.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                task.abort();
+            }
+        }
+    }
 }
 
 /// The fan-out hub of one server instance. Cheap to clone.
@@ -249,24 +276,56 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// A hub opening bus subscriptions with `source`, counting deliveries in `metrics`.
+    /// A hub opening a bus subscription per topic with `source`, counting deliveries in
+    /// `metrics`.
     pub fn new(source: TopicSource, metrics: Arc<Metrics>) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
                 source,
                 topics: Mutex::new(HashMap::new()),
                 metrics,
+                feed: None,
             }),
         }
     }
 
-    /// A hub over the engine's unchecked `subscribe_topic`.
+    /// A hub serving every user topic from the one feed `users` opens (when the bus has
+    /// one; a subscription per topic otherwise), and other topics as [`Hub::new`].
+    pub fn with_user_feed(
+        source: TopicSource,
+        users: UserFeedSource,
+        metrics: Arc<Metrics>,
+    ) -> Hub {
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                source,
+                topics: Mutex::new(HashMap::new()),
+                metrics,
+                feed: Some(Feed {
+                    ready: ReadyCell::new(),
+                    task: Mutex::new(None),
+                }),
+            }),
+        };
+        let task = tokio::spawn(serve_user_feed(Arc::downgrade(&hub.inner), users));
+        if let Some(feed) = &hub.inner.feed {
+            *feed.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        }
+        hub
+    }
+
+    /// A hub over the engine's unchecked `subscribe_topic` and `subscribe_user_feed`.
     pub fn for_engine(engine: shoot_core::ChatEngine, metrics: Arc<Metrics>) -> Hub {
+        let topics = engine.clone();
         let source: TopicSource = Arc::new(move |topic| {
-            let engine = engine.clone();
+            let engine = topics.clone();
             Box::pin(async move { engine.subscribe_topic(topic).await })
         });
-        Hub::new(source, metrics)
+        let users: UserFeedSource = Arc::new(move || {
+            let engine = engine.clone();
+            Box::pin(async move { engine.subscribe_user_feed().await })
+        });
+        Hub::with_user_feed(source, users, metrics)
     }
 
     /// Number of topics with a bus subscription.
@@ -281,6 +340,11 @@ impl Hub {
         topic: Topic,
         subscriber: Arc<Subscriber>,
     ) -> shoot_core::Result<Subscription> {
+        // Whether the user feed serves this topic (waiting for the feed to open, once).
+        let by_feed = match (&self.inner.feed, topic) {
+            (Some(feed), Topic::User(_)) => feed.ready.settled().await == Ready::Ok,
+            _ => false,
+        };
         let entry = {
             let mut topics = self.inner.lock_topics();
             let entry = match topics.get(&topic) {
@@ -292,13 +356,18 @@ impl Hub {
                         ready: ReadyCell::new(),
                         task: Mutex::new(None),
                     });
-                    let task = tokio::spawn(forward(
-                        Arc::downgrade(&self.inner),
-                        entry.clone(),
-                        self.inner.source.clone(),
-                    ));
-                    *entry.task.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(task.abort_handle());
+                    if by_feed {
+                        // The feed is open: what is published from now on reaches the entry.
+                        entry.ready.set(Ready::Ok);
+                    } else {
+                        let task = tokio::spawn(forward(
+                            Arc::downgrade(&self.inner),
+                            entry.clone(),
+                            self.inner.source.clone(),
+                        ));
+                        *entry.task.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(task.abort_handle());
+                    }
                     topics.insert(topic, entry.clone());
                     entry
                 }
@@ -430,6 +499,65 @@ fn forward(
     }
 }
 
+/// The user feed's task: opens the feed, then routes each event to its user topic's entry
+/// (if a local session subscribed to it); reopens the feed with backoff if it ends. If the
+/// bus has no feed, marks it failed so that user topics get a subscription each.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
+fn serve_user_feed(
+    hub: Weak<HubInner>,
+    users: UserFeedSource,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut routes = Vec::new();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let opened = users().await;
+            let Some(inner) = hub.upgrade() else { return };
+            let Some(feed_state) = &inner.feed else {
+                return;
+            };
+            match opened {
+                Ok(Some(mut stream)) => {
+                    feed_state.ready.set(Ready::Ok);
+                    backoff = Duration::from_millis(100);
+                    drop(inner);
+                    while let Some((user, event)) = stream.next().await {
+                        let Some(inner) = hub.upgrade() else { return };
+                        let entry = inner.lock_topics().get(&Topic::User(user)).cloned();
+                        if let Some(entry) = entry {
+                            inner.record(entry.deliver(&event, &mut routes));
+                        }
+                    }
+                    warn!("user feed ended; reopening");
+                }
+                Ok(None) => {
+                    feed_state.ready.set(Ready::Failed(
+                        ErrorCode::BackendUnavailable,
+                        "no user feed".into(),
+                    ));
+                    return;
+                }
+                Err(e) => {
+                    if feed_state.ready.get() == Ready::Pending {
+                        // Never opened: serve user topics one subscription each instead.
+                        debug!(error = %e, "user feed unavailable");
+                        feed_state
+                            .ready
+                            .set(Ready::Failed(e.code(), e.message().to_owned()));
+                        return;
+                    }
+                    warn!(error = %e, "user feed reopen failed");
+                }
+            }
+            Box::pin(tokio::time::sleep(backoff)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,7 +576,11 @@ mod tests {
         channels: Arc<Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>>,
         opened: Arc<AtomicUsize>,
         fail: Arc<std::sync::atomic::AtomicBool>,
+        /// Every user topic's events (the user feed).
+        users: Arc<Mutex<Option<FeedSender>>>,
     }
+
+    type FeedSender = broadcast::Sender<(UserId, Arc<Event>)>;
 
     struct Guarded {
         opened: Arc<AtomicUsize>,
@@ -469,7 +601,38 @@ mod tests {
                 .clone()
         }
         fn publish(&self, topic: Topic, event: Event) {
-            let _ = self.sender(topic).send(Arc::new(event));
+            let event = Arc::new(event);
+            if let (Topic::User(user), Some(feed)) = (topic, &*self.users.lock().unwrap()) {
+                let _ = feed.send((user, event.clone()));
+            }
+            let _ = self.sender(topic).send(event);
+        }
+        /// A user feed source; `offered: false` is a bus without one.
+        fn user_feed(&self, offered: bool) -> UserFeedSource {
+            let users = self.users.clone();
+            Arc::new(move || {
+                let users = users.clone();
+                Box::pin(async move {
+                    if !offered {
+                        return Ok(None);
+                    }
+                    let rx = users
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(|| broadcast::channel(1024).0)
+                        .subscribe();
+                    let s = stream::unfold(rx, |mut rx| async move {
+                        loop {
+                            match rx.recv().await {
+                                Ok(item) => return Some((item, rx)),
+                                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                                Err(broadcast::error::RecvError::Closed) => return None,
+                            }
+                        }
+                    });
+                    Ok(Some(s.boxed()))
+                })
+            })
         }
         fn source(&self) -> TopicSource {
             let bus = self.clone();
@@ -596,6 +759,62 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(bus.opened.load(Ordering::SeqCst), 1);
+    }
+
+    fn presence(user: i64) -> Event {
+        Event::UserStatusChanged {
+            user_id: UserId(user),
+            status: shoot_core::identity::UserStatus::Away,
+            last_seen_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn user_topics_share_the_user_feed_or_subscribe_each_without_one() {
+        for offered in [true, false] {
+            let bus = TestBus::default();
+            let hub = Hub::with_user_feed(
+                bus.source(),
+                bus.user_feed(offered),
+                Arc::new(Metrics::default()),
+            );
+            let a = Arc::new(Outbox::new(16));
+            let b = Arc::new(Outbox::new(16));
+            let (u1, u2) = (Topic::User(UserId(1)), Topic::User(UserId(2)));
+            let s1 = hub
+                .subscribe(u1, sub(&a, "1", "/user/queue/x", Filter::UserAll))
+                .await
+                .unwrap();
+            let _s2 = hub
+                .subscribe(u2, sub(&b, "2", "/user/queue/x", Filter::UserAll))
+                .await
+                .unwrap();
+            let per_topic = if offered { 0 } else { 2 };
+            assert_eq!(
+                bus.opened.load(Ordering::SeqCst),
+                per_topic,
+                "offered: {offered}"
+            );
+            assert_eq!(hub.topic_count(), 2);
+
+            bus.publish(u1, presence(10));
+            bus.publish(Topic::User(UserId(3)), presence(11));
+            bus.publish(u2, presence(12));
+            wait_until(|| a.len() == 1 && b.len() == 1).await;
+
+            drop(s1);
+            assert_eq!(hub.topic_count(), 1);
+            bus.publish(u1, presence(13));
+            bus.publish(u2, presence(14));
+            wait_until(|| b.len() == 2).await;
+            assert_eq!(
+                a.len(),
+                1,
+                "unsubscribed: nothing more (offered: {offered})"
+            );
+            let got = drain(&b);
+            assert!(got[1].1.tail.starts_with("event-type:"), "{:?}", got[1].1);
+        }
     }
 
     #[tokio::test]
