@@ -1,8 +1,9 @@
 //! The per-instance fan-out hub.
 //!
-//! For every bus [`Topic`] with at least one local subscriber the hub holds exactly one
+//! For every room [`Topic`] with at least one local subscriber the hub holds exactly one
 //! engine subscription (one task reading one [`EventStream`]); it is dropped when the last
-//! local subscriber leaves. Each event is routed to the destination kinds it belongs to
+//! local subscriber leaves. User topics are served the same way when the bus has no user
+//! feed (below). Each event is routed to the destination kinds it belongs to
 //! ([`routing`]) and rendered to its JSON body ONCE per destination kind,
 //! lazily (only if some subscriber wants it); the shared [`Payload`] is then pushed to each
 //! matching subscriber's bounded `Outbox`. Per-subscriber headers (`subscription`,
@@ -446,8 +447,8 @@ impl HubInner {
 /// with backoff if the stream ends while local subscribers remain.
 ///
 /// An `async` block rather than an `async fn` (which would keep its arguments apart from its
-/// locals), and the backoff's timer boxed: every connected user has such a task for their
-/// personal topic, so its idle size counts per connection.
+/// locals), and the backoff's timer boxed: on a bus without a user feed every connected user
+/// has such a task for their personal topic, so its idle size counts per connection.
 #[expect(
     clippy::manual_async_fn,
     reason = "an async fn would store its arguments twice"
