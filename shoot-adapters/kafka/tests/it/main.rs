@@ -484,6 +484,16 @@ impl OwnBroker {
             .status()
             .expect("kill");
         assert!(status.success(), "kill -{signal} {pid}");
+        if signal == "STOP" {
+            // `kill` returns once the signal is queued; the kernel wakes one thread to start
+            // the group stop, and on a loaded machine the others run on (and may answer a
+            // request) until it does. Wait until every thread is stopped.
+            let start = Instant::now();
+            while !all_threads_stopped(&pid) {
+                assert!(start.elapsed() < PATIENCE, "broker {pid} did not stop");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 
     fn kill(&mut self) {
@@ -492,6 +502,21 @@ impl OwnBroker {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T` in `/proc`).
+fn all_threads_stopped(pid: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                == Some("T")
+        })
+    })
 }
 
 impl Drop for OwnBroker {
