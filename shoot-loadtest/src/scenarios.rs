@@ -186,6 +186,7 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
     let pop = env.populate(clients, room_size).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss0, _) = env.pid_figures();
+    let anon0 = env.server_pid.and_then(sys::rss_anon_bytes);
     let sock0 = sys::tcp_sockstat();
     let progress = Progress::start("idle", env.stats.clone(), env.server_pid);
     let stats = env.stats.clone();
@@ -222,6 +223,7 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
     }
     tokio::time::sleep(env.duration).await;
     let (rss1, _) = env.pid_figures();
+    let anon1 = env.server_pid.and_then(sys::rss_anon_bytes);
     let sock1 = sys::tcp_sockstat();
     drop(progress);
     let alive = conns.iter().filter(|(_, c)| !c.is_closed()).count();
@@ -251,6 +253,12 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
             per / 1024.0
         );
     }
+    if let (Some(a), Some(b)) = (anon0, anon1) {
+        println!(
+            "of which anonymous (heap, not mapped files): {:.1} KiB per connection",
+            (b as f64 - a as f64) / n.max(1) as f64 / 1024.0
+        );
+    }
     if let (Some((a, _)), Some((b, inuse))) = (sock0, sock1) {
         println!(
             "TCP socket memory (machine-wide, both ends): {:.1} MiB → {:.1} MiB: {:.2} KiB per connection ({inuse} TCP sockets in use)",
@@ -274,6 +282,13 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
                 (b as f64 - a as f64) / n.max(1) as f64 / 1024.0,
                 1,
             );
+    }
+    if let (Some(a), Some(b)) = (anon0, anon1) {
+        r.num(
+            "anon_kib_per_conn",
+            (b as f64 - a as f64) / n.max(1) as f64 / 1024.0,
+            1,
+        );
     }
     if let (Some((a, _)), Some((b, _))) = (sock0, sock1) {
         r.num(

@@ -22,10 +22,22 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     parse_vmrss(&status)
 }
 
+/// Resident anonymous memory of `pid` in bytes (`RssAnon`: the heap and stacks; `VmRSS`
+/// less the resident pages of mapped files, which are shared with the kernel's page cache,
+/// such as SQLite's memory map of its database).
+pub fn rss_anon_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_kib(&status, "RssAnon:").map(|kib| kib * 1024)
+}
+
 fn parse_vmrss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    status_kib(status, "VmRSS:").map(|kib| kib * 1024)
+}
+
+/// The KiB figure of the `/proc/PID/status` line starting with `field`.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// User + system CPU seconds of `pid`.
@@ -85,6 +97,9 @@ mod tests {
             parse_vmrss("Name:\tx\nVmRSS:\t  1234 kB\n"),
             Some(1234 * 1024)
         );
+        let status = "VmRSS:\t  1234 kB\nRssAnon:\t  1000 kB\nRssFile:\t   234 kB\n";
+        assert_eq!(status_kib(status, "RssAnon:"), Some(1000));
+        assert_eq!(status_kib(status, "RssShmem:"), None);
         let stat = "42 (shoot server) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 8 0";
         assert_eq!(parse_stat_ticks(stat), Some(300));
         let sock =
