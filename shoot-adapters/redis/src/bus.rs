@@ -8,7 +8,9 @@
 //! Fan-out: every instance reads, with plain `XREAD BLOCK`, each shard it has local
 //! subscribers on, from its own last-seen entry id, and hands entries to the local
 //! subscribers of their topic (one [`broadcast`] channel per topic, as in
-//! `MemoryBus`). Each instance reads independently, so every instance sees every entry; a
+//! `MemoryBus`). The user feed ([`EventBus::subscribe_user_feed`]) reads every shard and
+//! receives the entries of every user topic; an entry whose topic nobody on the instance
+//! wants is not decoded. Each instance reads independently, so every instance sees every entry; a
 //! consumer group per instance would do the same with extra state (`XACK`, pending lists,
 //! groups to delete when an instance goes away) and buys nothing for best-effort delivery.
 //! Each shard has its own reader task and connection, so shards are processed in parallel
@@ -22,13 +24,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use futures::future::try_join_all;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use shoot_core::error::{PortError, PortResult};
 use shoot_core::events::{Event, Topic};
+use shoot_core::ids::UserId;
+use shoot_core::memory::DEFAULT_USER_FEED_CAPACITY;
 use shoot_core::memory::broadcast::{self, Recv};
-use shoot_core::ports::{EventBus, EventStream};
+use shoot_core::ports::{EventBus, EventStream, UserFeed};
 use tracing::{debug, info, warn};
 
 use crate::{BACKEND, Redis, with_retry};
@@ -49,6 +54,10 @@ pub struct RedisBusConfig {
     pub read_count: usize,
     /// Per-topic buffer of local subscribers: one this far behind misses events. Default 4096.
     pub channel_capacity: usize,
+    /// Buffer of a user feed, which carries every user topic's events (a big room's message
+    /// makes one room-list update per member): a feed this far behind misses events. Default
+    /// [`DEFAULT_USER_FEED_CAPACITY`].
+    pub feed_capacity: usize,
 }
 
 impl Default for RedisBusConfig {
@@ -59,6 +68,7 @@ impl Default for RedisBusConfig {
             block: Duration::from_secs(1),
             read_count: 512,
             channel_capacity: 4096,
+            feed_capacity: DEFAULT_USER_FEED_CAPACITY,
         }
     }
 }
@@ -85,7 +95,24 @@ type Delivery = (EntryId, Arc<Event>);
 #[derive(Default)]
 struct ShardState {
     topics: HashMap<Topic, broadcast::Sender<Delivery>>,
+    /// The user feeds taking this shard's user-topic entries.
+    feeds: Vec<FeedTap>,
     reading: bool,
+}
+
+impl ShardState {
+    /// Whether this instance wants the entries of `topic` (decoding the others is skipped).
+    fn wants(&self, topic: Topic) -> bool {
+        self.topics.contains_key(&topic)
+            || (matches!(topic, Topic::User(_)) && !self.feeds.is_empty())
+    }
+}
+
+/// One user feed's hold on a shard: the entries after `start` (the shard's last entry when
+/// the feed was subscribed) go to `tx`.
+struct FeedTap {
+    tx: broadcast::Sender<(UserId, Arc<Event>)>,
+    start: EntryId,
 }
 
 struct Shard {
@@ -115,6 +142,7 @@ impl RedisBus {
         config.max_len = config.max_len.max(1);
         config.read_count = config.read_count.max(1);
         config.channel_capacity = config.channel_capacity.max(1);
+        config.feed_capacity = config.feed_capacity.max(1);
         let shards = (0..config.shards)
             .map(|index| {
                 Arc::new(Shard {
@@ -139,6 +167,23 @@ impl RedisBus {
     /// Number of shards this instance is currently reading.
     pub fn active_readers(&self) -> usize {
         self.shards.iter().filter(|s| s.lock().reading).count()
+    }
+
+    /// Starts a reader of `shard` from `from` unless one is running (call under the shard's
+    /// lock, after registering the subscriber that needs it).
+    fn ensure_reader(&self, shard: &Arc<Shard>, st: &mut ShardState, from: EntryId) {
+        if st.reading {
+            return;
+        }
+        st.reading = true;
+        let reader = Reader {
+            redis: self.redis.clone(),
+            config: self.config.clone(),
+            shard: shard.clone(),
+            last: from,
+            swept: Instant::now(),
+        };
+        tokio::spawn(reader.run());
     }
 
     fn shard_of(&self, topic: Topic) -> &Arc<Shard> {
@@ -260,17 +305,7 @@ impl EventBus for RedisBus {
                 .entry(topic)
                 .or_insert_with(|| broadcast::channel(self.config.channel_capacity))
                 .subscribe();
-            if !st.reading {
-                st.reading = true;
-                let reader = Reader {
-                    redis: self.redis.clone(),
-                    config: self.config.clone(),
-                    shard: shard.clone(),
-                    last: start,
-                    swept: Instant::now(),
-                };
-                tokio::spawn(reader.run());
-            }
+            self.ensure_reader(&shard, &mut st, start);
             rx
         };
         let stream = futures::stream::unfold(rx, move |mut rx| async move {
@@ -289,6 +324,38 @@ impl EventBus for RedisBus {
             }
         });
         Ok(stream.boxed())
+    }
+
+    /// Reads every shard from its current last entry on: user topics hash over all of them.
+    async fn subscribe_user_feed(&self) -> PortResult<Option<UserFeed>> {
+        let starts = try_join_all(
+            self.shards
+                .iter()
+                .map(|shard| last_entry_id(&self.redis, &shard.key)),
+        )
+        .await?;
+        let tx = broadcast::channel(self.config.feed_capacity);
+        let rx = tx.subscribe();
+        for (shard, start) in self.shards.iter().zip(starts) {
+            let mut st = shard.lock();
+            st.feeds.push(FeedTap {
+                tx: tx.clone(),
+                start,
+            });
+            self.ensure_reader(shard, &mut st, start);
+        }
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Recv::Value(item) => return Some((item, rx)),
+                    Recv::Lagged(missed) => {
+                        debug!(missed, "redis bus user feed lagged; events dropped");
+                    }
+                    Recv::Closed => return None,
+                }
+            }
+        });
+        Ok(Some(stream.boxed()))
     }
 }
 
@@ -378,7 +445,8 @@ impl Reader {
             st.topics.retain(|_, tx| tx.receiver_count() > 0);
             self.swept = Instant::now();
         }
-        if st.topics.is_empty() {
+        st.feeds.retain(|feed| feed.tx.receiver_count() > 0);
+        if st.topics.is_empty() && st.feeds.is_empty() {
             st.reading = false;
             false
         } else {
@@ -418,21 +486,35 @@ impl Reader {
     }
 
     fn dispatch(&mut self, reply: Option<StreamReadReply>) {
-        let mut decoded: Vec<(Topic, EntryId, Arc<Event>)> = Vec::new();
-        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
-        for entry in entries {
+        let mut entries = Vec::new();
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
             let Some(id) = EntryId::parse(&entry.id) else {
                 warn!(id = entry.id, "redis bus: unparsable entry id");
                 continue;
             };
             self.last = self.last.max(id);
-            let topic = entry.get::<String>("t").and_then(|t| decode_topic(&t));
+            match entry.get::<String>("t").and_then(|t| decode_topic(&t)) {
+                Some(topic) => entries.push((topic, id, entry)),
+                None => warn!(
+                    id = entry.id,
+                    "redis bus: skipping an entry without a topic"
+                ),
+            }
+        }
+        // Only the entries someone here wants are decoded. A subscriber that arrives before
+        // the dispatch below skips these entries anyway: its start is at or after them.
+        {
+            let st = self.shard.lock();
+            entries.retain(|(topic, _, _)| st.wants(*topic));
+        }
+        let mut decoded: Vec<(Topic, EntryId, Arc<Event>)> = Vec::with_capacity(entries.len());
+        for (topic, id, entry) in entries {
             let event = entry
                 .get::<String>("e")
                 .and_then(|e| serde_json::from_str::<Event>(&e).ok());
-            match (topic, event) {
-                (Some(topic), Some(event)) => decoded.push((topic, id, Arc::new(event))),
-                _ => warn!(id = entry.id, "redis bus: skipping undecodable entry"),
+            match event {
+                Some(event) => decoded.push((topic, id, Arc::new(event))),
+                None => warn!(id = entry.id, "redis bus: skipping undecodable entry"),
             }
         }
         if decoded.is_empty() {
@@ -440,6 +522,11 @@ impl Reader {
         }
         let mut st = self.shard.lock();
         for (topic, id, event) in decoded {
+            if let Topic::User(user) = topic {
+                // A feed whose receivers all left is dropped.
+                st.feeds
+                    .retain(|feed| id <= feed.start || feed.tx.send((user, event.clone())).is_ok());
+            }
             if let Some(tx) = st.topics.get(&topic) {
                 if tx.send((id, event)).is_err() {
                     // Every subscriber of this topic left.

@@ -4,6 +4,7 @@
 //! client connection is killed, and the work-queue helpers. Without the variable every test
 //! prints that it skipped. Each test uses its own namespace and deletes it at the end.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -184,6 +185,63 @@ async fn two_instances_fan_out_in_order() {
     assert!(
         eventually(WAIT, || bus_a.active_readers() == 0).await,
         "readers stop when the last local subscriber leaves"
+    );
+    cleanup(&a).await;
+}
+
+/// A user feed on instance A reads every shard: it receives the events B publishes to many
+/// user topics (spread over the shards), each user's in publish order, and no room events;
+/// dropping it stops A's readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_feed_receives_every_user_topic_from_another_instance() {
+    let Some(url) = redis_url() else { return };
+    let _g = KILL_GUARD.read().await;
+    let ns = fresh_namespace();
+    let (a, b) = (connect(&url, &ns).await, connect(&url, &ns).await);
+    let config = RedisBusConfig {
+        shards: 4,
+        ..RedisBusConfig::default()
+    };
+    let (bus_a, bus_b) = (a.bus(config.clone()), b.bus(config));
+    let mut feed = bus_a
+        .subscribe_user_feed()
+        .await
+        .expect("subscribe_user_feed")
+        .expect("the Redis bus offers a user feed");
+    assert_eq!(bus_a.active_readers(), 4, "a feed reads every shard");
+    let room = RoomId(fresh_id());
+    let users: Vec<UserId> = (0..20).map(|_| UserId(fresh_id())).collect();
+    for n in 0..3 {
+        let mut batch = vec![(Topic::Room(room), Arc::new(typing(room, n)))];
+        batch.extend(
+            users
+                .iter()
+                .map(|u| (Topic::User(*u), Arc::new(typing(room, n)))),
+        );
+        bus_b.publish_all(batch).await.expect("publish_all");
+    }
+    let mut got: HashMap<UserId, Vec<Event>> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.values().map(Vec::len).sum::<usize>() < users.len() * 3 {
+        let item = tokio::time::timeout_at(deadline, feed.next())
+            .await
+            .expect("every user event within the wait")
+            .expect("the feed is open");
+        got.entry(item.0).or_default().push((*item.1).clone());
+    }
+    for u in &users {
+        assert_eq!(
+            got.get(u).map(Vec::as_slice),
+            Some([typing(room, 0), typing(room, 1), typing(room, 2)].as_slice()),
+            "user {}: every event, in publish order",
+            u.0
+        );
+    }
+    assert_eq!(got.len(), users.len(), "no other topic's events");
+    drop(feed);
+    assert!(
+        eventually(WAIT, || bus_a.active_readers() == 0).await,
+        "readers stop once the feed is dropped"
     );
     cleanup(&a).await;
 }
