@@ -7,12 +7,12 @@
 //!
 //! Fan-out: every instance reads, with plain `XREAD BLOCK`, each shard it has local
 //! subscribers on, from its own last-seen entry id, and hands entries to the local
-//! subscribers of their topic (one [`broadcast`] channel per topic, as in
-//! `MemoryBus`). The user feed ([`EventBus::subscribe_user_feed`]) reads every shard and
-//! receives the entries of every user topic; an entry whose topic nobody on the instance
-//! wants is not decoded. Each instance reads independently, so every instance sees every entry; a
-//! consumer group per instance would do the same with extra state (`XACK`, pending lists,
-//! groups to delete when an instance goes away) and buys nothing for best-effort delivery.
+//! subscribers of their topic (one [`broadcast`] channel per topic, as in `MemoryBus`). The
+//! user feed ([`EventBus::subscribe_user_feed`]) reads every shard and receives the entries
+//! of every user topic; an entry whose topic nobody on the instance wants is not decoded.
+//! Each instance reads independently, so every instance sees every entry; a consumer group
+//! per instance would do the same with extra state (`XACK`, pending lists, groups to delete
+//! when an instance goes away) and buys nothing for best-effort delivery.
 //! Each shard has its own reader task and connection, so shards are processed in parallel
 //! and `shards` bounds that parallelism (and the connections per instance). A reader that
 //! loses its connection reconnects with backoff and continues from its last-seen id, so an
