@@ -344,16 +344,8 @@ impl EventBus for RedisBus {
             });
             self.ensure_reader(shard, &mut st, start);
         }
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Recv::Value(item) => return Some((item, rx)),
-                    Recv::Lagged(missed) => {
-                        debug!(missed, "redis bus user feed lagged; events dropped");
-                    }
-                    Recv::Closed => return None,
-                }
-            }
+        let stream = rx.into_stream(|missed| {
+            debug!(missed, "redis bus user feed lagged; events dropped");
         });
         Ok(Some(stream.boxed()))
     }

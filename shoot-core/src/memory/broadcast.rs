@@ -209,6 +209,24 @@ impl<T: Clone> Receiver<T> {
         RecvFuture { rx: self }
     }
 
+    /// The values as a stream that ends once every sender is gone. A lag (values dropped
+    /// because this receiver fell `capacity` behind) is reported to `lagged` and skipped.
+    pub fn into_stream<F>(self, lagged: F) -> impl futures::Stream<Item = T> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnMut(u64) + Send + 'static,
+    {
+        futures::stream::unfold((self, lagged), |(mut rx, mut lagged)| async move {
+            loop {
+                match rx.recv().await {
+                    Recv::Value(value) => return Some((value, (rx, lagged))),
+                    Recv::Lagged(missed) => lagged(missed),
+                    Recv::Closed => return None,
+                }
+            }
+        })
+    }
+
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Recv<T>> {
         let mut st = lock(&self.shared.state);
         if self.next < st.head {
@@ -299,6 +317,22 @@ mod tests {
             assert_eq!(now(&mut slow), Some(Recv::Value(i)));
         }
         assert!(tx.is_empty());
+    }
+
+    #[test]
+    fn as_a_stream_lags_are_reported_and_skipped_and_it_ends_with_the_senders() {
+        let tx = channel::<u32>(2);
+        let rx = tx.subscribe();
+        for i in 0..5 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let missed = Arc::new(Mutex::new(Vec::new()));
+        let report = missed.clone();
+        let stream = rx.into_stream(move |n| report.lock().unwrap().push(n));
+        let got: Vec<u32> = futures::executor::block_on(futures::StreamExt::collect(stream));
+        assert_eq!(got, vec![3, 4]);
+        assert_eq!(*missed.lock().unwrap(), vec![3]);
     }
 
     #[test]

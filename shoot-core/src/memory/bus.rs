@@ -7,7 +7,7 @@ use foldhash::{HashMap, HashMapExt};
 use futures::StreamExt;
 use tracing::debug;
 
-use super::broadcast::{self, Recv};
+use super::broadcast;
 use super::lock;
 use crate::error::PortResult;
 use crate::events::{Event, Topic};
@@ -150,16 +150,8 @@ impl EventBus for MemoryBus {
             })
             .subscribe();
         drop(st);
-        let stream = futures::stream::unfold(rx, move |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Recv::Value(event) => return Some((event, rx)),
-                    Recv::Lagged(missed) => {
-                        debug!(?topic, missed, "bus subscriber lagged; events dropped");
-                    }
-                    Recv::Closed => return None,
-                }
-            }
+        let stream = rx.into_stream(move |missed| {
+            debug!(?topic, missed, "bus subscriber lagged; events dropped");
         });
         Ok(stream.boxed())
     }
@@ -172,16 +164,8 @@ impl EventBus for MemoryBus {
                 .get_or_insert_with(|| broadcast::channel(capacity))
                 .subscribe()
         };
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Recv::Value(item) => return Some((item, rx)),
-                    Recv::Lagged(missed) => {
-                        debug!(missed, "user feed subscriber lagged; events dropped");
-                    }
-                    Recv::Closed => return None,
-                }
-            }
+        let stream = rx.into_stream(|missed| {
+            debug!(missed, "user feed subscriber lagged; events dropped");
         });
         Ok(Some(stream.boxed()))
     }

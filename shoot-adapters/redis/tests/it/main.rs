@@ -15,7 +15,7 @@ use shoot_core::ids::{RoomId, UserId};
 use shoot_core::ports::{Clock, EphemeralStore, EventBus, EventStream, LockManager, LockToken};
 use shoot_core::testkit::{self, base36, fresh_id};
 use shoot_core::time::Timestamp;
-use shoot_redis::{Redis, RedisBusConfig};
+use shoot_redis::{Redis, RedisBus, RedisBusConfig};
 use shoot_tokio::TokioClock;
 use tokio::sync::RwLock;
 
@@ -132,6 +132,19 @@ async fn ephemeral_store_contract() {
     cleanup(&redis).await;
 }
 
+/// Two instances ("servers") in a fresh namespace, each with a bus of 4 shards (fewer than
+/// the tests' topics, so topics share streams): A's client (for cleanup) and both buses.
+async fn two_instances(url: &str) -> (Redis, RedisBus, RedisBus) {
+    let ns = fresh_namespace();
+    let (a, b) = (connect(url, &ns).await, connect(url, &ns).await);
+    let config = RedisBusConfig {
+        shards: 4,
+        ..RedisBusConfig::default()
+    };
+    let (bus_a, bus_b) = (a.bus(config.clone()), b.bus(config));
+    (a, bus_a, bus_b)
+}
+
 /// Two instances ("servers") on one Redis: 10 publisher tasks on B each publish 100 events
 /// on their own topic concurrently; subscribers on A and on B receive every event of their
 /// topic, in publish order, and nothing else.
@@ -139,14 +152,7 @@ async fn ephemeral_store_contract() {
 async fn two_instances_fan_out_in_order() {
     let Some(url) = redis_url() else { return };
     let _g = KILL_GUARD.read().await;
-    let ns = fresh_namespace();
-    let (a, b) = (connect(&url, &ns).await, connect(&url, &ns).await);
-    // Fewer shards than topics, so topics share streams.
-    let config = RedisBusConfig {
-        shards: 4,
-        ..RedisBusConfig::default()
-    };
-    let (bus_a, bus_b) = (a.bus(config.clone()), b.bus(config));
+    let (a, bus_a, bus_b) = two_instances(&url).await;
     let rooms: Vec<RoomId> = (0..10).map(|_| RoomId(fresh_id())).collect();
     let mut subs_a = Vec::new();
     let mut subs_b = Vec::new();
@@ -196,13 +202,7 @@ async fn two_instances_fan_out_in_order() {
 async fn a_user_feed_receives_every_user_topic_from_another_instance() {
     let Some(url) = redis_url() else { return };
     let _g = KILL_GUARD.read().await;
-    let ns = fresh_namespace();
-    let (a, b) = (connect(&url, &ns).await, connect(&url, &ns).await);
-    let config = RedisBusConfig {
-        shards: 4,
-        ..RedisBusConfig::default()
-    };
-    let (bus_a, bus_b) = (a.bus(config.clone()), b.bus(config));
+    let (a, bus_a, bus_b) = two_instances(&url).await;
     let mut feed = bus_a
         .subscribe_user_feed()
         .await
