@@ -29,13 +29,25 @@ pub enum Kind {
     Rabbit,
 }
 
+impl Kind {
+    /// The `--target` value that selects this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Shoot => "shoot",
+            Kind::Rabbit => "rabbitmq",
+        }
+    }
+}
+
 /// The server under test.
 #[derive(Clone, Debug)]
 pub struct Target {
     /// Destination scheme.
     pub kind: Kind,
-    /// Server address (must be loopback).
-    pub addr: SocketAddr,
+    /// Server addresses (loopback; at least one): connection `i` goes to
+    /// `addrs[i % addrs.len()]`, REST set-up to the first. Several addresses are several
+    /// instances of one Shoot cluster.
+    pub addrs: Vec<SocketAddr>,
     /// WebSocket path (`/ws/chat`, RabbitMQ `/ws`).
     pub ws_path: String,
     /// Number of 127.0.0.x source addresses connections are spread over.
@@ -58,13 +70,18 @@ pub const RABBIT_DURABLE_QUEUE_TTL_MS: u64 = 60_000;
 impl Target {
     /// Checks the address is on this machine's loopback range.
     pub fn validate(&self) -> Result<()> {
-        if !self.addr.ip().is_loopback() {
-            bail!(
-                "refusing to load {}: only 127.0.0.0/8 or ::1 targets are allowed",
-                self.addr
-            );
+        if self.addrs.is_empty() {
+            bail!("no server address");
+        }
+        if let Some(a) = self.addrs.iter().find(|a| !a.ip().is_loopback()) {
+            bail!("refusing to load {a}: only 127.0.0.0/8 or ::1 targets are allowed");
         }
         Ok(())
+    }
+
+    /// The server connection `i` goes to.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.addrs[i % self.addrs.len()]
     }
 
     /// Where room `room_id`'s messages are delivered.
@@ -110,7 +127,7 @@ impl Target {
 
     /// The source address of connection `i`.
     pub fn local_ip(&self, i: usize) -> IpAddr {
-        if self.addr.is_ipv6() {
+        if self.addr(i).is_ipv6() {
             return IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
         }
         IpAddr::V4(Ipv4Addr::new(
@@ -214,7 +231,8 @@ async fn expect(ws: &mut Ws, command: &str, receipt: Option<&str>) -> Result<()>
 /// Opens connection `i`: TCP from its 127.0.0.x address, WebSocket, CONNECT, SUBSCRIBE to
 /// each of `subscriptions` (`(destination, extra headers)`), confirmed by a RECEIPT.
 pub async fn open(target: &Target, i: usize, auth: &Auth, subscriptions: &[String]) -> Result<Ws> {
-    let socket = if target.addr.is_ipv4() {
+    let addr = target.addr(i);
+    let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
@@ -223,8 +241,8 @@ pub async fn open(target: &Target, i: usize, auth: &Auth, subscriptions: &[Strin
         .bind(SocketAddr::new(target.local_ip(i), 0))
         .context("bind source address")?;
     let _ = socket.set_nodelay(true);
-    let stream = socket.connect(target.addr).await.context("tcp connect")?;
-    let url = format!("ws://{}{}", target.addr, target.ws_path);
+    let stream = socket.connect(addr).await.context("tcp connect")?;
+    let url = format!("ws://{addr}{}", target.ws_path);
     let mut req = url.into_client_request()?;
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "v12.stomp".parse()?);

@@ -3,9 +3,11 @@
 //!
 //! Pure parts (unit-tested): [`frame`] (STOMP frame codec), [`seq`] (gap / duplicate /
 //! reorder accounting), [`payload`] (the timestamp + sequence marker every message carries),
-//! [`args`]. The rest drives real connections: [`client`], [`setup`] (REST), [`scenarios`].
+//! [`args`]. The rest drives real connections: [`client`], [`setup`] (REST), [`scenarios`],
+//! [`bigroom`] (also across several processes and instances).
 
 pub mod args;
+pub mod bigroom;
 pub mod client;
 pub mod frame;
 pub mod payload;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use shoot_loadtest::args::Args;
+use shoot_loadtest::bigroom;
 use shoot_loadtest::client::{Kind, Target, parse_addr};
 use shoot_loadtest::scenarios::{self, Env, Traffic};
 use shoot_loadtest::setup::Rest;
@@ -23,7 +24,9 @@ Scenarios:
   durable    like fanout with a RECEIPT per SEND and /user/queue/message-status:
              SEND→RECEIPT and SEND→SAVED (--clients 20 --rate 1000); rabbitmq: persistent
              SENDs into durable subscription queues, RECEIPT = publisher confirm
-  bigroom    one room of --clients subscribers, --rate msg/s (default 1); time to last recipient
+  bigroom    one room of --clients subscribers, --rate msg/s (default 1); time to last recipient;
+             --processes N spreads the subscribers over N child processes (each under its
+             own open-file limit), several --addr are instances of one cluster
   soak       fanout with RECEIPTs plus --churn reconnections/s, alternately abrupt and with
              DISCONNECT; fails on any ERROR, FAILED receipt, duplicate or reordered delivery
              (Shoot only; scripts/soak samples the server around it)
@@ -32,7 +35,8 @@ Scenarios:
 
 Options (defaults in brackets):
   --target shoot|rabbitmq     destination scheme preset [shoot]
-  --addr HOST:PORT            server [127.0.0.1:8100; rabbitmq 127.0.0.1:15674]
+  --addr HOST:PORT[,…]        server [127.0.0.1:8100; rabbitmq 127.0.0.1:15674]; with several,
+                              connection i goes to the (i mod n)th and REST to the first
   --ws-path PATH              WebSocket path [/ws/chat; rabbitmq /ws]
   --duration SECS             measured phase [10]
   --clients N  --room-size N  --rate MSG_PER_S
@@ -43,7 +47,8 @@ Options (defaults in brackets):
   --concurrency N             concurrent connects and REST calls [200]
   --spread N                  127.0.0.x source addresses [32]
   --heartbeat MS              heart-beat both ways [10000]
-  --server-pid PID            read the server's RSS and CPU from /proc
+  --server-pid PID[,…]        read the server's RSS and CPU from /proc (summed over several)
+  --processes N               bigroom: subscriber processes [1]
   --run-id ID                 username run id (users are {prefix}{run}_{i}) [from the clock]
   --user-prefix P             [lt]
   --login USER --passcode PW  rabbitmq credentials [guest/guest]
@@ -51,7 +56,10 @@ Options (defaults in brackets):
 
 Shoot server for load: SHOOT_LIMITS_MESSAGES_PER_SECOND=0 (no per-user rate limit),
 SHOOT_PASSWORD_MEMORY_KIB=8 SHOOT_PASSWORD_ITERATIONS=1 (cheap set-up), and for bigroom
-SHOOT_LIMITS_GROUP_MAX_MEMBERS above --clients.";
+SHOOT_LIMITS_GROUP_MAX_MEMBERS above --clients.
+
+(`bigroom-part --room ID --from A --to B [--tokens FILE]` is the child process of
+`bigroom --processes`; see the bigroom module.)";
 
 fn run_id() -> String {
     let secs = std::time::SystemTime::now()
@@ -87,10 +95,16 @@ fn main() -> Result<()> {
         Kind::Shoot => ("127.0.0.1:8100", "/ws/chat"),
         Kind::Rabbit => ("127.0.0.1:15674", "/ws"),
     };
-    let addr = parse_addr(&args.opt("addr").unwrap_or_else(|| def_addr.to_owned()))?;
+    let addrs = args
+        .opt("addr")
+        .unwrap_or_else(|| def_addr.to_owned())
+        .split(',')
+        .map(|a| parse_addr(a.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let rest_addr = addrs[0];
     let target = Target {
         kind,
-        addr,
+        addrs,
         ws_path: args.opt("ws-path").unwrap_or_else(|| def_path.to_owned()),
         spread: args.get("spread", 32u8)?,
         heartbeat_ms: args.get("heartbeat", 10_000u64)?,
@@ -104,11 +118,14 @@ fn main() -> Result<()> {
     let threads: usize = args.get("threads", 1)?;
     let concurrency: usize = args.get("concurrency", 200)?;
     let duration = Duration::from_secs_f64(args.get("duration", 10.0f64)?.clamp(0.1, 3600.0));
-    let server_pid: Option<u32> = args
-        .opt("server-pid")
-        .map(|p| p.parse())
-        .transpose()
-        .context("--server-pid")?;
+    let server_pids: Vec<u32> = match args.opt("server-pid") {
+        Some(list) => list
+            .split(',')
+            .map(|p| p.trim().parse())
+            .collect::<Result<_, _>>()
+            .context("--server-pid")?,
+        None => Vec::new(),
+    };
     let prefix = format!(
         "{}{}_",
         args.opt("user-prefix").unwrap_or_else(|| "lt".into()),
@@ -136,6 +153,10 @@ fn main() -> Result<()> {
     let before: u64 = args.get("before", 2)?;
     let missed: u64 = args.get("missed", 5)?;
     let churn: f64 = args.get("churn", 5.0)?;
+    let processes: usize = args.get("processes", 1)?;
+    let part_room = args.opt("room");
+    let part_range: (usize, usize) = (args.get("from", 0)?, args.get("to", 0)?);
+    let part_tokens = args.opt("tokens");
     args.reject_unknown()?;
     if clients == 0 || clients > 1_000_000 {
         bail!("--clients must be 1..=1000000");
@@ -152,11 +173,12 @@ fn main() -> Result<()> {
     }
     let rt = rt.enable_all().build()?;
     rt.block_on(async move {
-        let rest = if kind == Kind::Shoot { Some(Rest::new(addr, concurrency)?) } else { None };
-        let env = Env { target, stats: Stats::new(), server_pid, duration, concurrency, prefix, rest, personal_queue };
+        let rest = if kind == Kind::Shoot { Some(Rest::new(rest_addr, concurrency)?) } else { None };
+        let env = Env { target, stats: Stats::new(), server_pids, duration, concurrency, prefix, rest, personal_queue };
+        let addrs: Vec<String> = env.target.addrs.iter().map(|a| a.to_string()).collect();
         println!(
             "shoot-loadtest {command}: target {:?} at {} ({}), open-file limit {nofile}, users {}*, {threads} thread(s)",
-            env.target.kind, env.target.addr, env.target.ws_path, env.prefix
+            env.target.kind, addrs.join(","), env.target.ws_path, env.prefix
         );
         let started = std::time::Instant::now();
         let run = async {
@@ -164,7 +186,11 @@ fn main() -> Result<()> {
                 "idle" => scenarios::idle(&env, clients, room_size).await,
                 "fanout" => scenarios::traffic(&env, "fanout", Traffic { clients, room_size, rate, receipts, status: false }).await,
                 "durable" => scenarios::traffic(&env, "durable", Traffic { clients, room_size, rate, receipts: true, status: true }).await,
-                "bigroom" => scenarios::bigroom(&env, clients, rate).await,
+                "bigroom" => bigroom::run(&env, clients, rate, processes).await,
+                "bigroom-part" => {
+                    let room = part_room.context("bigroom-part needs --room")?;
+                    bigroom::part(&env, &room, part_range.0, part_range.1, part_tokens.as_deref()).await
+                }
                 "soak" => soak::run(&env, soak::Soak { clients, room_size, rate, churn }).await,
                 "reconnect" => scenarios::reconnect(&env, clients, room_size, before, missed).await,
                 other => bail!("unknown scenario {other:?} (see --help)"),

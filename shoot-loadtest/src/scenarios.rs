@@ -1,4 +1,5 @@
-//! The load scenarios: `idle`, `fanout`, `durable`, `bigroom`, `reconnect`.
+//! The load scenarios `idle`, `fanout`, `durable` and `reconnect` (`bigroom` is in
+//! [`crate::bigroom`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,8 +26,8 @@ pub struct Env {
     pub target: Target,
     /// Shared counters.
     pub stats: Arc<Stats>,
-    /// Server process for RSS / CPU figures.
-    pub server_pid: Option<u32>,
+    /// Server processes for RSS / CPU figures (summed).
+    pub server_pids: Vec<u32>,
     /// Length of the measured phase.
     pub duration: Duration,
     /// Concurrent connects / REST calls.
@@ -61,11 +62,11 @@ fn ms(ns: u64) -> f64 {
 }
 
 impl Env {
-    fn pid_figures(&self) -> (Option<u64>, Option<f64>) {
-        match self.server_pid {
-            Some(p) => (sys::rss_bytes(p), sys::cpu_seconds(p)),
-            None => (None, None),
-        }
+    pub(crate) fn pid_figures(&self) -> (Option<u64>, Option<f64>) {
+        (
+            sys::rss_total(&self.server_pids),
+            sys::cpu_total(&self.server_pids),
+        )
     }
 
     /// `clients` users in rooms of `room_size` (Shoot: over REST).
@@ -104,7 +105,7 @@ impl Env {
 
     /// Opens and spawns connections for `ids`, `concurrency` at a time; returns them by id
     /// (`None` for failures) and the time it took.
-    async fn connect_all<S, F, H>(
+    pub(crate) async fn connect_all<S, F, H>(
         &self,
         ids: Vec<usize>,
         auth: &[Auth],
@@ -169,7 +170,7 @@ impl Env {
 }
 
 /// Waits until `done()` or the deadline; returns whether `done()` held.
-async fn wait_for(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_for(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = tokio::time::Instant::now() + deadline;
     while tokio::time::Instant::now() < end {
         if done() {
@@ -186,9 +187,9 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
     let pop = env.populate(clients, room_size).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss0, _) = env.pid_figures();
-    let anon0 = env.server_pid.and_then(sys::rss_anon_bytes);
+    let anon0 = sys::rss_anon_total(&env.server_pids);
     let sock0 = sys::tcp_sockstat();
-    let progress = Progress::start("idle", env.stats.clone(), env.server_pid);
+    let progress = Progress::start("idle", env.stats.clone(), env.server_pids.clone());
     let stats = env.stats.clone();
     let (conns, secs) = env
         .connect_all(
@@ -223,7 +224,7 @@ pub async fn idle(env: &Env, clients: usize, room_size: usize) -> Result<()> {
     }
     tokio::time::sleep(env.duration).await;
     let (rss1, _) = env.pid_figures();
-    let anon1 = env.server_pid.and_then(sys::rss_anon_bytes);
+    let anon1 = sys::rss_anon_total(&env.server_pids);
     let sock1 = sys::tcp_sockstat();
     drop(progress);
     let alive = conns.iter().filter(|(_, c)| !c.is_closed()).count();
@@ -328,7 +329,7 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
     let status = t.status && env.target.kind == Kind::Shoot;
     let stats = env.stats.clone();
     let room_prefix = env.target.room_topic("");
-    let progress = Progress::start(name, stats.clone(), env.server_pid);
+    let progress = Progress::start(name, stats.clone(), env.server_pids.clone());
     let (conns, secs) = env
         .connect_all(
             (0..t.clients).collect(),
@@ -594,179 +595,6 @@ pub async fn traffic(env: &Env, name: &'static str, t: Traffic) -> Result<()> {
     Ok(())
 }
 
-/// `bigroom`: one room with `clients` subscribers, `rate` messages/s from one publisher;
-/// time to the last recipient of each message.
-pub async fn bigroom(env: &Env, clients: usize, rate: f64) -> Result<()> {
-    let (auth, room, pub_auth) = match (&env.rest, env.target.kind) {
-        (Some(rest), Kind::Shoot) => {
-            println!("setting up {clients} users and one room over REST…");
-            let users = rest.users(&env.prefix, clients, env.concurrency).await?;
-            let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-            let t = std::time::Instant::now();
-            let room = rest.group_room(&users[0], "load big room", &ids).await?;
-            println!(
-                "  room of {clients} ready in {:.1}s",
-                t.elapsed().as_secs_f64()
-            );
-            let pub_auth = Auth::Bearer(users[0].token.clone());
-            (
-                users
-                    .into_iter()
-                    .map(|u| Auth::Bearer(u.token))
-                    .collect::<Vec<_>>(),
-                room,
-                pub_auth,
-            )
-        }
-        _ => {
-            let (l, p) = env.target.login.clone();
-            (
-                vec![Auth::Login(l.clone(), p.clone()); clients],
-                format!("{}big", env.prefix),
-                Auth::Login(l, p),
-            )
-        }
-    };
-    let stats = env.stats.clone();
-    let per_msg: Arc<Mutex<HashMap<u64, (u64, u64)>>> = Arc::new(Mutex::new(HashMap::new()));
-    let progress = Progress::start("bigroom", stats.clone(), env.server_pid);
-    let topic = env.target.room_topic(&room);
-    let (conns, secs) = env
-        .connect_all(
-            (0..clients).collect(),
-            &auth,
-            |_| vec![topic.clone()],
-            |_| {
-                let stats = stats.clone();
-                let per_msg = per_msg.clone();
-                move |f: &Frame<'_>, _: &mpsc::UnboundedSender<Out>| match f.command {
-                    "MESSAGE" => {
-                        let Some(m) = Marker::find(f.body) else {
-                            return;
-                        };
-                        let lat = sys::now_ns().saturating_sub(m.sent_ns);
-                        stats.delivered.fetch_add(1, Relaxed);
-                        stats.record(Hist::A, lat);
-                        let mut g = per_msg.lock().unwrap_or_else(|e| e.into_inner());
-                        let e = g.entry(m.seq).or_insert((0, 0));
-                        e.0 += 1;
-                        e.1 = e.1.max(lat);
-                    }
-                    "ERROR" => stats.error(|| client::error_text(f)),
-                    _ => {}
-                }
-            },
-        )
-        .await;
-    println!(
-        "connected {}/{clients} subscribers in {secs:.2}s",
-        conns.len()
-    );
-    if conns.is_empty() {
-        bail!(
-            "no subscriber connected ({})",
-            stats.first_error().unwrap_or_default()
-        );
-    }
-    let publisher = client::open(&env.target, clients, &pub_auth, &[]).await?;
-    let publisher = client::spawn(publisher, env.target.heartbeat_ms, stats.clone(), {
-        let stats = stats.clone();
-        move |f: &Frame<'_>, _: &mpsc::UnboundedSender<Out>| {
-            if f.command == "ERROR" {
-                stats.error(|| client::error_text(f));
-            }
-        }
-    });
-    let (_, cpu0) = env.pid_figures();
-    let t0 = sys::now_ns();
-    let count = ((env.duration.as_secs_f64() * rate).ceil() as u64).max(1);
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut tick = tokio::time::interval(period);
-    for seq in 1..=count {
-        tick.tick().await;
-        let now = sys::now_ns();
-        let m = Marker {
-            room: 0,
-            sender: 0,
-            seq,
-            sent_ns: now,
-        };
-        let frame = env
-            .target
-            .send_frame(&room, &m.encode(), &format!("b{seq}.{now}"), None);
-        if publisher.tx.send(Out::Frame(frame)).is_ok() {
-            stats.sent.fetch_add(1, Relaxed);
-        }
-    }
-    let n = conns.len() as u64;
-    let sent = stats.sent.load(Relaxed);
-    let drained = wait_for(Duration::from_secs(10), || {
-        stats.delivered.load(Relaxed) >= sent * n
-    })
-    .await;
-    let (_, cpu1) = env.pid_figures();
-    drop(progress);
-    let (mut complete, mut incomplete) = (0, 0);
-    for (_, (c, max)) in per_msg.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        stats.record(Hist::B, *max);
-        if *c >= n {
-            complete += 1;
-        } else {
-            incomplete += 1;
-        }
-    }
-    println!(
-        "== bigroom: {n} subscribers, {sent} messages at {rate}/s ({}) ==",
-        if drained {
-            "all delivered"
-        } else {
-            "NOT all delivered"
-        }
-    );
-    println!(
-        "delivered: {} of {} expected; messages reaching everyone: {complete}, not: {incomplete}",
-        stats.delivered.load(Relaxed),
-        sent * n
-    );
-    if let Some(s) = stats.summary(Hist::B) {
-        println!("time to last recipient: {s}");
-    }
-    if let Some(s) = stats.summary(Hist::A) {
-        println!("every delivery:         {s}");
-    }
-    if let (Some(a), Some(b)) = (cpu0, cpu1) {
-        println!(
-            "server CPU: {:.2}s over {:.1}s: {:.2} µs per delivery",
-            b - a,
-            (sys::now_ns() - t0) as f64 / 1e9,
-            (b - a) * 1e6 / stats.delivered.load(Relaxed).max(1) as f64
-        );
-    }
-    env.print_errors();
-    let mut r = ResultLine::new();
-    r.put("clients", clients)
-        .put("subscribers", n)
-        .num("subscribe_s", secs, 2)
-        .put("drained", u8::from(drained))
-        .put("sent", sent)
-        .put("delivered", stats.delivered.load(Relaxed))
-        .put("expected", sent * n)
-        .put("complete", complete)
-        .put("incomplete", incomplete)
-        .put("errors", stats.errors.load(Relaxed))
-        .latency("last", stats.summary(Hist::B))
-        .latency("delivery", stats.summary(Hist::A));
-    if let (Some(a), Some(b)) = (cpu0, cpu1) {
-        r.num(
-            "cpu_us_per_delivery",
-            (b - a) * 1e6 / stats.delivered.load(Relaxed).max(1) as f64,
-            2,
-        );
-    }
-    println!("{}", r.render("bigroom"));
-    Ok(())
-}
-
 /// One reconnecting client's view of its room.
 #[derive(Default)]
 struct Resync {
@@ -882,7 +710,7 @@ pub async fn reconnect(
             "/user/queue/sync".to_owned(),
         ]
     };
-    let progress = Progress::start("reconnect", stats.clone(), env.server_pid);
+    let progress = Progress::start("reconnect", stats.clone(), env.server_pids.clone());
     let (conns, secs) = env
         .connect_all((0..clients).collect(), &pop.auth, subs, handler)
         .await;

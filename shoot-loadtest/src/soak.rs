@@ -118,7 +118,7 @@ pub(crate) async fn run(env: &Env, s: Soak) -> Result<()> {
             env.target.personal_queue(i, &env.personal_queue),
         ]
     };
-    let progress = Progress::start("soak", stats.clone(), env.server_pid);
+    let progress = Progress::start("soak", stats.clone(), env.server_pids.clone());
     let mut slots: Vec<Option<Live>> = (0..s.clients).map(|_| None).collect();
     let mut opening: JoinSet<(usize, Result<Ws>)> = JoinSet::new();
     for i in 0..s.clients {

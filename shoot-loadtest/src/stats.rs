@@ -200,8 +200,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts printing `label` progress for `stats` (and the server's RSS/CPU if `pid`).
-    pub fn start(label: &'static str, stats: Arc<Stats>, pid: Option<u32>) -> Progress {
+    /// Starts printing `label` progress for `stats` (and the servers' summed RSS/CPU, if
+    /// `pids` are known).
+    pub fn start(label: &'static str, stats: Arc<Stats>, pids: Vec<u32>) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         tokio::spawn(async move {
@@ -216,15 +217,15 @@ impl Progress {
                 }
                 let s = stats.sent.load(Relaxed);
                 let d = stats.delivered.load(Relaxed);
-                let server = pid
-                    .map(|p| {
-                        format!(
-                            " server rss={:.1}MiB cpu={:.2}s",
-                            sys::rss_bytes(p).unwrap_or(0) as f64 / 1048576.0,
-                            sys::cpu_seconds(p).unwrap_or(0.0)
-                        )
-                    })
-                    .unwrap_or_default();
+                let server = if pids.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " server rss={:.1}MiB cpu={:.2}s",
+                        sys::rss_total(&pids).unwrap_or(0) as f64 / 1048576.0,
+                        sys::cpu_total(&pids).unwrap_or(0.0)
+                    )
+                };
                 println!(
                     "[{label} {:>5.1}s] conn={} fail={} closed={} sent={} (+{}/s) accepted={} saved={} delivered={} (+{}/s) gaps={} dup={} err={}{server}",
                     (sys::now_ns() - t0) as f64 / 1e9,

@@ -1,14 +1,13 @@
 //! Process and kernel figures: open-file limit, server RSS and CPU, socket memory.
 
-use std::time::Instant;
-
 use std::sync::OnceLock;
 
-static START: OnceLock<Instant> = OnceLock::new();
-
-/// Nanoseconds since the tool started (monotonic; the same clock stamps and reads messages).
+/// Nanoseconds of the machine's monotonic clock (`CLOCK_MONOTONIC`): the same clock stamps
+/// and reads messages, and it is shared by every process on the machine, so a message one
+/// load process stamps can be timed by another (`bigroom --processes`).
 pub fn now_ns() -> u64 {
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Raises this process's open-file soft limit to the hard limit; returns the new soft limit.
@@ -38,6 +37,28 @@ fn parse_vmrss(status: &str) -> Option<u64> {
 fn status_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Summed resident memory of `pids` (`VmRSS`); `None` without pids or when one is gone.
+pub fn rss_total(pids: &[u32]) -> Option<u64> {
+    sum(pids, rss_bytes)
+}
+
+/// Summed resident anonymous memory of `pids` (see [`rss_anon_bytes`]).
+pub fn rss_anon_total(pids: &[u32]) -> Option<u64> {
+    sum(pids, rss_anon_bytes)
+}
+
+/// Summed user + system CPU seconds of `pids`.
+pub fn cpu_total(pids: &[u32]) -> Option<f64> {
+    sum(pids, cpu_seconds)
+}
+
+fn sum<T: std::iter::Sum>(pids: &[u32], f: impl Fn(u32) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| f(p)).sum()
 }
 
 /// User + system CPU seconds of `pid`.
@@ -90,6 +111,19 @@ fn parse_sockstat(s: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_is_monotonic_and_sums_need_every_pid() {
+        let (a, b) = (now_ns(), now_ns());
+        assert!(a > 0 && b >= a);
+        let me = std::process::id();
+        assert!(rss_total(&[]).is_none());
+        let one = rss_total(&[me]).unwrap();
+        assert!(rss_total(&[me, me]).unwrap() >= one);
+        assert!(cpu_total(&[me]).is_some());
+        // pid 0 has no /proc entry: a vanished process makes the total unknown, not smaller.
+        assert!(rss_total(&[me, 0]).is_none());
+    }
 
     #[test]
     fn parses_proc_formats() {
