@@ -213,7 +213,8 @@ async fn set_up(env: &Env, clients: usize) -> Result<Room> {
     }
 }
 
-/// Sends `count` messages at `rate`/s from client index `index`; returns how many were sent.
+/// Sends `--duration × rate` messages at `rate`/s from client index `index` (the
+/// publisher's connection); returns how many were sent and the connection.
 async fn publish(env: &Env, room: &Room, index: usize, rate: f64) -> Result<(u64, Conn)> {
     let stats = env.stats.clone();
     let ws = client::open(&env.target, index, &room.publisher, &[]).await?;
@@ -242,9 +243,9 @@ async fn publish(env: &Env, room: &Room, index: usize, rate: f64) -> Result<(u64
             .send_frame(&room.id, &m.encode(), &format!("b{seq}.{now}"), None);
         if publisher.tx.send(Out::Frame(frame)).is_ok() {
             sent += 1;
+            stats.sent.fetch_add(1, Relaxed);
         }
     }
-    stats.sent.fetch_add(sent, Relaxed);
     Ok((sent, publisher))
 }
 

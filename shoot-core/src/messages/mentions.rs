@@ -5,6 +5,10 @@
 /// must not follow a word character (so e-mail addresses are not mentions).
 pub fn parse_mentions(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // Most messages mention nobody: one byte search instead of a walk over every char.
+    if !text.contains('@') {
+        return out;
+    }
     let mut prev: Option<char> = None;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
