@@ -18,8 +18,10 @@ use std::task::{Context, Poll, Waker};
 
 use super::lock;
 
-/// Buffer capacity kept when the backlog drains; a larger buffer is given back.
-const KEEP_CAPACITY: usize = 16;
+/// Buffer capacity kept when the backlog drains; a larger buffer shrinks to it. A topic's
+/// bursts (a drained batch's statuses, say) up to this size then cost no allocation, and an
+/// idle topic holds at most this many slots.
+const KEEP_CAPACITY: usize = 64;
 
 /// The sending side; cloning it gives another sender of the same channel.
 pub struct Sender<T> {
@@ -198,7 +200,7 @@ impl<T> State<T> {
             self.head += 1;
         }
         if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
-            self.buf = VecDeque::new();
+            self.buf.shrink_to(KEEP_CAPACITY);
         }
     }
 }
@@ -300,6 +302,34 @@ mod tests {
         assert_eq!(now(&mut a), None, "pending");
         assert_eq!(now(&mut b), Some(Recv::Value(2)));
         assert!(tx.is_empty(), "read by everyone: released");
+    }
+
+    #[test]
+    fn a_drained_burst_shrinks_the_buffer_to_the_kept_size_which_later_bursts_reuse() {
+        let capacity = |tx: &Sender<u32>| lock(&tx.shared.state).buf.capacity();
+        let tx = channel::<u32>(10_000);
+        let mut rx = tx.subscribe();
+        for i in 0..1000 {
+            tx.send(i).unwrap();
+        }
+        assert!(capacity(&tx) >= 1000);
+        for i in 0..1000 {
+            assert_eq!(now(&mut rx), Some(Recv::Value(i)));
+        }
+        assert!(tx.is_empty());
+        assert_eq!(
+            capacity(&tx),
+            KEEP_CAPACITY,
+            "given back down to the kept size"
+        );
+        for i in 0..KEEP_CAPACITY as u32 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(
+            capacity(&tx),
+            KEEP_CAPACITY,
+            "a burst that fits does not grow it"
+        );
     }
 
     #[test]
