@@ -6,7 +6,9 @@
 //! (`bigroom-part`, one share of the clients each) while this process sets up, publishes and
 //! merges what the children saw. With several `--addr`es (instances of one cluster),
 //! subscriber `i` connects to address `i % n` and the publisher to the first. Messages are
-//! stamped with the machine's monotonic clock, which every process reads alike.
+//! stamped with the machine's monotonic clock, which every process reads alike. With child
+//! processes the parent's progress line shows sends only: deliveries are counted in the
+//! children and reported at the end.
 //!
 //! Child protocol (lines on the child's stdin and stdout; anything else a child prints is
 //! passed through): the child prints `@ready` once its share is connected, waits for
