@@ -31,7 +31,7 @@ use crate::client::{self, Auth, Conn, Kind, Out};
 use crate::frame::Frame;
 use crate::payload::Marker;
 use crate::scenarios::{Env, wait_for};
-use crate::stats::{Hist, Progress, ResultLine, Stats};
+use crate::stats::{Hist, Progress, ResultLine, Stats, Summary, new_histogram};
 use crate::sys;
 
 /// How long subscribers may take to receive everything once the last message is sent.
@@ -284,7 +284,13 @@ pub async fn run(env: &Env, clients: usize, rate: f64, processes: usize) -> Resu
             let drained = subs.drain(sent).await;
             (drained, subs.observed())
         }
-        Parts::Children(children) => children.finish(sent).await?,
+        Parts::Children(children) => {
+            let (drained, mut seen) = children.finish(sent).await?;
+            // The publisher's errors (this process); the subscribers' came from the children.
+            seen.errors += env.stats.errors.load(Relaxed);
+            seen.first_error = seen.first_error.or_else(|| env.stats.first_error());
+            (drained, seen)
+        }
     };
     let (_, cpu1) = env.pid_figures();
     drop(progress);
@@ -318,8 +324,7 @@ fn report(
     cpu: Option<(f64, f64)>,
 ) {
     let n = seen.subscribers;
-    let mut last = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)
-        .expect("valid histogram bounds");
+    let mut last = new_histogram();
     let (mut complete, mut incomplete) = (0, sent.saturating_sub(seen.per_msg.len() as u64));
     for &(_, count, max) in &seen.per_msg {
         last.saturating_record((max / 1000).max(1));
@@ -329,13 +334,12 @@ fn report(
             incomplete += 1;
         }
     }
-    *env.stats.lat2.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
-    let mut every = crate::stats::new_histogram();
+    let last = Summary::of_nonempty(&last);
+    let mut every = new_histogram();
     for &(us, count) in &seen.delivery_us {
         every.saturating_record_n(us, count);
     }
-    *env.stats.lat.lock().unwrap_or_else(|e| e.into_inner()) = Some(every);
-    let stats = &env.stats;
+    let every = Summary::of_nonempty(&every);
     println!(
         "== bigroom: {n} subscribers, {sent} messages at {rate}/s ({}) ==",
         if drained {
@@ -349,10 +353,10 @@ fn report(
         seen.delivered,
         sent * n
     );
-    if let Some(s) = stats.summary(Hist::B) {
+    if let Some(s) = last {
         println!("time to last recipient: {s}");
     }
-    if let Some(s) = stats.summary(Hist::A) {
+    if let Some(s) = every {
         println!("every delivery:         {s}");
     }
     let cpu_per_delivery = cpu.map(|(a, b)| (b - a) * 1e6 / seen.delivered.max(1) as f64);
@@ -363,14 +367,11 @@ fn report(
             (sys::now_ns() - t0) as f64 / 1e9,
         );
     }
-    let errors = seen.errors + stats.errors.load(Relaxed);
-    if errors > 0 {
+    if seen.errors > 0 {
         println!(
-            "errors: {errors} (first: {})",
-            seen.first_error
-                .clone()
-                .or_else(|| stats.first_error())
-                .unwrap_or_default()
+            "errors: {} (first: {})",
+            seen.errors,
+            seen.first_error.as_deref().unwrap_or_default()
         );
     }
     let mut r = ResultLine::new();
@@ -384,9 +385,9 @@ fn report(
         .put("expected", sent * n)
         .put("complete", complete)
         .put("incomplete", incomplete)
-        .put("errors", errors)
-        .latency("last", stats.summary(Hist::B))
-        .latency("delivery", stats.summary(Hist::A));
+        .put("errors", seen.errors)
+        .latency("last", last)
+        .latency("delivery", every);
     if let Some(per) = cpu_per_delivery {
         r.num("cpu_us_per_delivery", per, 2);
     }
@@ -526,6 +527,9 @@ pub async fn part(
     to: usize,
     tokens: Option<&str>,
 ) -> Result<()> {
+    if from >= to {
+        bail!("bigroom-part needs --from below --to (got {from}..{to})");
+    }
     let auth: Vec<Auth> = match tokens {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("read {path}"))?

@@ -86,7 +86,7 @@ impl Stats {
     /// Percentile summary of a histogram: `p50 p90 p99 max` in ms, with the count.
     pub fn summary(&self, h: Hist) -> Option<Summary> {
         let g = self.slot(h).lock().unwrap_or_else(|e| e.into_inner());
-        g.as_ref().filter(|h| !h.is_empty()).map(Summary::of)
+        g.as_ref().and_then(Summary::of_nonempty)
     }
 
     /// Takes a histogram (resetting it).
@@ -126,6 +126,11 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The percentiles of `h` (recorded in µs); `None` if it is empty.
+    pub fn of_nonempty(h: &Histogram<u64>) -> Option<Summary> {
+        (!h.is_empty()).then(|| Summary::of(h))
+    }
+
     fn of(h: &Histogram<u64>) -> Summary {
         let ms = |v: u64| v as f64 / 1000.0;
         Summary {
