@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrayvec::ArrayString;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use tokio::sync::{Notify, oneshot, watch};
 use tracing::{debug, warn};
@@ -98,6 +99,15 @@ pub struct SendReceipt {
     pub temp_id: String,
     /// Whether this `(sender, tempId)` had been sent before (nothing new was created).
     pub duplicate: bool,
+}
+
+/// A send's outcome inside the pipeline: a [`SendReceipt`] but for the `tempId`, which the
+/// receipt takes from the command at the end (one copy less per message).
+struct Sent {
+    message_id: MessageId,
+    seq: Seq,
+    room_id: RoomId,
+    duplicate: bool,
 }
 
 type Outcome = std::result::Result<(MessageId, Seq, RoomId), (ErrorCode, String)>;
@@ -266,12 +276,15 @@ struct IdemKey(Arc<str>);
 
 impl IdemKey {
     fn new(sender: UserId, temp_id: &str) -> IdemKey {
-        let mut key = String::with_capacity(26 + temp_id.len());
-        key.push_str("idem:");
-        key.push_str(itoa::Buffer::new().format(sender.0));
-        key.push(':');
-        key.push_str(temp_id);
-        IdemKey(key.into())
+        // Formatted on the stack and copied once into the shared key (a tempId is at most
+        // 64 characters, so a longer one only passes here on its way to being refused).
+        let mut key = ArrayString::<160>::new();
+        let mut digits = itoa::Buffer::new();
+        let parts = ["idem:", digits.format(sender.0), ":", temp_id];
+        if parts.iter().all(|part| key.try_push_str(part).is_ok()) {
+            return IdemKey(key.as_str().into());
+        }
+        IdemKey(format!("idem:{}:{temp_id}", sender.0).into())
     }
 
     fn as_str(&self) -> &str {
@@ -285,10 +298,11 @@ impl IdemKey {
 }
 
 /// A claim value: `{kind}:{id}:{n}:{room}` (`n` is the claim time for `p`, the seq for `d`
-/// and `a`).
-fn claim_value(kind: char, id: MessageId, n: i64, room: RoomId) -> String {
-    let mut value = String::with_capacity(64);
+/// and `a`), formatted on the stack: at most 1 + 3 × 21 characters.
+fn claim_value(kind: char, id: MessageId, n: i64, room: RoomId) -> ArrayString<64> {
+    let mut value = ArrayString::new();
     let mut digits = itoa::Buffer::new();
+    // `kind` is one of `p`, `d`, `a`; an i64 takes at most 20 characters: it always fits.
     value.push(kind);
     value.push(':');
     value.push_str(digits.format(id.0));
@@ -355,7 +369,13 @@ impl ChatEngine {
         forwarded_from: Option<ForwardedFrom>,
     ) -> Result<SendReceipt> {
         match self.try_send(actor, &cmd, forwarded_from).await {
-            Ok(receipt) => Ok(receipt),
+            Ok(sent) => Ok(SendReceipt {
+                message_id: sent.message_id,
+                seq: sent.seq,
+                room_id: sent.room_id,
+                temp_id: cmd.temp_id,
+                duplicate: sent.duplicate,
+            }),
             Err(Rejection { error, reported }) => {
                 if !reported {
                     let update = StatusUpdate {
@@ -383,7 +403,7 @@ impl ChatEngine {
         actor: UserId,
         cmd: &SendMessage,
         forwarded_from: Option<ForwardedFrom>,
-    ) -> std::result::Result<SendReceipt, Rejection> {
+    ) -> std::result::Result<Sent, Rejection> {
         if self.runtime().is_shutting_down() {
             return Err(Error::new(ErrorCode::BackendUnavailable, "shutting down").into());
         }
@@ -445,7 +465,7 @@ impl ChatEngine {
         validated: Validated,
         id: MessageId,
         forwarded_from: Option<ForwardedFrom>,
-    ) -> std::result::Result<SendReceipt, Rejection> {
+    ) -> std::result::Result<Sent, Rejection> {
         let limits = self.limits();
         // Duplicates holding a claim are answered before rate limiting: a retry must be cheap
         // and safe. (One whose claim expired is found stored by the lane drain, after the
@@ -484,7 +504,7 @@ impl ChatEngine {
                 // Abandoned claim (its instance died before the append): take it over,
                 // unless the message did reach the store after all.
                 if let Some(found) = self.find_sent(actor, &cmd.temp_id).await? {
-                    return Ok(self.answer_found(cmd, &found).await);
+                    return Ok(self.answer_found(&found).await);
                 }
                 warn!(user_id = %actor, message_id = %existing, "taking over an abandoned send claim");
                 eph.set(key.as_str(), &claim_value, Some(limits.idempotency_ttl))
@@ -497,7 +517,7 @@ impl ChatEngine {
                 if found.id != appended {
                     debug!(user_id = %actor, appended = %appended, stored = %found.id, "taken-over send stored from another record");
                 }
-                return Ok(self.answer_found(cmd, &found).await);
+                return Ok(self.answer_found(&found).await);
             }
         }
         let takeover = matches!(claim, Claim::Pending(..));
@@ -525,11 +545,10 @@ impl ChatEngine {
                 "a taken-over send was stored from the abandoned attempt's record"
             );
         }
-        Ok(SendReceipt {
+        Ok(Sent {
             message_id: found.id,
             seq: found.seq,
             room_id: found.room_id,
-            temp_id: cmd.temp_id.clone(),
             duplicate: found.id != receipt.message_id,
         })
     }
@@ -596,7 +615,7 @@ impl ChatEngine {
         id: MessageId,
         now: Timestamp,
         forwarded_from: Option<ForwardedFrom>,
-    ) -> std::result::Result<SendReceipt, Rejection> {
+    ) -> std::result::Result<Sent, Rejection> {
         let limits = self.limits();
         let eph = &self.p().ephemeral;
         let key_str = key.as_str();
@@ -648,19 +667,17 @@ impl ChatEngine {
             }
         };
         match rx.await {
-            Ok(Ok(Drained::Appended(id, seq, room))) => Ok(SendReceipt {
+            Ok(Ok(Drained::Appended(id, seq, room))) => Ok(Sent {
                 message_id: id,
                 seq,
                 room_id: room,
-                temp_id: cmd.temp_id.clone(),
                 duplicate: false,
             }),
             // The drain answered it (claim and status) already.
-            Ok(Ok(Drained::Stored(found))) => Ok(SendReceipt {
+            Ok(Ok(Drained::Stored(found))) => Ok(Sent {
                 message_id: found.id,
                 seq: found.seq,
                 room_id: found.room_id,
-                temp_id: cmd.temp_id.clone(),
                 duplicate: true,
             }),
             // The drain task reported FAILED already.
@@ -829,7 +846,7 @@ impl ChatEngine {
         actor: UserId,
         cmd: &SendMessage,
         mut rx: watch::Receiver<Option<Outcome>>,
-    ) -> std::result::Result<SendReceipt, Rejection> {
+    ) -> std::result::Result<Sent, Rejection> {
         let outcome = loop {
             if let Some(o) = rx.borrow_and_update().clone() {
                 break Some(o);
@@ -849,13 +866,12 @@ impl ChatEngine {
     }
 
     /// The receipt of a stored message sent with the same key, re-emitting its status.
-    async fn answer_found(&self, cmd: &SendMessage, found: &Message) -> SendReceipt {
+    async fn answer_found(&self, found: &Message) -> Sent {
         self.emit_status(found, found.status, None, true).await;
-        SendReceipt {
+        Sent {
             message_id: found.id,
             seq: found.seq,
             room_id: found.room_id,
-            temp_id: cmd.temp_id.clone(),
             duplicate: true,
         }
     }
@@ -869,7 +885,7 @@ impl ChatEngine {
         id: MessageId,
         seq: Seq,
         room: RoomId,
-    ) -> Result<SendReceipt> {
+    ) -> Result<Sent> {
         let status = match self.p().messages.get_message(id).await? {
             Some(m) => m.status,
             None => MessageStatus::SentToKafka,
@@ -888,11 +904,10 @@ impl ChatEngine {
         let event = Arc::new(Event::Status(update));
         self.publish_shared(Topic::Room(room), event.clone()).await;
         self.publish_shared(Topic::User(actor), event).await;
-        Ok(SendReceipt {
+        Ok(Sent {
             message_id: id,
             seq,
             room_id: room,
-            temp_id: cmd.temp_id.clone(),
             duplicate: true,
         })
     }
@@ -1111,7 +1126,7 @@ impl ChatEngine {
                     .collect()
             }
         };
-        let values: Vec<String> = appended
+        let values: Vec<ArrayString<64>> = appended
             .iter()
             .map(|m| {
                 let kind = if takeovers.contains(&m.id) { 'a' } else { 'd' };

@@ -216,17 +216,9 @@ impl<T: Clone> Receiver<T> {
     pub fn into_stream<F>(self, lagged: F) -> impl futures::Stream<Item = T> + Send + 'static
     where
         T: Send + 'static,
-        F: FnMut(u64) + Send + 'static,
+        F: FnMut(u64) + Send + Unpin + 'static,
     {
-        futures::stream::unfold((self, lagged), |(mut rx, mut lagged)| async move {
-            loop {
-                match rx.recv().await {
-                    Recv::Value(value) => return Some((value, (rx, lagged))),
-                    Recv::Lagged(missed) => lagged(missed),
-                    Recv::Closed => return None,
-                }
-            }
-        })
+        RecvStream { rx: self, lagged }
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Recv<T>> {
@@ -237,6 +229,15 @@ impl<T: Clone> Receiver<T> {
             return Poll::Ready(Recv::Lagged(missed));
         }
         let idx = (self.next - st.head) as usize;
+        if idx == 0 && st.buf.front().is_some_and(|(_, left)| *left == 1) {
+            // The last reader of the oldest value: take it instead of cloning and dropping.
+            if let Some((value, _)) = st.buf.pop_front() {
+                st.head += 1;
+                self.next += 1;
+                st.trim();
+                return Poll::Ready(Recv::Value(value));
+            }
+        }
         if let Some((value, left)) = st.buf.get_mut(idx) {
             let value = value.clone();
             *left -= 1;
@@ -276,6 +277,28 @@ impl<T: Clone> Future for RecvFuture<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Recv<T>> {
         self.rx.poll_recv(cx)
+    }
+}
+
+/// [`Receiver::into_stream`]: polls the receiver directly (no future per value).
+struct RecvStream<T, F> {
+    rx: Receiver<T>,
+    lagged: F,
+}
+
+impl<T: Clone, F: FnMut(u64) + Unpin> futures::Stream for RecvStream<T, F> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        loop {
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Recv::Value(value)) => return Poll::Ready(Some(value)),
+                Poll::Ready(Recv::Lagged(missed)) => (this.lagged)(missed),
+                Poll::Ready(Recv::Closed) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
