@@ -152,8 +152,8 @@ pub enum Event {
         room_id: RoomId,
         /// Unread count for this user.
         unread_count: u64,
-        /// Latest message of the room.
-        last_message: Option<Message>,
+        /// Latest message of the room (one copy shared by every participant's update).
+        last_message: Option<Arc<Message>>,
         /// When.
         at: Timestamp,
     },

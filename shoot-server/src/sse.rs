@@ -129,7 +129,7 @@ pub fn encode(event: &Event) -> Option<(&'static str, String)> {
             json(&RoomUpdateView::new(
                 *room_id,
                 *unread_count,
-                last_message.as_ref(),
+                last_message.as_deref(),
                 *at,
             )),
         ),

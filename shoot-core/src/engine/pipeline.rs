@@ -6,8 +6,10 @@
 //! Every room has at most one *lane* at a time: a queue of accepted messages and one drain task
 //! (spawned through the [`Spawner`](crate::ports::Spawner) port, so a caller that goes away
 //! never stalls the lane). The drain repeatedly takes **all** queued messages of the room,
-//! appends them with one `log.append` call (the log assigns the seqs), then publishes, in seq
-//! order, `SENT_TO_KAFKA` and [`Event::MessageCreated`] and wakes the waiting senders. Per-room
+//! publishes their `SENDING` with one bus call (a sender that finds the drain busy with a batch
+//! publishes its own at once instead: its message waits for that batch's append), appends
+//! them with one `log.append` call (the log assigns the seqs), then publishes, in seq order,
+//! `SENT_TO_KAFKA` and [`Event::MessageCreated`] and wakes the waiting senders. Per-room
 //! publish order therefore equals seq order, and appends batch up under load. An idle lane is
 //! removed from the map.
 //!
@@ -141,12 +143,21 @@ struct Pending {
     message: Message,
     key: IdemKey,
     reply: Reply,
+    /// Whether its sender published SENDING already (the lane was busy when it was queued).
+    announced: bool,
+}
+
+/// A room's lane: the messages queued for the next take, and whether the drain is working on
+/// a batch (from its take until its append and publishes are done).
+struct LaneQueue {
+    pending: Vec<Pending>,
+    busy: bool,
 }
 
 /// Runtime state of one engine instance: lanes, in-flight sends, typing timers, link
 /// previews waiting for their message to be saved, and the background workers.
 pub(crate) struct Runtime {
-    lanes: Mutex<HashMap<RoomId, Vec<Pending>>>,
+    lanes: Mutex<HashMap<RoomId, LaneQueue>>,
     lanes_idle: Notify,
     shutting_down: AtomicBool,
     inflight: Mutex<InflightMap>,
@@ -220,6 +231,11 @@ impl Runtime {
     /// The highest seq this instance appended to the log in `room`, if any.
     pub(crate) fn durable_seq(&self, room: RoomId) -> Option<Seq> {
         lock(&self.durable_seqs).get(&room).copied()
+    }
+
+    /// Whether `room`'s lane drain is working on a batch (a message queued now waits for it).
+    fn lane_busy(&self, room: RoomId) -> bool {
+        lock(&self.lanes).get(&room).is_some_and(|lane| lane.busy)
     }
 
     /// Whether `shutdown` has begun.
@@ -651,9 +667,15 @@ impl ChatEngine {
             status: MessageStatus::SentToKafka,
             ..Message::new(id, cmd.room_id, actor, validated.text, now)
         };
-        self.emit_status(&message, status::INITIAL, None, true)
-            .await;
-        let rx = match self.enqueue(message, key.clone()) {
+        // SENDING: published here if the room's lane is busy with a batch (this message waits
+        // for that batch's append, which may take a while), otherwise by the drain for its
+        // whole batch with one bus call. Either way before the message can be appended.
+        let announced = self.runtime().lane_busy(cmd.room_id);
+        if announced {
+            self.emit_status(&message, status::INITIAL, None, true)
+                .await;
+        }
+        let rx = match self.enqueue(message, key.clone(), announced) {
             Ok(rx) => rx,
             Err(message) => {
                 let e = Error::new(ErrorCode::BackendUnavailable, "shutting down");
@@ -931,6 +953,7 @@ impl ChatEngine {
         &self,
         message: Message,
         key: IdemKey,
+        announced: bool,
     ) -> std::result::Result<oneshot::Receiver<Result<Drained>>, Box<Message>> {
         let rt = self.runtime();
         let (tx, rx) = oneshot::channel();
@@ -939,6 +962,7 @@ impl ChatEngine {
             message,
             key,
             reply: tx,
+            announced,
         };
         let spawn = {
             let mut lanes = lock(&rt.lanes);
@@ -946,12 +970,16 @@ impl ChatEngine {
                 return Err(Box::new(pending.message));
             }
             match lanes.get_mut(&room) {
-                Some(queue) => {
-                    queue.push(pending);
+                Some(lane) => {
+                    lane.pending.push(pending);
                     false
                 }
                 None => {
-                    lanes.insert(room, vec![pending]);
+                    let lane = LaneQueue {
+                        pending: vec![pending],
+                        busy: false,
+                    };
+                    lanes.insert(room, lane);
                     true
                 }
             }
@@ -978,7 +1006,10 @@ impl ChatEngine {
             let batch = {
                 let mut lanes = lock(&rt.lanes);
                 match lanes.get_mut(&room) {
-                    Some(queue) if !queue.is_empty() => std::mem::take(queue),
+                    Some(lane) if !lane.pending.is_empty() => {
+                        lane.busy = true;
+                        std::mem::take(&mut lane.pending)
+                    }
                     _ => {
                         lanes.remove(&room);
                         drop(lanes);
@@ -988,11 +1019,22 @@ impl ChatEngine {
                 }
             };
             self.append_batch(batch).await;
+            if let Some(lane) = lock(&rt.lanes).get_mut(&room) {
+                lane.busy = false;
+            }
         }
     }
 
     async fn append_batch(&self, batch: Vec<Pending>) {
         let rt = self.runtime();
+        // SENDING of the messages whose sender did not publish it (the lane was not busy when
+        // they were queued), with one bus call, before the store check and the append.
+        let at = self.now();
+        let mut sending: Events = Vec::new();
+        for p in batch.iter().filter(|p| !p.announced) {
+            push_status(&mut sending, &p.message, status::INITIAL, None, true, at);
+        }
+        self.publish_all(sending).await;
         let mut lane = Lane::with_capacity(batch.len());
         for p in batch {
             lane.messages.push(p.message);

@@ -1,5 +1,7 @@
 //! Read state: per (room, user) read cursor and unread counts.
 
+use std::sync::Arc;
+
 use crate::engine::ChatEngine;
 use crate::error::{Error, ErrorCode, PortError, Result};
 use crate::events::{Event, Topic};
@@ -75,7 +77,7 @@ impl ChatEngine {
             .await?
             .and_then(|r| r.last_message_id)
         {
-            Some(id) => self.p().messages.get_message(id).await?,
+            Some(id) => self.p().messages.get_message(id).await?.map(Arc::new),
             None => None,
         };
         self.publish(

@@ -515,14 +515,20 @@ impl ChatEngine {
                 Err(e) => warn!(count = cursors.len(), error = %e, "unread counts failed"),
             }
         }
+        // One copy of each room's last message, shared by its participants' updates (a room
+        // of 50 000 makes 50 000 updates per batch).
+        let last_shared: HashMap<RoomId, Arc<Message>> = last_per_room
+            .iter()
+            .map(|(room, m)| (*room, Arc::new((*m).clone())))
+            .collect();
         for (p, count) in participants.iter().zip(counts) {
-            let (Some(unread_count), Some(last)) = (count, last_per_room.get(&p.room_id)) else {
+            let (Some(unread_count), Some(last)) = (count, last_shared.get(&p.room_id)) else {
                 continue;
             };
             let event = Event::RoomUpdate {
                 room_id: p.room_id,
                 unread_count,
-                last_message: Some((*last).clone()),
+                last_message: Some(last.clone()),
                 at,
             };
             events.push((Topic::User(p.user_id), Arc::new(event)));

@@ -1114,7 +1114,8 @@ async fn appends_batch_up_behind_a_slow_log() {
             h.send(bob, room, &format!("queued {i}")).await
         }));
     }
-    // Every queued send emits SENDING right before it joins the lane (no await in between).
+    // A send queued behind a batch being appended emits SENDING at once, before it joins the
+    // lane (it does not wait for that append).
     for _ in 0..10 {
         let sending = wait_for(&mut bobs, |e| match e {
             Event::Status(s) => Some(s.status),

@@ -476,7 +476,7 @@ fn render_parts(filter: Filter, event: &Event) -> (&'static str, String, bool) {
                 at,
             },
         ) => {
-            let view = RoomUpdateView::new(*room_id, *unread_count, last_message.as_ref(), *at);
+            let view = RoomUpdateView::new(*room_id, *unread_count, last_message.as_deref(), *at);
             ("ROOM_UPDATE", to_json(&view), false)
         }
         (_, Event::Notification(n)) => ("NOTIFICATION", to_json(&NotificationView::from(n)), false),
