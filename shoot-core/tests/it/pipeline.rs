@@ -1139,3 +1139,85 @@ async fn appends_batch_up_behind_a_slow_log() {
         "one append for everything queued"
     );
 }
+
+/// Every message reports SENDING exactly once, before its SENT_TO_KAFKA, whether the lane
+/// drain published it with its batch (the lane was idle) or the sender did (the lane was busy
+/// appending an earlier batch).
+#[tokio::test]
+async fn sending_is_reported_once_and_first_on_idle_and_busy_lanes() {
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_2024());
+    let log = Arc::new(GatedLog {
+        inner: Arc::new(shoot_core::memory::MemoryLog::new(clock)),
+        sizes: Mutex::new(Vec::new()),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let gated = log.clone();
+    let h = Arc::new(Harness::custom(|_| {}, move |p| p.log = gated));
+    let [alice, bob] = h.users(["alice", "bob"]).await;
+    let room = h.group(alice, &[bob]).await;
+    let mut alices = h.subscribe(Topic::User(alice)).await;
+    let spawn_send = |text: String| {
+        let h = h.clone();
+        tokio::spawn(async move { h.send(alice, room, &text).await })
+    };
+    // An idle lane: the drain reports SENDING, then blocks in the append.
+    let mut sends = vec![spawn_send("first".to_owned())];
+    h.until(|| async { (log.sizes.lock().unwrap().len() == 1).then_some(()) })
+        .await;
+    // A busy lane: each sender reports its own SENDING.
+    for i in 0..4 {
+        sends.push(spawn_send(format!("queued {i}")));
+    }
+    let mut statuses: Vec<(Arc<str>, MessageStatus)> = Vec::new();
+    let record = |statuses: &mut Vec<(Arc<str>, MessageStatus)>, s: &StatusUpdate| {
+        statuses.push((s.temp_id.clone().expect("tempId"), s.status));
+    };
+    while statuses.len() < 5 {
+        let event = next_event(&mut alices).await;
+        if let Event::Status(s) = &*event {
+            record(&mut statuses, s);
+        }
+    }
+    assert!(
+        statuses.iter().all(|(_, st)| *st == MessageStatus::Sending),
+        "nothing is appended while the gate is closed: {statuses:?}"
+    );
+    log.gate.add_permits(1);
+    let mut receipts = Vec::new();
+    for t in sends {
+        receipts.push(t.await.unwrap());
+    }
+    // Then an idle lane again.
+    receipts.push(h.send(alice, room, "last").await);
+    let sent = |statuses: &[(Arc<str>, MessageStatus)]| {
+        statuses
+            .iter()
+            .filter(|(_, st)| *st == MessageStatus::SentToKafka)
+            .count()
+    };
+    while sent(&statuses) < receipts.len() {
+        let event = next_event(&mut alices).await;
+        if let Event::Status(s) = &*event {
+            record(&mut statuses, s);
+        }
+    }
+    for r in &receipts {
+        let mine: Vec<MessageStatus> = statuses
+            .iter()
+            .filter(|(t, _)| **t == *r.temp_id)
+            .map(|(_, st)| *st)
+            .collect();
+        // (PROCESSING and SAVED may follow, from the persistence worker.)
+        let sending = mine
+            .iter()
+            .filter(|st| **st == MessageStatus::Sending)
+            .count();
+        assert_eq!(sending, 1, "{}: {statuses:?}", r.temp_id);
+        assert_eq!(mine.first(), Some(&MessageStatus::Sending), "{}", r.temp_id);
+        assert!(
+            mine.contains(&MessageStatus::SentToKafka),
+            "{}: {statuses:?}",
+            r.temp_id
+        );
+    }
+}
