@@ -1088,8 +1088,9 @@ impl shoot_core::ports::MessageLog for GatedLog {
     }
 }
 
-#[tokio::test]
-async fn appends_batch_up_behind_a_slow_log() {
+/// A harness whose log holds every append until `gate` gets a permit, with alice and bob in a
+/// group room.
+async fn gated_room() -> (Arc<GatedLog>, Arc<Harness>, [UserId; 2], RoomId) {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_2024());
     let log = Arc::new(GatedLog {
         inner: Arc::new(shoot_core::memory::MemoryLog::new(clock)),
@@ -1098,8 +1099,14 @@ async fn appends_batch_up_behind_a_slow_log() {
     });
     let gated = log.clone();
     let h = Arc::new(Harness::custom(|_| {}, move |p| p.log = gated));
-    let [alice, bob] = h.users(["alice", "bob"]).await;
-    let room = h.group(alice, &[bob]).await;
+    let users = h.users(["alice", "bob"]).await;
+    let room = h.group(users[0], &[users[1]]).await;
+    (log, h, users, room)
+}
+
+#[tokio::test]
+async fn appends_batch_up_behind_a_slow_log() {
+    let (log, h, [alice, bob], room) = gated_room().await;
     let first = {
         let h = h.clone();
         tokio::spawn(async move { h.send(alice, room, "first").await })
@@ -1145,16 +1152,7 @@ async fn appends_batch_up_behind_a_slow_log() {
 /// appending an earlier batch).
 #[tokio::test]
 async fn sending_is_reported_once_and_first_on_idle_and_busy_lanes() {
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_2024());
-    let log = Arc::new(GatedLog {
-        inner: Arc::new(shoot_core::memory::MemoryLog::new(clock)),
-        sizes: Mutex::new(Vec::new()),
-        gate: tokio::sync::Semaphore::new(0),
-    });
-    let gated = log.clone();
-    let h = Arc::new(Harness::custom(|_| {}, move |p| p.log = gated));
-    let [alice, bob] = h.users(["alice", "bob"]).await;
-    let room = h.group(alice, &[bob]).await;
+    let (log, h, [alice, _], room) = gated_room().await;
     let mut alices = h.subscribe(Topic::User(alice)).await;
     let spawn_send = |text: String| {
         let h = h.clone();
